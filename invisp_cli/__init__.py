@@ -1,0 +1,3 @@
+"""invisp: an invertible image signal processor (InvISP) for RAW ↔ JPEG."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""Error types. Every failure a user can cause is an ``InvispError``: the CLI prints its message on one
+line and exits with its ``exit_code``; nothing else is caught."""
+
+from __future__ import annotations
+
+
+class InvispError(Exception):
+    """A user-facing error: one clear line, non-zero exit."""
+
+    exit_code = 1
+
+
+class InputError(InvispError):
+    """The input file is missing, unreadable, truncated or corrupt."""
+
+    exit_code = 2
+
+
+class UnsupportedSensorError(InvispError):
+    """The RAW is readable but not a Bayer mosaic (X-Trans, Foveon, linear DNG, monochrome)."""
+
+    exit_code = 3
+
+
+class MetadataError(InvispError):
+    """A JPEG/MP4 carries no invisp metadata, or metadata that fails validation."""
+
+    exit_code = 4
+
+
+class ModelError(InvispError):
+    """Unknown model ID, missing checkpoint, or checkpoint hash mismatch."""
+
+    exit_code = 5
+
+
+class OutputError(InvispError):
+    """The output exists (and --force was not given) or cannot be written."""
+
+    exit_code = 6
