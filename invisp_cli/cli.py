@@ -1,0 +1,214 @@
+"""The ``invisp`` command line: parse, call one function, print with rich, map errors to exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from . import __version__
+from .errors import InvispError
+from .progress import console
+
+out = console.__class__()  # stdout console for results
+
+
+def _errors(fn):
+    """Turn an InvispError (or an unexpected failure) into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InvispError as e:
+            click.echo(f"invisp: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("invisp: interrupted; no output written", err=True)
+            sys.exit(130)
+        except Exception as e:  # a bug, not bad input: still one line, and nothing half-written
+            if "--debug" in sys.argv or __import__("os").environ.get("INVISP_DEBUG"):
+                raise
+            click.echo(f"invisp: internal error: {type(e).__name__}: {e} (set INVISP_DEBUG=1 for a traceback)",
+                       err=True)
+            sys.exit(70)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="invisp")
+def main() -> None:
+    """invisp: render camera RAW into an ordinary JPEG, and recover the RAW from that JPEG."""
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path), help="output .jpg")
+@click.option("--model", "model_id", default=None, help="model ID (default: chosen from the camera make)")
+@click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100))
+@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
+              help="JPEG chroma subsampling")
+@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
+@_errors
+def encode(src: Path, dst: Path, model_id: str | None, quality: int, subsampling: str, tile: int,
+           force: bool) -> None:
+    """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG."""
+    from .codec import encode_file
+
+    r = encode_file(src, dst, model_id=model_id, quality=quality, subsampling=subsampling, force=force,
+                    tile=tile)
+    console.print(f"{src} → {r.output}  [{r.model_id}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]")
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path), help="output .dng")
+@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
+@_errors
+def decode(src: Path, dst: Path, tile: int, force: bool) -> None:
+    """Recover the RAW from an invisp JPEG and write it as a DNG."""
+    from .codec import decode_file
+
+    r = decode_file(src, dst, force=force, tile=tile)
+    console.print(f"{src} → {r.output}  [{r.model_id}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_errors
+def info(path: Path) -> None:
+    """Show what a file carries: an invisp JPEG's model, camera and sizes, or a RAW file's parameters."""
+    from .inspect import describe
+
+    table = Table(show_header=False, box=None)
+    for key, value in describe(path):
+        table.add_row(f"[bold]{key}[/]", str(value))
+    out.print(table)
+
+
+@main.command()
+@_errors
+def models() -> None:
+    """List the installed models: ID, cameras, architecture, size, training data, measured metrics."""
+    from .zoo import list_models
+
+    table = Table(title="invisp models")
+    for col in ("ID", "cameras", "arch", "kMAC/px", "size", "trained on", "metrics"):
+        table.add_column(col)
+    for e in list_models():
+        size = f"{e.path.stat().st_size / 1e3:.0f} kB" if e.path.is_file() else "missing"
+        metrics = ", ".join(f"{k} {v}" for k, v in e.metrics.items() if not isinstance(v, dict))
+        table.add_row(e.id, ",".join(e.cameras), f"{e.arch} {e.hparams}", str(e.training.get("kmac_per_px", "")),
+                      size, str(e.training.get("data_summary", "")), metrics)
+    out.print(table)
+
+
+@main.command()
+@click.option("--camera", required=True, help="camera name the model is for (matched against the RAW's Make), "
+              "or 'generic' for any Bayer camera")
+@click.option("--data", multiple=True, required=True, type=click.Path(), help="folder or file of RAWs (repeatable)")
+@click.option("--val", multiple=True, type=click.Path(), help="held-out RAW files/folders for validation")
+@click.option("--out", required=True, type=click.Path(), help="output folder (checkpoint + registry.json)")
+@click.option("--arch", default="squeeze", show_default=True)
+@click.option("--hparams", default="{}", help='architecture hyper-parameters as JSON, e.g. \'{"blocks": 3}\'')
+@click.option("--steps", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--patch", default=96, show_default=True, type=click.IntRange(16))
+@click.option("--lr", default=2e-4, show_default=True, type=float)
+@click.option("--jpeg-quality", default="80-95", show_default=True, help="quality or range lo-hi simulated")
+@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]))
+@click.option("--lam", "lam", default=1.0, show_default=True, type=float, help="λ of eq. 8 (RAW loss weight)")
+@click.option("--synthetic", default=0, show_default=True, type=click.IntRange(0),
+              help="unprocessed copies of each bundled photo to add (needs scikit-image)")
+@click.option("--every", default=250, show_default=True, type=click.IntRange(1), help="checkpoint/validate every N")
+@click.option("--id", "model_id", default="", help="model ID (default CAMERA-ARCH)")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--resume", is_flag=True, help="continue from OUT/train_state.pt")
+@click.option("--init", default="", type=click.Path(), help="start from this .safetensors checkpoint (fine-tuning)")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
+@_errors
+def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam,
+          synthetic, every, model_id, seed, resume, init, device) -> None:
+    """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
+    import json
+
+    from .train import TrainConfig
+    from .train import train as run
+
+    lo, _, hi = jpeg_quality.partition("-")
+    cfg = TrainConfig(camera=camera, data=list(data), val=list(val), out=out, arch=arch, hparams=json.loads(hparams),
+                      steps=steps, batch=batch, patch=patch, lr=lr, quality=(int(lo), int(hi or lo)),
+                      subsampling=subsampling, lam=lam, synthetic=synthetic, every=every, model_id=model_id,
+                      seed=seed, resume=resume, init=init)
+    entry = run(cfg, device=device)
+    if entry is not None:
+        console.print(f"saved {entry.id} → {entry.path} (sha256 {entry.sha256[:12]}…); metrics {entry.metrics}")
+        console.print(f"use it with: INVISP_WEIGHTS={out} invisp encode … --model {entry.id}")
+
+
+@main.command()
+@click.argument("original", type=click.Path(path_type=Path))
+@click.argument("recovered", type=click.Path(path_type=Path))
+@click.option("--jpeg", type=click.Path(path_type=Path), default=None, help="the invisp JPEG, for bpp/RGB metrics")
+@_errors
+def compare(original: Path, recovered: Path, jpeg: Path | None) -> None:
+    """Measure a recovered RAW (and its JPEG) against the original RAW file."""
+    from .compare import compare_files
+
+    table = Table(title=f"{recovered.name} vs {original.name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in compare_files(original, recovered, jpeg).items():
+        table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
+    out.print(table)
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        vals = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not vals or any(not 1 <= v <= 100 for v in vals):
+        raise click.BadParameter(f"JPEG qualities must be in 1..100, got {value!r}")
+    return vals
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--model", "models", multiple=True, help="model ID to benchmark (repeatable; default: every "
+              "registered model, or the camera-matched one with --auto)")
+@click.option("--auto", is_flag=True, help="benchmark the model chosen from each file's camera make")
+@click.option("-q", "--quality", "qualities", default="90", show_default=True, callback=_int_list,
+              help="JPEG qualities, comma-separated (e.g. 70,90)")
+@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]))
+@click.option("--baselines", default=None, help="comma-separated subset of analytic,upi,dng,jxl,miniraw "
+              "(default: all available)")
+@click.option("--limit", type=click.IntRange(1), default=None, help="benchmark at most N files")
+@click.option("--crop", type=click.IntRange(16), default=None, help="centre N×N crop of each RAW (even-aligned)")
+@click.option("--out", "out_dir", default="bench_out", show_default=True, type=click.Path(path_type=Path),
+              help="report folder")
+@click.option("--no-plots", is_flag=True, help="skip the PNG figures")
+@_errors
+def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualities: list[int], subsampling: str,
+          baselines: str | None, limit: int | None, crop: int | None, out_dir: Path, no_plots: bool) -> None:
+    """Benchmark RAW → JPEG → RAW on RAW files or folders (default: examples/) against baselines."""
+    from .bench import BenchConfig, run_bench, write_outputs
+    from .bench.report import tables
+
+    cfg = BenchConfig(inputs=list(inputs), models=list(models), auto=auto, qualities=qualities,
+                      subsampling=subsampling,
+                      baselines=None if baselines is None else [b.strip() for b in baselines.split(",") if b.strip()],
+                      limit=limit, crop=crop, out=out_dir, plots=not no_plots)
+    result = run_bench(cfg)
+    for w in result.warnings:
+        console.print(f"warning: {w}", markup=False, highlight=False)
+    for table in tables(result):
+        out.print(table)
+    written = write_outputs(result, out_dir, plots=not no_plots)
+    console.print(f"wrote {', '.join(str(p) for p in written)}")

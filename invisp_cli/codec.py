@@ -1,0 +1,120 @@
+"""Encode (RAW → JPEG) and decode (JPEG → DNG): the invertible chain run forwards or backwards by tiles.
+
+    encode:  mosaic ─Levels─WhiteBalance─BilinearDemosaic─ColorMatrix─Gamma─Flow─▶ [0,1] → 8-bit → orient → JPEG
+    decode:  JPEG → un-orient → /255 ─Flow⁻¹─Gamma⁻¹─ColorMatrix⁻¹─re-mosaic─WhiteBalance⁻¹─Levels⁻¹─▶ round → DNG
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import rawio
+from .containers import jpeg
+from .errors import InputError
+from .fileio import atomic_output, check_output
+from .params import ReconstructionParams
+from .rawio import RawImage
+from .steps import Chain, Flow, analytic_steps, libraw_maximum_gain
+from .tiling import run_tiled
+from .zoo import ModelEntry, find_model, load_model, select_model
+
+DEFAULT_TILE = 1024
+
+
+def isp_chain(raw: RawImage, model: torch.nn.Module, gain: float) -> Chain:
+    """The full invertible ISP for one frame: analytic, metadata-driven steps followed by the flow."""
+    return Chain([*analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain), Flow(model)])
+
+
+def render_settings(raw: RawImage, quality: int = 90, subsampling: str = "4:4:4") -> dict:
+    """The per-file rendering parameters stored in ``params.render``: JPEG settings and the exposure gain
+    that makes the analytic ISP as bright as LibRaw's render (``steps.libraw_maximum_gain``)."""
+    return {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling,
+            "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
+
+
+@torch.inference_mode()
+def render(raw: RawImage, model: torch.nn.Module, gain: float, tile: int = DEFAULT_TILE) -> np.ndarray:
+    """RAW → upright sRGB uint8 (H', W', 3), as stored in the JPEG (``gain`` from ``render_settings``)."""
+    chain = isp_chain(raw, model, gain)
+    h, w = raw.mosaic.shape
+    x = torch.from_numpy(raw.mosaic.astype(np.float32)).view(1, 1, h, w)
+    out = np.empty((1, 3, h, w), np.uint8)
+
+    def to_u8(t: torch.Tensor) -> np.ndarray:
+        return (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+
+    run_tiled(chain.forward, x, out, tile=tile, halo=chain.receptive_field, align=chain.align, post=to_u8,
+              description="rendering")
+    return np.ascontiguousarray(rawio.apply_flip(out[0].transpose(1, 2, 0), raw.flip))
+
+
+@torch.inference_mode()
+def recover(rgb: np.ndarray, params: ReconstructionParams, model: torch.nn.Module,
+            tile: int = DEFAULT_TILE) -> RawImage:
+    """Upright sRGB uint8 + stored parameters → RAW (mosaic in the original bit depth and orientation)."""
+    raw = params.raw_template()
+    chain = isp_chain(raw, model, float(params.render["exposure_gain"]))
+    sensor = np.ascontiguousarray(rawio.undo_flip(rgb, raw.flip).transpose(2, 0, 1))[None]
+    h, w = sensor.shape[-2:]
+    out = np.empty((1, 1, h, w), np.uint16)
+
+    def to_raw_units(t: torch.Tensor) -> np.ndarray:
+        return t.round().clamp(0, raw.white).to(torch.int32).numpy().astype(np.uint16)
+
+    run_tiled(lambda t: chain.inverse(t.float() / 255.0), torch.from_numpy(sensor), out, tile=tile,
+              halo=chain.receptive_field, align=chain.align, post=to_raw_units, description="recovering RAW")
+    raw.mosaic = out[0, 0]
+    return raw
+
+
+@dataclass
+class Result:
+    output: Path
+    model_id: str
+    seconds: float
+    bytes: int
+
+
+def resolve_model(model_id: str | None, make: str) -> ModelEntry:
+    return find_model(model_id) if model_id else select_model(make)
+
+
+def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
+                quality: int = 90, subsampling: str = "4:4:4", force: bool = False,
+                tile: int = DEFAULT_TILE) -> Result:
+    """Read a RAW file, render it with the chosen (or camera-matched) model, write the JPEG atomically."""
+    t0 = time.perf_counter()
+    check_output(dst, force)
+    raw = rawio.read_raw(src)
+    entry = resolve_model(model_id, raw.exif.get("make", ""))
+    model = load_model(entry)
+    settings = render_settings(raw, quality, subsampling)
+    rgb = render(raw, model, settings["exposure_gain"], tile)
+    params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
+    data = jpeg.encode_jpeg(rgb, params)
+    with atomic_output(dst, force) as tmp:
+        tmp.write_bytes(data)
+    return Result(Path(dst), entry.id, time.perf_counter() - t0, len(data))
+
+
+def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool = False,
+                tile: int = DEFAULT_TILE) -> Result:
+    """Read an invisp JPEG, load exactly the model it names, recover the RAW and write a DNG atomically."""
+    t0 = time.perf_counter()
+    suffix = Path(dst).suffix.lower()
+    if suffix != ".dng":
+        raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .dng)")
+    check_output(dst, force)
+    rgb, params = jpeg.read_jpeg(src)
+    model = load_model(find_model(params.model_id), expected_sha256=params.model_sha256)
+    raw = recover(rgb, params, model, tile)
+    with atomic_output(dst, force) as tmp:
+        rawio.write_dng(tmp, raw)
+    return Result(Path(dst), params.model_id, time.perf_counter() - t0, Path(dst).stat().st_size)

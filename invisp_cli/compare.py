@@ -1,0 +1,42 @@
+"""``invisp compare``: measure a recovered RAW (and its JPEG) against the original RAW file.
+
+Every number is one of ``invisp_cli.metrics`` (definitions in the README's "Metrics" section)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import metrics, rawio
+from .errors import InputError
+
+
+def compare_files(original: Path, recovered: Path, jpeg: Path | None = None) -> dict[str, float | str]:
+    """RAW-PSNR-lin/γ of ``recovered`` vs ``original`` (normalised visible mosaics, the original's levels);
+    with ``jpeg``: bpp, RGB-PSNR and SSIM (mean over R, G, B) vs LibRaw's render of the original."""
+    a, b = rawio.read_raw(original), rawio.read_raw(recovered)
+    if a.mosaic.shape != b.mosaic.shape or a.cfa != b.cfa:
+        raise InputError(f"{recovered}: geometry differs from {original} "
+                         f"({b.mosaic.shape} {b.cfa} vs {a.mosaic.shape} {a.cfa})")
+    n = metrics.normalise_mosaic(a.mosaic, a.black, a.white)
+    n_hat = metrics.normalise_mosaic(b.mosaic, a.black, a.white)
+    res: dict[str, float | str] = {
+        "RAW-PSNR-lin (dB)": metrics.raw_psnr_lin(n_hat, n),
+        "RAW-PSNR-γ (dB)": metrics.raw_psnr_gamma(n_hat, n),
+        "same levels": str(bool(np.allclose(a.black, b.black) and a.white == b.white)),
+    }
+    if jpeg is not None:
+        ref = rawio.render_reference(original)
+        img = np.asarray(Image.open(jpeg).convert("RGB"))
+        res["bpp"] = metrics.bpp(jpeg.stat().st_size, n.size)
+        res["compression ratio (RAW file / JPEG)"] = metrics.compression_ratio(original.stat().st_size,
+                                                                               jpeg.stat().st_size)
+        if img.shape == ref.shape:
+            res["RGB-PSNR vs LibRaw (dB)"] = metrics.rgb_psnr(img, ref)
+            res["SSIM vs LibRaw (RGB mean)"] = metrics.ssim(img, ref)
+            hi = rawio.undo_flip(metrics.highlight_mask(ref), a.flip)
+            if hi.any():
+                res["RAW-PSNR-lin highlights (dB)"] = metrics.raw_psnr_lin(n_hat, n, mask=hi)
+    return res

@@ -1,0 +1,1 @@
+"""File containers that carry rendered pixels plus the reconstruction parameters."""

@@ -1,0 +1,66 @@
+"""The efficient invertible ISP: global per-pixel stages at full resolution, spatial couplings on a
+pixel-unshuffled tensor.
+
+    x ─▶ unshuffle(f) ─▶ curve_in ─▶ mix_in ─▶ [1×1(3f²) ─▶ coupling]×B ─▶ mix_out ─▶ curve_out ─▶ shuffle(f)
+
+Squeezing by f turns 3 channels into 3f² at 1/f² of the positions, so subnets run as wide, dense convs
+(which use the CPU 2–3× better per MAC than thin full-resolution layers, ../shared/PERF-NOTES.md) while the
+per-colour monotone curves and 3×3 colour mixes do the global colour/tone/highlight work at O(1) cost per
+pixel. Those per-pixel stages act on every colour sample identically whatever its position in the f×f cell,
+so they are applied to the squeezed tensor directly (3× cheaper than 3-channel full-resolution ops here).
+Every part is the identity at initialisation, so training starts from the analytic ISP of the metadata."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .blocks import AffineCoupling, InvConv1x1, MonotoneCurve, zero_last
+from .registry import register
+
+
+class ConvSubnet(nn.Sequential):
+    """3×3 conv → LeakyReLU → 1×1 conv → LeakyReLU → 3×3 conv (last layer zero-initialised)."""
+
+    def __init__(self, cin: int, cout: int, width: int):
+        super().__init__(
+            nn.Conv2d(cin, width, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, cout, 3, padding=1),
+        )
+        zero_last(self)
+
+
+@register("squeeze")
+class SqueezeFlow(nn.Module):
+    """Pixel-unshuffle coupling flow with monotone tone curves (see module docstring)."""
+
+    def __init__(self, blocks: int = 3, width: int = 48, factor: int = 4, knots: int = 16, clamp: float = 1.0):
+        super().__init__()
+        c = 3 * factor * factor
+        self.factor = factor
+        self.align = factor
+        r = factor * factor
+        self.curve_in = MonotoneCurve(3, knots, repeat=r)
+        self.mix_in = InvConv1x1(3, identity_init=True, repeat=r)
+        self.layers = nn.ModuleList()
+        for _ in range(blocks):
+            self.layers.append(InvConv1x1(c, identity_init=True))
+            self.layers.append(AffineCoupling(c, c // 2, lambda a, b: ConvSubnet(a, b, width), clamp))
+        self.mix_out = InvConv1x1(3, identity_init=True, repeat=r)
+        self.curve_out = MonotoneCurve(3, knots, repeat=r)
+        # per coupling: two subnets in sequence, each two 3×3 convs deep, at stride `factor`
+        self.receptive_field = blocks * 2 * 2 * factor + factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.mix_in(self.curve_in(F.pixel_unshuffle(x, self.factor)))
+        for layer in self.layers:
+            x = layer(x)
+        return F.pixel_shuffle(self.curve_out(self.mix_out(x)), self.factor)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        y = self.mix_out.inverse(self.curve_out.inverse(F.pixel_unshuffle(y, self.factor)))
+        for layer in reversed(self.layers):
+            y = layer.inverse(y)
+        return F.pixel_shuffle(self.curve_in.inverse(self.mix_in.inverse(y)), self.factor)

@@ -1,0 +1,349 @@
+"""``invisp train``: fit a flow for one camera (or all cameras) on the user's RAW files.
+
+Per training pair, from a random crop of a RAW file:
+    x = Gamma(ColorMatrix(Demosaic(WB(Levels(mosaic)))))     the flow's input (metadata-driven analytic ISP)
+    y = LibRaw postprocess(use_camera_wb, no_auto_bright)     the target sRGB, cached once per file
+Loss (paper eq. 8, with the differentiable JPEG of sec. 4.3.1 between the passes):
+    L = ‖f(x) − y‖₁ + λ ‖f⁻¹(JPEG_q(clip(f(x), 0, 1))) − x‖₁,   q ~ U[q_lo, q_hi]
+Runs under ``torchrun`` with DistributedDataParallel (gloo on CPU, nccl on GPU): each rank samples its own
+crops (seed + rank), gradients are all-reduced by DDP, rank 0 validates and writes checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors.torch import load_file
+
+from . import rawio
+from .containers import jpeg
+from .errors import InputError
+from .flows import build
+from .metrics import mac_per_pixel, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
+from .params import ReconstructionParams
+from .progress import console
+from .rawio import RawImage
+from .simulators.jpeg import DiffJPEG
+from .steps import Chain, analytic_steps, libraw_maximum_gain
+from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
+
+RAW_SUFFIXES = {".dng", ".nef", ".cr2", ".cr3", ".crw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".kdc",
+                ".qtk", ".3fr", ".erf", ".mrw", ".nrw", ".raw", ".rwl", ".x3f", ".iiq", ".mef", ".mos", ".dcr"}
+
+
+@dataclass
+class TrainConfig:
+    camera: str
+    data: list[str]
+    out: str
+    arch: str = "squeeze"
+    hparams: dict = field(default_factory=dict)
+    steps: int = 2000
+    batch: int = 8
+    patch: int = 96
+    lr: float = 2e-4
+    quality: tuple[int, int] = (80, 95)
+    subsampling: str = "4:4:4"
+    lam: float = 1.0
+    seed: int = 0
+    val: list[str] = field(default_factory=list)
+    val_crop: int = 512
+    synthetic: int = 0
+    every: int = 250
+    model_id: str = ""
+    resume: bool = False
+    init: str = ""
+    cache: str = ""
+
+
+def raw_files(paths: list[str]) -> list[Path]:
+    """RAW files named directly or found (non-recursively) in the given folders, sorted."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in RAW_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return files
+
+
+@dataclass
+class Sample:
+    """One training image: RAW in sensor orientation and its LibRaw render aligned to it."""
+
+    name: str
+    raw: RawImage
+    target: np.ndarray  # uint8 (H, W, 3), sensor orientation
+    gain: float = 1.0  # codec.render_settings' exposure gain, from the whole frame
+
+
+def reference_render(path: Path, raw: RawImage, cache: Path | None) -> np.ndarray:
+    """LibRaw's render of ``path`` in sensor orientation, cached as .npy keyed by the file's hash."""
+    key = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
+    cached = cache / f"{key}.npy" if cache else None
+    if cached and cached.is_file():
+        return np.load(cached)
+    ref = rawio.undo_flip(rawio.render_reference(path), raw.flip)
+    if ref.shape[:2] != raw.mosaic.shape:
+        raise InputError(f"{path}: LibRaw renders {ref.shape[:2]} but the visible mosaic is {raw.mosaic.shape}")
+    if cached:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(cached, ref)
+    return ref
+
+
+def synthetic_samples(count: int, templates: list[RawImage], rng: np.random.Generator,
+                      workdir: Path) -> list[Sample]:
+    """``count`` unprocessed versions of each bundled photo, with the colour matrix, CFA and levels of a
+    random template RAW; the target is LibRaw's render of the synthetic DNG, exactly as for real files."""
+    from .synth import bundled_photos, unprocess
+
+    out = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, photo in bundled_photos():
+        for i in range(count):
+            t = templates[rng.integers(len(templates))]
+            raw = unprocess(photo, t.xyz_to_cam, cfa=t.cfa, white=t.white, black=t.black, rng=rng,
+                            exposure=rng.uniform(0.7, 1.6))
+            dng = workdir / f"synth-{name}-{i}.dng"
+            rawio.write_dng(dng, raw)
+            raw = rawio.read_raw(dng)
+            ref = rawio.undo_flip(rawio.render_reference(dng), raw.flip)
+            out.append(Sample(f"synthetic:{name}:{i}", raw, ref, libraw_maximum_gain(raw.mosaic, raw.black, raw.white)))
+    return out
+
+
+def crop_raw(raw: RawImage, y0: int, x0: int, h: int, w: int) -> RawImage:
+    """A RawImage of a crop; offsets must be even so the CFA layout is unchanged."""
+    assert y0 % 2 == 0 and x0 % 2 == 0
+    return RawImage(**{**raw.__dict__, "mosaic": raw.mosaic[y0 : y0 + h, x0 : x0 + w], "flip": 0})
+
+
+def analytic_input(raw: RawImage, gain: float) -> torch.Tensor:
+    """(1, 3, H, W) flow input for a RawImage: the metadata-driven steps applied to its mosaic."""
+    chain = Chain(analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain))
+    m = torch.from_numpy(raw.mosaic.astype(np.float32))[None, None]
+    return chain.forward(m)
+
+
+class PatchSampler:
+    """Random (x, y) crops: even-aligned mosaic crop → analytic steps → random flip / 90° rotation."""
+
+    def __init__(self, samples: list[Sample], patch: int, rng: np.random.Generator):
+        self.samples, self.patch, self.rng = samples, patch, rng
+        areas = np.array([s.raw.mosaic.size for s in samples], dtype=float)
+        self.p = np.sqrt(areas) / np.sqrt(areas).sum()  # favour big files, but not overwhelmingly
+
+    def one(self) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.samples[self.rng.choice(len(self.samples), p=self.p)]
+        p, m = self.patch, 2
+        h, w = s.raw.mosaic.shape
+        y0 = 2 * self.rng.integers(0, max(1, (h - p - 2 * m) // 2))
+        x0 = 2 * self.rng.integers(0, max(1, (w - p - 2 * m) // 2))
+        x = analytic_input(crop_raw(s.raw, y0, x0, p + 2 * m, p + 2 * m), s.gain)[0, :, m:-m, m:-m]
+        y = torch.from_numpy(s.target[y0 + m : y0 + m + p, x0 + m : x0 + m + p].transpose(2, 0, 1) / 255.0)
+        k = int(self.rng.integers(4))
+        x, y = torch.rot90(x, k, (1, 2)), torch.rot90(y.float(), k, (1, 2))
+        if self.rng.random() < 0.5:
+            x, y = x.flip(2), y.flip(2)
+        return x, y
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = zip(*(self.one() for _ in range(n)), strict=True)
+        return torch.stack(xs).contiguous(), torch.stack(ys).contiguous()
+
+
+class RoundTrip(nn.Module):
+    """forward → clip → differentiable JPEG → inverse, as one module so DDP sees every parameter use."""
+
+    def __init__(self, flow: nn.Module, subsampling: str):
+        super().__init__()
+        self.flow, self.jpeg, self.subsampling = flow, DiffJPEG("fourier"), subsampling
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y_hat = self.flow(x)
+        compressed = self.jpeg(y_hat.clamp(0, 1), quality, self.subsampling)
+        return y_hat, self.flow.inverse(compressed)
+
+
+def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling: str, crop: int) -> dict:
+    """Real round trip (render → Pillow JPEG → decode → recover) on a centre crop of each validation file."""
+    from .codec import recover, render
+
+    rows = []
+    for s in samples:
+        h, w = s.raw.mosaic.shape
+        ch, cw = min(crop, h) // 4 * 4, min(crop, w) // 4 * 4
+        y0, x0 = (h - ch) // 4 * 2, (w - cw) // 4 * 2
+        raw = crop_raw(s.raw, y0, x0, ch, cw)
+        settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, "exposure_gain": s.gain}
+        rgb = render(raw, model, s.gain)
+        params = ReconstructionParams.from_raw(raw, "eval", "0" * 64, settings)
+        data = jpeg.encode_jpeg(rgb, params)
+        from io import BytesIO
+
+        from PIL import Image
+
+        decoded = np.asarray(Image.open(BytesIO(data)).convert("RGB"))
+        back = recover(decoded, params, model)
+        n = normalise_mosaic(raw.mosaic, raw.black, raw.white)
+        n_hat = normalise_mosaic(back.mosaic, raw.black, raw.white)
+        rows.append({"file": s.name, "raw_psnr_gamma": raw_psnr_gamma(n_hat, n), "raw_psnr_lin": raw_psnr_lin(n_hat, n),
+                     "rgb_psnr": rgb_psnr(decoded, s.target[y0 : y0 + ch, x0 : x0 + cw]),
+                     "bpp": 8 * len(data) / n.size})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("raw_psnr_gamma", "raw_psnr_lin", "rgb_psnr", "bpp")}
+    return {"mean": mean, "files": rows}
+
+
+def _load_samples(files: list[Path], cache: Path | None) -> list[Sample]:
+    """Read each RAW and its LibRaw render; files LibRaw renders at another size (non-square pixels, e.g.
+    Kodak DC120) cannot give aligned pairs and are skipped with a warning."""
+    out = []
+    for f in files:
+        raw = rawio.read_raw(f)
+        gain = libraw_maximum_gain(raw.mosaic, raw.black, raw.white)
+        try:
+            out.append(Sample(f.name, raw, reference_render(f, raw, cache), gain))
+        except InputError as e:
+            console.print(f"[yellow]skipping[/] {e}")
+    return out
+
+
+def _dist_setup() -> tuple[int, int]:
+    if "RANK" not in os.environ or dist.is_initialized():
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
+    """Train, validate and save; returns the registry entry on rank 0 (None on other ranks)."""
+    rank, world = _dist_setup()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1000 * rank)
+    out = Path(cfg.out)
+    cache = Path(cfg.cache) if cfg.cache else out / "cache"
+    train_files = raw_files(cfg.data)
+    val_files = raw_files(cfg.val) if cfg.val else []
+    train_files = [f for f in train_files if f.resolve() not in {v.resolve() for v in val_files}]
+    if not train_files:
+        raise InputError("no RAW files to train on")
+    samples = _load_samples(train_files, cache)
+    if cfg.synthetic:
+        synth_rng = np.random.default_rng(cfg.seed + 7)  # same synthetic set on every rank
+        samples += synthetic_samples(cfg.synthetic, [s.raw for s in samples], synth_rng, cache / "synthetic")
+    val = _load_samples(val_files, cache) if rank == 0 else []
+
+    flow = build(cfg.arch, **cfg.hparams)
+    if cfg.init:
+        flow.load_state_dict(load_file(cfg.init), strict=True)
+    flow = flow.to(device)
+    state_file = out / "train_state.pt"
+    step0 = 0
+    opt = torch.optim.Adam(flow.parameters(), lr=cfg.lr)
+    if cfg.resume and state_file.is_file():
+        state = torch.load(state_file, weights_only=True, map_location=device)
+        flow.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        step0 = int(state["step"])
+    roundtrip: nn.Module = RoundTrip(flow, cfg.subsampling).to(device)
+    if world > 1:
+        roundtrip = nn.parallel.DistributedDataParallel(roundtrip)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + step0) / max(1, cfg.steps)))))
+    sampler = PatchSampler(samples, cfg.patch, rng)
+    per_rank = max(1, cfg.batch // world)
+    log = out / "log.jsonl"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    columns = (TextColumn("[bold]train[/] {task.completed}/{task.total}"), BarColumn(),
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    t_start = time.time()
+    with Progress(*columns, console=console, disable=rank != 0) as prog:
+        task = prog.add_task("train", total=cfg.steps, completed=step0, status="")
+        for step in range(step0, cfg.steps):
+            x, y = (t.to(device) for t in sampler.batch(per_rank))
+            q = torch.from_numpy(rng.uniform(cfg.quality[0], cfg.quality[1], per_rank)).float()
+            y_hat, x_hat = roundtrip(x, q)
+            l_rgb = (y_hat - y).abs().mean()
+            l_raw = (x_hat - x).abs().mean()
+            loss = l_rgb + cfg.lam * l_raw
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            done = step + 1
+            its = (done - step0) / (time.time() - t_start)
+            status = (f"loss {loss.item():.4f}  RGB {_psnr(y_hat.clamp(0, 1), y):.1f} dB  "
+                      f"RAW {_psnr(x_hat, x):.1f} dB  {its:.2f} it/s")
+            prog.update(task, completed=done, status=status)
+            if rank == 0 and (done % cfg.every == 0 or done == cfg.steps):
+                rec = {"step": done, "loss": loss.item(), "l_rgb": l_rgb.item(), "l_raw": l_raw.item(),
+                       "seconds": round(time.time() - t_start, 1)}
+                if val:
+                    flow.eval()
+                    rec["val"] = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop)["mean"]
+                    flow.train()
+                    prog.console.print(f"step {done}: val {rec['val']}")
+                with log.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                tmp = state_file.with_suffix(".part")
+                torch.save({"model": flow.state_dict(), "optim": opt.state_dict(), "step": done}, tmp)
+                os.replace(tmp, state_file)
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        return None
+    flow.eval()
+    final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop) if val else {}
+    return _register(cfg, flow, samples, train_files, val_files, final, time.time() - t_start, world)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.detach() - b) ** 2).mean())
+    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+
+
+def _register(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], train_files: list[Path],
+              val_files: list[Path], final: dict, seconds: float, world: int) -> ModelEntry:
+    out = Path(cfg.out)
+    model_id = cfg.model_id or f"{cfg.camera}-{cfg.arch}"
+    for old in out.glob(f"{model_id}-*.safetensors"):
+        old.unlink()
+    name, sha = save_checkpoint(flow.cpu(), out, model_id)
+    n_synth = sum(s.name.startswith("synthetic:") for s in samples)
+    cfg_json = {k: v for k, v in asdict(cfg).items() if k not in ("resume",)}
+    entry = ModelEntry(
+        id=model_id, file=name, sha256=sha, arch=cfg.arch, hparams=cfg.hparams,
+        cameras=["*"] if cfg.camera in ("generic", "*") else [cfg.camera],
+        training={
+            "config": cfg_json,
+            "files": [f.name for f in train_files],
+            "synthetic_images": n_synth,
+            "data_summary": f"{len(train_files)} real RAW + {n_synth} synthetic",
+            "held_out": [f.name for f in val_files],
+            "seconds": round(seconds, 1), "processes": world,
+            "kmac_per_px": round(mac_per_pixel(flow, (1, 3, 64, 64)) / 1e3, 1),
+            "torch": torch.__version__,
+        },
+        metrics={f"val_{k}": round(v, 2) for k, v in final.get("mean", {}).items()} | (
+            {"per_file": final["files"]} if final else {}),
+        folder=out,
+    )
+    entries = [e for e in read_registry(out) if e.id != model_id] + [entry]
+    write_registry(out, entries)
+    return entry

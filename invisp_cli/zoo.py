@@ -1,0 +1,149 @@
+"""Model zoo: shipped checkpoints, their registry, camera matching and SHA-256-verified safe loading.
+
+A registry is a ``registry.json`` beside its checkpoints (``weights/`` in the project, plus any folders in
+``$INVISP_WEIGHTS``, e.g. the ``--out`` of ``invisp train``). Each entry:
+
+    {"id": "invisp-squeeze-canon-v1", "file": "<id>-<sha256[:8]>.safetensors", "sha256": hex64,
+     "arch": "squeeze", "hparams": {...}, "cameras": ["canon"] | ["*"], "training": {...}, "metrics": {...}}
+
+Checkpoints are safetensors (no pickle); a file is loaded only if its SHA-256 matches the registry and, when
+decoding, the hash stored in the JPEG."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelError
+from .flows import build
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+REGISTRY = "registry.json"
+
+
+@dataclass
+class ModelEntry:
+    id: str
+    file: str
+    sha256: str
+    arch: str
+    hparams: dict
+    cameras: list[str]
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    description: str = ""
+    folder: Path = WEIGHTS_DIR
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.file
+
+    def matches(self, make: str) -> bool:
+        make = (make or "").lower()
+        return any(c != "*" and c.lower() in make for c in self.cameras)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "folder"}
+
+
+def registry_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("INVISP_WEIGHTS", "").split(os.pathsep) if p]
+    return [*extra, WEIGHTS_DIR]
+
+
+def read_registry(folder: Path) -> list[ModelEntry]:
+    f = folder / REGISTRY
+    if not f.is_file():
+        return []
+    try:
+        return [ModelEntry(**e, folder=folder) for e in json.loads(f.read_text())["models"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelError(f"{f}: malformed model registry ({e})") from None
+
+
+def write_registry(folder: Path, entries: list[ModelEntry]) -> None:
+    data = {"models": [e.to_json() for e in sorted(entries, key=lambda e: e.id)]}
+    tmp = folder / (REGISTRY + ".part")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, folder / REGISTRY)
+
+
+def list_models() -> list[ModelEntry]:
+    """All registered models; earlier folders (``$INVISP_WEIGHTS``) shadow later ones with the same ID."""
+    seen: dict[str, ModelEntry] = {}
+    for folder in registry_dirs():
+        for e in read_registry(folder):
+            seen.setdefault(e.id, e)
+    return list(seen.values())
+
+
+def find_model(model_id: str) -> ModelEntry:
+    for e in list_models():
+        if e.id == model_id:
+            return e
+    known = ", ".join(sorted(e.id for e in list_models())) or "none"
+    raise ModelError(f"unknown model ID {model_id!r} (installed: {known})")
+
+
+def select_model(make: str) -> ModelEntry:
+    """The model for a camera make: a camera-specific one if any matches, else the generic ('*') one."""
+    models = list_models()
+    for e in models:
+        if e.matches(make):
+            return e
+    for e in models:
+        if "*" in e.cameras:
+            return e
+    raise ModelError("no generic model installed (weights/registry.json has no entry for cameras '*')")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_model(entry: ModelEntry, expected_sha256: str | None = None) -> torch.nn.Module:
+    """Build ``entry``'s architecture and load its verified checkpoint (eval mode, fp32, CPU)."""
+    return _load(entry.path, entry.sha256, expected_sha256 or entry.sha256, entry.arch,
+                 json.dumps(entry.hparams, sort_keys=True), entry.id)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, registered: str, expected: str, arch: str, hparams: str, model_id: str) -> torch.nn.Module:
+    if registered != expected:
+        raise ModelError(f"model {model_id}: the file was made with checkpoint sha256 {expected[:12]}…, "
+                         f"but the installed {model_id} is {registered[:12]}…")
+    if not path.is_file():
+        raise ModelError(f"model {model_id}: checkpoint {path} is missing")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelError(f"model {model_id}: checkpoint {path.name} has sha256 {actual[:12]}…, "
+                         f"expected {expected[:12]}… (corrupt or replaced file)")
+    model = build(arch, **json.loads(hparams))
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except (RuntimeError, OSError) as e:
+        raise ModelError(f"model {model_id}: checkpoint does not fit architecture {arch}: {e}") from None
+    return model.eval()
+
+
+def save_checkpoint(model: torch.nn.Module, folder: Path, model_id: str) -> tuple[str, str]:
+    """Save ``model``'s weights as ``<id>-<sha[:8]>.safetensors`` in ``folder``; return (file, sha256)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{model_id}.safetensors.part"
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp))
+    sha = sha256_file(tmp)
+    name = f"{model_id}-{sha[:8]}.safetensors"
+    os.replace(tmp, folder / name)
+    return name, sha

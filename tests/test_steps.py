@@ -1,0 +1,146 @@
+"""Round-trip property tests for every invertible step and for whole chains."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from invisp_cli.flows import build
+from invisp_cli.steps import (
+    CFA_LAYOUTS,
+    BilinearDemosaic,
+    Chain,
+    ColorMatrix,
+    Flow,
+    Gamma,
+    Levels,
+    WhiteBalance,
+    analytic_steps,
+    cfa_index,
+)
+
+sizes = st.integers(min_value=3, max_value=23)
+layouts = st.sampled_from(CFA_LAYOUTS)
+
+
+def mosaic(h, w, seed, lo=0.0, hi=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return lo + (hi - lo) * torch.rand(2, 1, h, w, generator=g)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=sizes, w=sizes, seed=st.integers(0, 1000), white=st.integers(255, 65535))
+def test_levels_round_trip(h, w, seed, white):
+    black = np.random.default_rng(seed).uniform(0, white / 8, (2, 2))
+    step = Levels(black, white)
+    x = mosaic(h, w, seed, 0, white).double()
+    y = step.forward(x)
+    torch.testing.assert_close(step.inverse(y), x, rtol=0, atol=1e-6 * white)
+    # black maps to 0 and white to 1 at every position
+    b = torch.as_tensor(black).repeat(h, w)[:h, :w]
+    torch.testing.assert_close(step.forward(b.view(1, 1, h, w)), torch.zeros(1, 1, h, w, dtype=b.dtype),
+                               atol=1e-6, rtol=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=sizes, w=sizes, cfa=layouts, seed=st.integers(0, 1000))
+def test_white_balance_round_trip(h, w, cfa, seed):
+    gains = np.random.default_rng(seed).uniform(0.5, 3.0, 3)
+    step = WhiteBalance(cfa, gains)
+    x = mosaic(h, w, seed)
+    y = step.forward(x)
+    torch.testing.assert_close(step.inverse(y), x, rtol=1e-6, atol=1e-6)
+    idx = cfa_index(cfa)
+    assert torch.allclose(y[0, 0, 0, 0], x[0, 0, 0, 0] * float(gains[idx[0, 0]]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=sizes, w=sizes, cfa=layouts, seed=st.integers(0, 1000))
+def test_demosaic_keeps_sites_and_remosaics_exactly(h, w, cfa, seed):
+    step = BilinearDemosaic(cfa)
+    x = mosaic(h, w, seed)
+    rgb = step.forward(x)
+    assert rgb.shape == (2, 3, h, w)
+    assert torch.equal(step.inverse(rgb), x)
+    # every site keeps its own recorded value in its own colour channel
+    idx = torch.as_tensor(cfa_index(cfa)).repeat(h, w)[:h, :w]
+    assert torch.equal(rgb.gather(1, idx.expand(2, 1, h, w)), x)
+
+
+def test_demosaic_is_bilinear_on_constant_and_ramp():
+    step = BilinearDemosaic("RGGB")
+    assert torch.allclose(step.forward(torch.full((1, 1, 8, 8), 0.3)), torch.full((1, 3, 8, 8), 0.3))
+    ramp = torch.arange(10.0).repeat(10, 1).view(1, 1, 10, 10)
+    rgb = step.forward(ramp)
+    # in the interior, linear signals are reproduced exactly by bilinear interpolation
+    assert torch.allclose(rgb[..., 2:-2, 2:-2], ramp.expand(1, 3, 10, 10)[..., 2:-2, 2:-2])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_color_matrix_round_trip(seed):
+    rng = np.random.default_rng(seed)
+    m = np.eye(3) + rng.uniform(-0.4, 0.4, (3, 3))
+    step = ColorMatrix(m)
+    x = torch.rand(1, 3, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(step.inverse(step.forward(x)), x)
+    with pytest.raises(ValueError):
+        ColorMatrix(np.ones((3, 3)))
+
+
+def test_gamma_properties():
+    g = Gamma()
+    x = torch.linspace(-2, 3, 10001, dtype=torch.float64)
+    y = g.forward(x)
+    torch.testing.assert_close(g.inverse(y), x, atol=1e-9, rtol=1e-9)
+    assert torch.all(y[1:] > y[:-1])  # strictly increasing
+    assert abs(float(g.forward(torch.tensor([1.0], dtype=torch.float64))) - 1) < 1e-12
+    assert abs(g.t - 0.018) < 1e-3 and abs(g.a - 1.099) < 1e-3  # BT.709 constants
+    assert torch.allclose(g.forward(-x), -y)
+
+
+@pytest.mark.parametrize("arch,hp", [("squeeze", {"blocks": 2, "width": 16}), ("paper", {"blocks": 2, "growth": 8})])
+def test_flow_round_trip_fp32(arch, hp):
+    torch.manual_seed(0)
+    model = build(arch, **hp)
+    with torch.no_grad():
+        for p in model.parameters():  # move away from the identity initialisation
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        y = model(x)
+        assert (y - x).abs().max() > 1e-2  # it does something
+        assert (model.inverse(y) - x).abs().max() <= 1e-5
+
+
+def test_squeeze_flow_starts_as_identity():
+    model = build("squeeze", blocks=2, width=16)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert (model(x) - x).abs().max() < 1e-6
+
+
+@settings(max_examples=15, deadline=None)
+@given(h=sizes, w=sizes, cfa=layouts, seed=st.integers(0, 1000))
+def test_whole_analytic_chain_round_trip(h, w, cfa, seed):
+    rng = np.random.default_rng(seed)
+    white = 16383
+    black = rng.uniform(0, 1000, (2, 2))
+    m = np.eye(3) + rng.uniform(-0.3, 0.3, (3, 3))
+    chain = Chain(analytic_steps(cfa, black, white, rng.uniform(1, 2.5, 3), m))
+    x = mosaic(h, w, seed, 0, white).double()
+    torch.testing.assert_close(chain.inverse(chain.forward(x)), x, atol=1e-6, rtol=0)
+
+
+def test_chain_with_flow_round_trip():
+    torch.manual_seed(1)
+    model = build("squeeze", blocks=2, width=16)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.03 * torch.randn_like(p))
+    chain = Chain([*analytic_steps("GBRG", np.full((2, 2), 64.0), 1023, [2.0, 1.0, 1.5], np.eye(3)), Flow(model)])
+    x = mosaic(24, 40, 3, 64, 1023)
+    with torch.no_grad():
+        back = chain.inverse(chain.forward(x))
+    assert (back - x).abs().max() < 1e-5 * 1023
