@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 
@@ -99,13 +100,15 @@ def models() -> None:
     from .zoo import list_models
 
     table = Table(title="invisp models")
-    for col in ("ID", "cameras", "arch", "kMAC/px", "size", "trained on", "metrics"):
+    table.add_column("ID", no_wrap=True)
+    for col in ("cameras", "architecture", "kMAC/px", "size", "trained on", "held-out metrics (q90)"):
         table.add_column(col)
     for e in list_models():
         size = f"{e.path.stat().st_size / 1e3:.0f} kB" if e.path.is_file() else "missing"
-        metrics = ", ".join(f"{k} {v}" for k, v in e.metrics.items() if not isinstance(v, dict))
-        table.add_row(e.id, ",".join(e.cameras), f"{e.arch} {e.hparams}", str(e.training.get("kmac_per_px", "")),
-                      size, str(e.training.get("data_summary", "")), metrics)
+        metrics = ", ".join(f"{k.removeprefix('val_')} {v}" for k, v in e.metrics.items()
+                            if isinstance(v, (int, float)))
+        table.add_row(e.id, ",".join(e.cameras), f"{e.arch} {json.dumps(e.hparams)}",
+                      str(e.training.get("kmac_per_px", "")), size, str(e.training.get("data_summary", "")), metrics)
     out.print(table)
 
 
@@ -136,8 +139,6 @@ def models() -> None:
 def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam,
           synthetic, every, model_id, seed, resume, init, device) -> None:
     """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
-    import json
-
     from .train import TrainConfig
     from .train import train as run
 

@@ -138,15 +138,21 @@ def analytic_input(raw: RawImage, gain: float) -> torch.Tensor:
     return chain.forward(m)
 
 
+def clipped(x: torch.Tensor) -> torch.Tensor:
+    """Total amount by which values lie outside [0, 1], i.e. what an 8-bit file would clip."""
+    return (x.clamp(0, 1) - x).abs().sum()
+
+
 class PatchSampler:
     """Random (x, y) crops: even-aligned mosaic crop → analytic steps → random flip / 90° rotation."""
 
-    def __init__(self, samples: list[Sample], patch: int, rng: np.random.Generator):
-        self.samples, self.patch, self.rng = samples, patch, rng
+    def __init__(self, samples: list[Sample], patch: int, rng: np.random.Generator, hard: int = 4):
+        self.samples, self.patch, self.rng, self.hard = samples, patch, rng, hard
         areas = np.array([s.raw.mosaic.size for s in samples], dtype=float)
         self.p = np.sqrt(areas) / np.sqrt(areas).sum()  # favour big files, but not overwhelmingly
 
-    def one(self) -> tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def _crop(self) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.samples[self.rng.choice(len(self.samples), p=self.p)]
         p, m = self.patch, 2
         h, w = s.raw.mosaic.shape
@@ -154,6 +160,15 @@ class PatchSampler:
         x0 = 2 * self.rng.integers(0, max(1, (w - p - 2 * m) // 2))
         x = analytic_input(crop_raw(s.raw, y0, x0, p + 2 * m, p + 2 * m), s.gain)[0, :, m:-m, m:-m]
         y = torch.from_numpy(s.target[y0 + m : y0 + m + p, x0 + m : x0 + m + p].transpose(2, 0, 1) / 255.0)
+        return x, y
+
+    def one(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random crop; half of the time the one of ``hard`` candidates with the most out-of-gamut or
+        over-range values (the pixels the JPEG would clip), which are rare but decide highlight recovery."""
+        if self.rng.random() < 0.5:
+            x, y = self._crop()
+        else:
+            x, y = max((self._crop() for _ in range(self.hard)), key=lambda c: float(clipped(c[0])))
         k = int(self.rng.integers(4))
         x, y = torch.rot90(x, k, (1, 2)), torch.rot90(y.float(), k, (1, 2))
         if self.rng.random() < 0.5:
@@ -253,7 +268,10 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     flow = flow.to(device)
     state_file = out / "train_state.pt"
     step0 = 0
-    opt = torch.optim.Adam(flow.parameters(), lr=cfg.lr)
+    # the global per-pixel stages (tone curves) see few out-of-range pixels per batch: give them a larger step
+    curves = [p for n, p in flow.named_parameters() if "curve" in n]
+    others = [p for n, p in flow.named_parameters() if "curve" not in n]
+    opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 5}], lr=cfg.lr)
     if cfg.resume and state_file.is_file():
         state = torch.load(state_file, weights_only=True, map_location=device)
         flow.load_state_dict(state["model"])

@@ -36,20 +36,21 @@ class ConvSubnet(nn.Sequential):
 class SqueezeFlow(nn.Module):
     """Pixel-unshuffle coupling flow with monotone tone curves (see module docstring)."""
 
-    def __init__(self, blocks: int = 3, width: int = 48, factor: int = 4, knots: int = 16, clamp: float = 1.0):
+    def __init__(self, blocks: int = 3, width: int = 48, factor: int = 4, knots: int = 32, clamp: float = 1.0,
+                 lo: float = -0.5, hi: float = 2.5):
         super().__init__()
         c = 3 * factor * factor
         self.factor = factor
         self.align = factor
         r = factor * factor
-        self.curve_in = MonotoneCurve(3, knots, repeat=r)
+        self.curve_in = MonotoneCurve(3, knots, lo, hi, repeat=r)
         self.mix_in = InvConv1x1(3, identity_init=True, repeat=r)
         self.layers = nn.ModuleList()
         for _ in range(blocks):
             self.layers.append(InvConv1x1(c, identity_init=True))
             self.layers.append(AffineCoupling(c, c // 2, lambda a, b: ConvSubnet(a, b, width), clamp))
         self.mix_out = InvConv1x1(3, identity_init=True, repeat=r)
-        self.curve_out = MonotoneCurve(3, knots, repeat=r)
+        self.curve_out = MonotoneCurve(3, knots, lo, hi, repeat=r)
         # per coupling: two subnets in sequence, each two 3×3 convs deep, at stride `factor`
         self.receptive_field = blocks * 2 * 2 * factor + factor
 

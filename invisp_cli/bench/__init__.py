@@ -1,0 +1,12 @@
+"""``invisp bench``: RAW → JPEG → RAW benchmark of invisp models against baselines on the same files.
+
+    run.py        the loop: files × methods × JPEG qualities → records (metrics, sizes, times, memory)
+    baselines.py  analytic (metadata-aided inverse of LibRaw's JPEG), upi (Brooks et al. 2019 priors), miniraw
+    sizes.py      storage baselines: RAW file, B_BMP, DNG, lossless-JPEG DNG (est.), JPEG XL lossless
+    report.py     rich tables, report.json, report.csv
+    plot.py       rd_curve.png, errors_<file>.png
+"""
+
+from .run import BenchConfig, BenchResult, Record, run_bench, write_outputs
+
+__all__ = ["BenchConfig", "BenchResult", "Record", "run_bench", "write_outputs"]

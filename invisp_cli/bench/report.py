@@ -1,0 +1,160 @@
+"""The benchmark's outputs as text: rich tables for the terminal, ``report.json`` and ``report.csv``.
+
+JSON holds the settings, metric definitions, per-file sizes and notes, every record and the means; NaN and
+missing values are ``null``, an exact (infinite) PSNR is the string ``"inf"``. The CSV has one row per
+record followed by the mean rows (``file`` = ``MEAN``)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from rich import box
+from rich.table import Table
+
+from .. import __version__
+from .run import DEFINITIONS, BenchResult, Record
+
+
+def _clean(v: object) -> object:
+    """JSON-safe value: NaN → None, ±inf → "inf"/"-inf", tuples → lists, recursively."""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if hasattr(v, "item") and callable(v.item):  # numpy scalar
+        return _clean(v.item())
+    return v
+
+
+def to_json(result: BenchResult) -> dict:
+    """The whole report as a JSON-serialisable dict."""
+    cfg = result.config
+    return _clean({
+        "invisp_version": __version__,
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "settings": {"inputs": [str(p) for p in cfg.inputs], "models": result.models, "auto": cfg.auto,
+                     "qualities": cfg.qualities, "subsampling": cfg.subsampling, "baselines": result.baselines,
+                     "limit": cfg.limit, "crop": cfg.crop, "tile": cfg.tile},
+        "definitions": DEFINITIONS,
+        "memory_measurement": result.rss_method,
+        "files": [{**asdict(f), "sizes": f.sizes.to_json()} for f in result.files],
+        "records": [asdict(r) for r in result.records],
+        "means": [asdict(r) for r in result.means],
+        "skipped": [{"file": n, "reason": why} for n, why in result.skipped],
+        "warnings": result.warnings,
+    })
+
+
+def write_json(result: BenchResult, path: Path) -> Path:
+    path.write_text(json.dumps(to_json(result), indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def write_csv(result: BenchResult, path: Path) -> Path:
+    names = [f.name for f in fields(Record)]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=names)
+        w.writeheader()
+        for r in [*result.records, *result.means]:
+            row = {}
+            for k, v in asdict(r).items():
+                row[k] = "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            w.writerow(row)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def _f(v: float | None, fmt: str = "{:.2f}") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    return fmt.format(v)
+
+
+def _peak(r: Record) -> float:
+    vals = [v for v in (r.encode_peak_rss_mb, r.decode_peak_rss_mb) if not math.isnan(v)]
+    return max(vals) if vals else math.nan
+
+
+def _cell(b: float | None, pixels: int) -> str:
+    return "n/a" if b is None else f"{b / 1e6:.2f} ({8 * b / pixels:.2f})"
+
+
+def sizes_table(result: BenchResult) -> Table:
+    """Per-file storage baselines: bytes (MB) and bpp."""
+    t = Table(title="RAW storage baselines: MB (bpp); DNG-LL: lossless-JPEG DNG (estimated); JXL: JPEG XL lossless",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    t.add_column("file", overflow="ellipsis", min_width=8, max_width=28)
+    for col in ("pixels", "bits", "RAW file", "B_BMP", "DNG", "DNG-LL", "JXL"):
+        t.add_column(col, justify="right")
+    for f in result.files:
+        s = f.sizes
+        jxl = _cell(s.jxl, s.pixels) + (f" [{s.jxl_layout}]" if s.jxl_layout else "")
+        t.add_row(f.name, f"{f.shape[1]}×{f.shape[0]}", str(f.bits),
+                  _cell(s.file, s.pixels) if s.file else "n/a (crop)", _cell(s.b_bmp, s.pixels),
+                  _cell(s.dng, s.pixels), _cell(s.dng_lossless, s.pixels), jxl)
+    return t
+
+
+def _rows(result: BenchResult) -> list[tuple[Record, bool]]:
+    """(record, last-before-means) in display order: per file, then the means over files."""
+    rows = sorted(result.records, key=lambda r: (r.file, r.kind != "invisp", r.method, r.quality or 0))
+    means = sorted(result.means, key=lambda r: (r.kind != "invisp", r.method, r.quality or 0))
+    return [(r, i == len(rows) - 1) for i, r in enumerate([*rows, *means])]
+
+
+def _table(title: str, cols: tuple[str, ...]) -> Table:
+    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    t.add_column("file", overflow="ellipsis", min_width=8, max_width=28)
+    t.add_column("method", overflow="ellipsis", min_width=8, max_width=22)
+    t.add_column("q", justify="right", no_wrap=True, min_width=2)
+    for col in cols:
+        t.add_column(col, justify="right", no_wrap=True, min_width=min(len(col), 6))
+    return t
+
+
+def _label(r: Record) -> str:
+    return f"MEAN ({r.n_files})" if r.file == "MEAN" else r.file
+
+
+def _q_label(r: Record) -> str:
+    return "–" if r.quality is None else str(r.quality)
+
+
+def results_table(result: BenchResult) -> Table:
+    """Quality of the recovered RAW and of the JPEG, per file, method and quality, then the means."""
+    t = _table("RAW recovered from the JPEG (dB; hl/sh: RAW-PSNR-lin on highlight/shadow sites; SSIM over RGB)",
+               ("bpp", "RAW-γ", "RAW-lin", "hl", "sh", "RGB", "SSIM"))
+    for r, last in _rows(result):
+        t.add_row(_label(r), r.method, _q_label(r), _f(r.bpp, "{:.3f}"), _f(r.raw_psnr_gamma), _f(r.raw_psnr_lin),
+                  _f(r.raw_psnr_lin_hl), _f(r.raw_psnr_lin_sh), _f(r.rgb_psnr), _f(r.ssim, "{:.4f}"), end_section=last)
+    return t
+
+
+def cost_table(result: BenchResult) -> Table:
+    """Compression ratios against the storage baselines, times and peak memory."""
+    t = _table(f"compression ratio (×) and cost (peak MB: process RSS, {result.rss_method})",
+               ("×file", "×BMP", "×DNG-LL", "×JXL", "enc s", "dec s", "peak MB"))
+    for r, last in _rows(result):
+        t.add_row(_label(r), r.method, _q_label(r), _f(r.ratio_file, "{:.1f}"), _f(r.ratio_bmp, "{:.1f}"),
+                  _f(r.ratio_dng_lossless, "{:.1f}"), _f(r.ratio_jxl, "{:.1f}"), _f(r.encode_s), _f(r.decode_s),
+                  _f(_peak(r), "{:.0f}"), end_section=last)
+    return t
+
+
+def tables(result: BenchResult) -> list[Table]:
+    return [sizes_table(result), results_table(result), cost_table(result)]

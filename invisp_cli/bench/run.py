@@ -1,0 +1,547 @@
+"""The benchmark loop: every RAW file × every method × every JPEG quality → one ``Record``.
+
+For an invisp model (one per registry entry, ``--model`` or camera-matched with ``--auto``):
+
+    encode:  read_raw → codec.render → containers.jpeg.encode_jpeg(ReconstructionParams.from_raw)  → bytes
+    decode:  Pillow decodes the bytes, containers.jpeg.read_params reads the EXIF → codec.recover → mosaic
+
+The baselines (``baselines.py``) start from LibRaw's render of the same file; the storage sizes
+(``sizes.py``) are measured once per file. Everything runs in this process, on the same (possibly cropped)
+mosaic, and is scored with ``invisp_cli.metrics`` (see ``DEFINITIONS``)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import resource
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .. import codec, metrics, rawio, zoo
+from ..containers import jpeg
+from ..errors import InputError, InvispError
+from ..params import ReconstructionParams
+from ..progress import progress_bar
+from ..rawio import RawImage
+from . import baselines
+from .sizes import Sizes, measure_sizes
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+RAW_SUFFIXES = frozenset(
+    ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .orf .rw2 .raf .pef .ptx .kdc .dcr .dcs .mrw .3fr .erf .mef .mos "
+    ".srw .iiq .rwl .raw .gpr .qtk .x3f".split())
+RECOVERY_BASELINES = ("analytic", "upi")
+SIZE_BASELINES = ("dng", "jxl")
+OPTIONAL_BASELINES = ("miniraw",)
+ALL_BASELINES = RECOVERY_BASELINES + SIZE_BASELINES + OPTIONAL_BASELINES
+ERROR_MAP_SIDE = 512  # longest side of the stored error maps / thumbnails, in pixels
+
+DEFINITIONS = {
+    "raw_psnr_lin": "10·log10(1/mean((n̂−n)²)) over all CFA sites; n = clip((v−black)/(white−black), 0, 1) "
+                    "(metrics.normalise_mosaic), v the original and n̂ from the recovered mosaic",
+    "raw_psnr_gamma": "the same on n^(1/2.2) and n̂^(1/2.2)",
+    "raw_psnr_*_hl / *_sh": "restricted to highlight / shadow sites: LibRaw's render max over RGB ≥ 250 / ≤ 10, "
+                            "mask turned back to sensor orientation with rawio.undo_flip; hl_frac / sh_frac: "
+                            "fraction of sites in the mask",
+    "rgb_psnr": "decoded JPEG vs LibRaw's 8-bit render postprocess(use_camera_wb=True, no_auto_bright=True), "
+                "upright, peak 255",
+    "ssim": "SSIM averaged over the R, G, B channels (11×11 Gaussian window, σ 1.5), decoded JPEG vs LibRaw's render",
+    "bpp": "JPEG (or codestream) bytes × 8 / visible RAW pixels",
+    "ratio_file": "original RAW file bytes / JPEG bytes (n/a with --crop)",
+    "ratio_bmp": "paper's B_BMP = 54 + H·W·bits/8 (metrics.b_bmp, the RAW's bit depth) / JPEG bytes",
+    "ratio_dng": "uncompressed DNG written by rawio.write_dng / JPEG bytes",
+    "ratio_dng_lossless": "lossless-JPEG DNG (estimated: rawio.write_dng's tags + 256×256 LJ92-style 2-component "
+                          "lossless JPEG tiles, see bench/sizes.py) / JPEG bytes",
+    "ratio_jxl": "JPEG XL lossless of the mosaic (smaller of mosaic / 4 CFA planes layouts, effort 7) / JPEG bytes",
+    "encode_s": "seconds from the RAW file on disk to JPEG bytes: invisp = read_raw + render + JPEG encode; "
+                "analytic/upi = LibRaw's postprocess (reads the file itself) + JPEG encode; miniraw = its encode",
+    "decode_s": "seconds from JPEG bytes to the recovered uint16 mosaic (Pillow decode + inverse)",
+    "*_peak_rss_mb": "peak resident memory of the whole process during the stage (sampled from /proc/self/statm "
+                     "every 5 ms; falls back to getrusage ru_maxrss, the process peak so far, where /proc is absent)",
+    "means": "plain averages over files of the per-file values (dB averaged in dB), NaN entries skipped",
+}
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark (mirrors ``invisp bench``'s options)."""
+
+    inputs: list[Path] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    auto: bool = False
+    qualities: list[int] = field(default_factory=lambda: [90])
+    subsampling: str = "4:4:4"
+    baselines: list[str] | None = None  # None: every available one
+    limit: int | None = None
+    crop: int | None = None
+    out: Path = Path("bench_out")
+    plots: bool = True
+    tile: int = codec.DEFAULT_TILE
+
+
+@dataclass
+class Record:
+    """One method on one file at one quality (``quality`` None for quality-free codecs)."""
+
+    file: str
+    method: str
+    kind: str  # "invisp" | "baseline"
+    quality: int | None
+    subsampling: str | None
+    bytes: int
+    bpp: float
+    ratio_file: float | None = None
+    ratio_bmp: float | None = None
+    ratio_dng: float | None = None
+    ratio_dng_lossless: float | None = None
+    ratio_jxl: float | None = None
+    raw_psnr_lin: float = math.nan
+    raw_psnr_gamma: float = math.nan
+    raw_psnr_lin_hl: float = math.nan
+    raw_psnr_gamma_hl: float = math.nan
+    raw_psnr_lin_sh: float = math.nan
+    raw_psnr_gamma_sh: float = math.nan
+    hl_frac: float = math.nan
+    sh_frac: float = math.nan
+    rgb_psnr: float = math.nan
+    ssim: float = math.nan
+    encode_s: float = math.nan
+    decode_s: float = math.nan
+    encode_peak_rss_mb: float = math.nan
+    decode_peak_rss_mb: float = math.nan
+    n_files: int = 1
+    note: str = ""
+
+
+NUMERIC_FIELDS = [f.name for f in fields(Record) if f.name not in
+                  ("file", "method", "kind", "quality", "subsampling", "note", "n_files")]
+
+
+@dataclass
+class FileInfo:
+    """Per-file facts: sizes, geometry, and why anything was skipped."""
+
+    name: str
+    path: str
+    shape: tuple[int, int]
+    bits: int
+    cfa: str
+    flip: int
+    crop_window: tuple[int, int, int, int] | None  # (top, left, height, width) in sensor orientation
+    sizes: Sizes
+    read_s: float
+    reference_s: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ErrorMaps:
+    """Downsampled, upright RMS |n̂ − n| maps (one per method, at the highest quality) and a thumbnail."""
+
+    thumbnail: np.ndarray | None
+    maps: dict[str, tuple[np.ndarray, int | None]] = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    files: list[FileInfo]
+    records: list[Record]
+    means: list[Record]
+    error_maps: dict[str, ErrorMaps]
+    skipped: list[tuple[str, str]]
+    warnings: list[str]
+    baselines: list[str]
+    models: list[str]
+    rss_method: str
+
+
+# --------------------------------------------------------------------------------------------- memory
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss_now() -> int | None:
+    """Current resident set size in bytes from /proc/self/statm; None where unavailable."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _ru_maxrss() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r) if os.uname().sysname == "Darwin" else int(r) * 1024
+
+
+RSS_METHOD = "sampled /proc/self/statm" if _rss_now() is not None else "getrusage ru_maxrss (process peak so far)"
+
+
+class Stage:
+    """Context manager measuring wall seconds and the process's peak RSS (MB) while the block runs."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.seconds = math.nan
+        self.peak_mb = math.nan
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        v = _rss_now()
+        if v is not None:
+            self._peak = max(self._peak, v)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> Stage:
+        self._sample()
+        if _rss_now() is not None:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._t0
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+        self.peak_mb = (self._peak if self._peak else _ru_maxrss()) / 2**20
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def collect_files(inputs: list[Path], limit: int | None = None) -> list[Path]:
+    """RAW files named, or found (non-recursively, by suffix) in the folders named; default ``examples/``."""
+    default = not inputs
+    paths: list[Path] = []
+    for p in inputs or [EXAMPLES_DIR]:
+        p = Path(p)
+        if p.is_dir():
+            paths += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in RAW_SUFFIXES)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    if not paths:
+        where = f"the bundled examples folder {EXAMPLES_DIR}" if default else ", ".join(str(p) for p in inputs)
+        raise InputError(f"no RAW files in {where}; pass RAW files or a folder (e.g. invisp bench ../shared/data/raw)")
+    unique: dict[Path, Path] = {}
+    for p in paths:
+        unique.setdefault(p.resolve(), p)
+    files = list(unique.values())
+    return files[:limit] if limit else files
+
+
+def crop_window(h: int, w: int, n: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the centre n×n crop with even top/left (so the CFA phase is kept)."""
+    ch, cw = min(n, h), min(n, w)
+    return ((h - ch) // 2) & ~1, ((w - cw) // 2) & ~1, ch, cw
+
+
+@dataclass
+class Case:
+    """One RAW file ready to benchmark."""
+
+    name: str
+    path: Path
+    raw: RawImage
+    n: np.ndarray  # normalised original mosaic, float64
+    gain: float  # exposure gain of the whole file (steps.libraw_maximum_gain, via codec.render_settings)
+    ref: np.ndarray | None  # LibRaw's render, upright, matching the (cropped) mosaic; None if it cannot
+    hl: np.ndarray | None  # sensor-orientation highlight / shadow masks
+    sh: np.ndarray | None
+    read_s: float
+    read_peak_mb: float
+    ref_s: float
+    ref_peak_mb: float
+    window: tuple[int, int, int, int] | None
+    notes: list[str]
+
+
+def load_case(path: Path, crop: int | None) -> Case:
+    """Read the RAW, LibRaw's reference render, crop both (sensor orientation), build the masks."""
+    with Stage() as st_read:
+        raw = rawio.read_raw(path)
+    with Stage() as st_ref:
+        ref_up = rawio.render_reference(path)
+    notes: list[str] = []
+    ref_sensor: np.ndarray | None = rawio.undo_flip(ref_up, raw.flip)
+    if ref_sensor.shape[:2] != raw.mosaic.shape:
+        notes.append(f"LibRaw renders {ref_up.shape[1]}×{ref_up.shape[0]} for a {raw.mosaic.shape[1]}×"
+                     f"{raw.mosaic.shape[0]} mosaic (non-square pixels?): no RGB metrics, masks or analytic/upi")
+        ref_sensor = None
+    gain = float(codec.render_settings(raw)["exposure_gain"])  # of the whole file, as LibRaw's render
+    window = None
+    if crop:
+        window = crop_window(*raw.mosaic.shape, crop)
+        y0, x0, ch, cw = window
+        raw.mosaic = np.ascontiguousarray(raw.mosaic[y0 : y0 + ch, x0 : x0 + cw])
+        raw.margins = (raw.margins[0] + y0, raw.margins[1] + x0)
+        if ref_sensor is not None:
+            ref_sensor = ref_sensor[y0 : y0 + ch, x0 : x0 + cw]
+    hl = sh = ref = None
+    if ref_sensor is not None:
+        hl, sh = metrics.highlight_mask(ref_sensor), metrics.shadow_mask(ref_sensor)
+        ref = rawio.apply_flip(ref_sensor, raw.flip)
+    n = metrics.normalise_mosaic(raw.mosaic, raw.black, raw.white)
+    return Case(path.name, path, raw, n, gain, ref, hl, sh, st_read.seconds, st_read.peak_mb, st_ref.seconds,
+                st_ref.peak_mb, window, notes)
+
+
+# -------------------------------------------------------------------------------------------- scoring
+
+
+def _error_map(err: np.ndarray, flip: int) -> np.ndarray:
+    """RMS of |n̂ − n| over f×f blocks (f even, so whole CFA tiles), longest side ≤ ERROR_MAP_SIDE, upright."""
+    h, w = err.shape
+    f = max(2, 2 * math.ceil(max(h, w) / ERROR_MAP_SIDE / 2))
+    hh, ww = max(1, h // f), max(1, w // f)
+    if h < f or w < f:
+        return rawio.apply_flip(np.abs(err).astype(np.float32), flip)
+    e2 = (err[: hh * f, : ww * f] ** 2).reshape(hh, f, ww, f).mean(axis=(1, 3))
+    return rawio.apply_flip(np.sqrt(e2).astype(np.float32), flip)
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """uint8 upright image shrunk so that its longest side is ≤ ERROR_MAP_SIDE."""
+    img = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    img.thumbnail((ERROR_MAP_SIDE, ERROR_MAP_SIDE))
+    return np.asarray(img)
+
+
+def score(case: Case, mosaic: np.ndarray, rgb: np.ndarray | None, rec: Record, keep_map: ErrorMaps | None) -> None:
+    """Fill ``rec``'s quality metrics from the recovered mosaic and (if any) the decoded upright RGB."""
+    nh = metrics.normalise_mosaic(mosaic, case.raw.black, case.raw.white)
+    rec.raw_psnr_lin = metrics.raw_psnr_lin(nh, case.n)
+    rec.raw_psnr_gamma = metrics.raw_psnr_gamma(nh, case.n)
+    if case.hl is not None and case.sh is not None:
+        rec.raw_psnr_lin_hl = metrics.raw_psnr_lin(nh, case.n, mask=case.hl)
+        rec.raw_psnr_gamma_hl = metrics.raw_psnr_gamma(nh, case.n, mask=case.hl)
+        rec.raw_psnr_lin_sh = metrics.raw_psnr_lin(nh, case.n, mask=case.sh)
+        rec.raw_psnr_gamma_sh = metrics.raw_psnr_gamma(nh, case.n, mask=case.sh)
+        rec.hl_frac, rec.sh_frac = float(case.hl.mean()), float(case.sh.mean())
+    if rgb is not None and case.ref is not None and rgb.shape == case.ref.shape:
+        rec.rgb_psnr = metrics.rgb_psnr(rgb, case.ref)
+        if min(rgb.shape[:2]) >= 11:
+            rec.ssim = metrics.ssim(rgb, case.ref)
+    if keep_map is not None:
+        keep_map.maps[rec.method] = (_error_map(nh - case.n, case.raw.flip), rec.quality)
+
+
+def _ratios(rec: Record, s: Sizes, cropped: bool) -> None:
+    b = rec.bytes
+    rec.ratio_file = None if cropped or not s.file else metrics.compression_ratio(s.file, b)
+    rec.ratio_bmp = metrics.compression_ratio(s.b_bmp, b)
+    rec.ratio_dng = None if s.dng is None else metrics.compression_ratio(s.dng, b)
+    rec.ratio_dng_lossless = None if s.dng_lossless is None else metrics.compression_ratio(s.dng_lossless, b)
+    rec.ratio_jxl = None if s.jxl is None else metrics.compression_ratio(s.jxl, b)
+
+
+# ------------------------------------------------------------------------------------------- methods
+
+
+def _invisp(case: Case, entry: zoo.ModelEntry, model: torch.nn.Module, q: int, cfg: BenchConfig) -> tuple:
+    raw = case.raw
+    with Stage() as enc:
+        settings = {**codec.render_settings(raw, q, cfg.subsampling), "exposure_gain": case.gain}
+        rgb = codec.render(raw, model, case.gain, cfg.tile)
+        data = jpeg.encode_jpeg(rgb, ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings))
+    with Stage() as dec:
+        with Image.open(io.BytesIO(data)) as img:
+            params = jpeg.read_params(img, case.name)
+            decoded = np.asarray(img.convert("RGB"))
+        mosaic = codec.recover(decoded, params, model, cfg.tile).mosaic
+    enc_s, enc_mb = case.read_s + enc.seconds, max(case.read_peak_mb, enc.peak_mb)
+    return data, decoded, mosaic, enc_s, enc_mb, dec.seconds, dec.peak_mb
+
+
+def _libraw_baseline(case: Case, method: str, q: int, cfg: BenchConfig) -> tuple:
+    assert case.ref is not None
+    with Stage() as enc:
+        data = baselines.encode_libraw_jpeg(case.ref, case.raw, q, cfg.subsampling,
+                                            gain=case.gain if method == "analytic" else None)
+    with Stage() as dec:
+        decoded = baselines.decode_jpeg(data)
+        if method == "analytic":
+            mosaic = baselines.analytic_recover(decoded, case.raw, case.gain, cfg.tile)
+        else:
+            mosaic = baselines.upi_recover(decoded, case.raw, tile=cfg.tile)
+    return (data, decoded, mosaic, case.ref_s + enc.seconds, max(case.ref_peak_mb, enc.peak_mb), dec.seconds,
+            dec.peak_mb)
+
+
+def _miniraw(case: Case) -> tuple:
+    with Stage() as enc:
+        data = baselines.miniraw_encode(case.raw)
+    with Stage() as dec:
+        mosaic = baselines.miniraw_decode(data)
+    return data, None, mosaic, enc.seconds, enc.peak_mb, dec.seconds, dec.peak_mb
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def _q(q: int | None) -> str:
+    return "" if q is None else f" q{q}"
+
+
+def resolve_baselines(requested: list[str] | None, warnings: list[str]) -> list[str]:
+    """The baselines to run: ``requested`` (validated), or every available one."""
+    if requested is None:
+        return [b for b in ALL_BASELINES if b != "miniraw" or baselines.miniraw_available()]
+    unknown = [b for b in requested if b not in ALL_BASELINES]
+    if unknown:
+        raise InputError(f"unknown baseline(s) {', '.join(unknown)} (known: {', '.join(ALL_BASELINES)})")
+    out = list(dict.fromkeys(requested))
+    if "miniraw" in out and not baselines.miniraw_available():
+        warnings.append("miniraw is not installed (pip install miniraw): skipped")
+        out.remove("miniraw")
+    return out
+
+
+def _models_for(cfg: BenchConfig, make: str, warnings: list[str]) -> list[zoo.ModelEntry]:
+    entries = [zoo.find_model(m) for m in cfg.models]
+    if cfg.auto:
+        try:
+            entries.append(zoo.select_model(make))
+        except InvispError as e:
+            warnings.append(f"--auto: {e}")
+    elif not cfg.models:
+        entries = zoo.list_models()
+    return list({e.id: e for e in entries}.values())
+
+
+def mean_records(records: list[Record]) -> list[Record]:
+    """One record per (method, quality): the mean over files of every numeric field (NaN/None skipped)."""
+    groups: dict[tuple[str, int | None], list[Record]] = {}
+    for r in records:
+        groups.setdefault((r.method, r.quality), []).append(r)
+    means = []
+    for (method, q), rs in groups.items():
+        m = Record(file="MEAN", method=method, kind=rs[0].kind, quality=q, subsampling=rs[0].subsampling,
+                   bytes=int(round(np.mean([r.bytes for r in rs]))), bpp=math.nan, n_files=len(rs))
+        for name in NUMERIC_FIELDS:
+            if name == "bytes":
+                continue
+            vals = [getattr(r, name) for r in rs]
+            vals = [float(v) for v in vals if v is not None and not math.isnan(float(v))]
+            setattr(m, name, float(np.mean(vals)) if vals else (None if name.startswith("ratio") else math.nan))
+        means.append(m)
+    return means
+
+
+def run_bench(cfg: BenchConfig) -> BenchResult:
+    """Benchmark every file; return records, per-(method, quality) means, sizes and error maps."""
+    warnings: list[str] = []
+    files = collect_files(cfg.inputs, cfg.limit)
+    chosen = resolve_baselines(cfg.baselines, warnings)
+    for m in cfg.models:  # fail early on an unknown --model
+        zoo.find_model(m)
+    qualities = sorted(dict.fromkeys(int(q) for q in cfg.qualities))
+    q_map = max(qualities)
+    infos: list[FileInfo] = []
+    records: list[Record] = []
+    maps: dict[str, ErrorMaps] = {}
+    skipped: list[tuple[str, str]] = []
+    model_ids: list[str] = []
+    if not cfg.models and not cfg.auto and not zoo.list_models():
+        warnings.append("no invisp models in the registry (weights/, $INVISP_WEIGHTS): running baselines only")
+
+    n_rec = len([b for b in chosen if b in RECOVERY_BASELINES])
+    with progress_bar("benchmarking", total=len(files)) as advance:
+        for path in files:
+            try:
+                case = load_case(path, cfg.crop)
+            except InvispError as e:
+                skipped.append((path.name, str(e)))
+                warnings.append(f"skipped {e}")
+                advance(1)
+                continue
+            raw = case.raw
+            sizes = measure_sizes(raw, None if cfg.crop else path.stat().st_size,
+                                  dng="dng" in chosen, jxl="jxl" in chosen)
+            info = FileInfo(case.name, str(path), tuple(raw.mosaic.shape), int(raw.bits), raw.cfa, int(raw.flip),
+                            case.window, sizes, case.read_s, case.ref_s, list(case.notes))
+            infos.append(info)
+            em = ErrorMaps(thumbnail(case.ref) if case.ref is not None else None)
+            maps[case.name] = em
+            entries = _models_for(cfg, str(raw.exif.get("make", "")), warnings)
+            model_ids += [e.id for e in entries if e.id not in model_ids]
+            jobs: list[tuple[str, str, int | None, object]] = []
+            for e in entries:
+                jobs += [(e.id, "invisp", q, e) for q in qualities]
+            if case.ref is not None:
+                jobs += [(b, "baseline", q, None) for b in chosen if b in RECOVERY_BASELINES for q in qualities]
+            elif n_rec:
+                info.notes.append("analytic/upi skipped: no LibRaw render of the mosaic's size")
+            if "miniraw" in chosen:
+                if raw.mosaic.shape[0] % 2 or raw.mosaic.shape[1] % 2:
+                    info.notes.append("miniraw skipped: odd-sized mosaic")
+                else:
+                    jobs.append(("miniraw", "baseline", None, None))
+            for method, kind, q, entry in jobs:
+                try:
+                    if kind == "invisp":
+                        assert isinstance(entry, zoo.ModelEntry)
+                        out = _invisp(case, entry, zoo.load_model(entry), int(q), cfg)
+                    elif method == "miniraw":
+                        out = _miniraw(case)
+                    else:
+                        out = _libraw_baseline(case, method, int(q), cfg)
+                except InvispError as e:
+                    warnings.append(f"{case.name}: {method}{_q(q)}: {e}")
+                    continue
+                except Exception as e:  # a failing method must not sink the others' results
+                    if os.environ.get("INVISP_DEBUG"):
+                        raise
+                    warnings.append(f"{case.name}: {method}{_q(q)}: internal error {type(e).__name__}: {e}")
+                    continue
+                data, decoded, mosaic, enc_s, enc_mb, dec_s, dec_mb = out
+                rec = Record(file=case.name, method=method, kind=kind, quality=q,
+                             subsampling=cfg.subsampling if q is not None else None, bytes=len(data),
+                             bpp=metrics.bpp(len(data), raw.mosaic.size), encode_s=enc_s, decode_s=dec_s,
+                             encode_peak_rss_mb=enc_mb, decode_peak_rss_mb=dec_mb)
+                _ratios(rec, sizes, cropped=cfg.crop is not None)
+                score(case, mosaic, decoded, rec, em if q in (None, q_map) else None)
+                if method == "upi":
+                    rec.note = "no file metadata (camera priors)"
+                records.append(rec)
+            for note in info.notes:
+                warnings.append(f"{case.name}: {note}")
+            del case
+            advance(1)
+    if not infos:
+        raise InputError("no RAW file could be benchmarked: " + "; ".join(f"{n}: {why}" for n, why in skipped))
+    return BenchResult(cfg, infos, records, mean_records(records), maps, skipped, warnings, chosen, model_ids,
+                       RSS_METHOD)
+
+
+def write_outputs(result: BenchResult, out: Path, plots: bool = True) -> list[Path]:
+    """report.json, report.csv and (unless ``plots`` is False) rd_curve.png and errors_<file>.png in ``out``."""
+    from . import plot, report
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{out}: cannot create the report folder ({e.strerror or e})") from None
+    written = [report.write_json(result, out / "report.json"), report.write_csv(result, out / "report.csv")]
+    if plots:
+        written += plot.write_plots(result, out)
+    return written
