@@ -13,6 +13,7 @@ from rich.table import Table
 from . import __version__
 from .errors import InvispError
 from .progress import console
+from .video import cli as video_cli  # RAW video: hooks in encode, decode, train
 
 out = console.__class__()  # stdout console for results
 
@@ -27,6 +28,8 @@ def _errors(fn):
         except InvispError as e:
             click.echo(f"invisp: error: {e}", err=True)
             sys.exit(e.exit_code)
+        except click.ClickException:  # usage errors raised in a command body: click reports them
+            raise
         except KeyboardInterrupt:
             click.echo("invisp: interrupted; no output written", err=True)
             sys.exit(130)
@@ -47,37 +50,71 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("src", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path), help="output .jpg")
+@click.argument("src", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path),
+              help="output .jpg (.mp4: RAW frames or a folder of them → video)")
 @click.option("--model", "model_id", default=None, help="model ID (default: chosen from the camera make)")
 @click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100))
 @click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               help="JPEG chroma subsampling")
-@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--tile", default=2048, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
+@click.option("--max-error", type=click.IntRange(0, 65535), default=None, metavar="N",
+              help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
+@video_cli.video_encode_options
 @_errors
-def encode(src: Path, dst: Path, model_id: str | None, quality: int, subsampling: str, tile: int,
-           force: bool) -> None:
-    """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG."""
+def encode(src: Path, dst: Path, model_id: str | None, quality: int, subsampling: str, tile: int, exact: bool,
+           max_error: int | None, force: bool, **video) -> None:
+    """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG, or RAW frames (files or a
+    folder) into an invisp MP4."""
+    if video_cli.is_video_encode(src, dst):  # RAW frames → MP4 (invisp_cli/video)
+        return video_cli.encode(src, dst, model_id=model_id, tile=tile, force=force, **video)
+    (src,) = src
     from .codec import encode_file
 
+    if exact and max_error:
+        raise click.UsageError("--exact and --max-error N > 0 contradict each other")
     r = encode_file(src, dst, model_id=model_id, quality=quality, subsampling=subsampling, force=force,
-                    tile=tile)
-    console.print(f"{src} → {r.output}  [{r.model_id}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]")
+                    tile=tile, max_error=0 if exact else max_error)
+    layer = f", {r.layer}" if r.layer else ""
+    console.print(f"{src} → {r.output}  [{r.model_id}, {r.bytes / 1e6:.2f} MB{layer}, {r.seconds:.1f} s]", markup=False)
 
 
 @main.command()
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path), help="output .dng")
-@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path),
+              help="output .dng (a folder for an MP4)")
+@click.option("--tile", default=2048, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
 @_errors
 def decode(src: Path, dst: Path, tile: int, force: bool) -> None:
-    """Recover the RAW from an invisp JPEG and write it as a DNG."""
+    """Recover the RAW from an invisp JPEG and write it as a DNG (from an invisp MP4: a folder of DNGs)."""
+    if video_cli.is_video_decode(src):  # MP4 → one DNG per frame (invisp_cli/video)
+        return video_cli.decode(src, dst, tile=tile, force=force)
     from .codec import decode_file
 
     r = decode_file(src, dst, force=force, tile=tile)
-    console.print(f"{src} → {r.output}  [{r.model_id}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]")
+    layer = f", {r.layer}" if r.layer else ""
+    console.print(f"{src} → {r.output}  [{r.model_id}{layer}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]", markup=False)
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "dst", default=None, type=click.Path(path_type=Path),
+              help="output .jpg (default: rewrite SRC in place, which needs --force)")
+@click.option("-f", "--force", is_flag=True, help="overwrite OUT, or allow rewriting SRC in place")
+@_errors
+def strip(src: Path, dst: Path | None, force: bool) -> None:
+    """Remove the residual layer of `encode --exact/--max-error`, leaving the plain invisp JPEG."""
+    from .residual import strip_file
+
+    written, removed = strip_file(src, dst, force)
+    if not removed and dst is None:
+        console.print(f"{src}: no residual layer; nothing to do", markup=False)
+    else:
+        left = written.stat().st_size / 1e6
+        console.print(f"{src} → {written}  [removed {removed / 1e6:.2f} MB, {left:.2f} MB left]", markup=False)
 
 
 @main.command()
@@ -129,15 +166,20 @@ def models() -> None:
 @click.option("--lam", "lam", default=1.0, show_default=True, type=float, help="λ of eq. 8 (RAW loss weight)")
 @click.option("--synthetic", default=0, show_default=True, type=click.IntRange(0),
               help="unprocessed copies of each bundled photo to add (needs scikit-image)")
+@click.option("--synthetic-template", multiple=True, type=click.Path(),
+              help="RAW file whose colour matrix, CFA and levels (not pixels) shape the synthetic data "
+              "(repeatable; default: the training files)")
 @click.option("--every", default=250, show_default=True, type=click.IntRange(1), help="checkpoint/validate every N")
 @click.option("--id", "model_id", default="", help="model ID (default CAMERA-ARCH)")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="continue from OUT/train_state.pt")
 @click.option("--init", default="", type=click.Path(), help="start from this .safetensors checkpoint (fine-tuning)")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
+@click.option("--video", is_flag=True, help="train the video flow (windows of frames, video codec simulator)")
+@click.option("--crf", default="18-32", show_default=True, help="with --video: CRF or range lo-hi simulated")
 @_errors
 def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam,
-          synthetic, every, model_id, seed, resume, init, device) -> None:
+          synthetic, synthetic_template, every, model_id, seed, resume, init, device, video, crf) -> None:
     """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
     from .train import TrainConfig
     from .train import train as run
@@ -145,9 +187,15 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
     lo, _, hi = jpeg_quality.partition("-")
     cfg = TrainConfig(camera=camera, data=list(data), val=list(val), out=out, arch=arch, hparams=json.loads(hparams),
                       steps=steps, batch=batch, patch=patch, lr=lr, quality=(int(lo), int(hi or lo)),
-                      subsampling=subsampling, lam=lam, synthetic=synthetic, every=every, model_id=model_id,
+                      subsampling=subsampling, lam=lam, synthetic=synthetic,
+                      synthetic_templates=list(synthetic_template), every=every, model_id=model_id,
                       seed=seed, resume=resume, init=init)
-    entry = run(cfg, device=device)
+    if video:  # the video flow (invisp_cli/video/train.py)
+        from .video.train import train_video
+
+        entry = train_video(cfg, crf, device=device)
+    else:
+        entry = run(cfg, device=device)
     if entry is not None:
         console.print(f"saved {entry.id} → {entry.path} (sha256 {entry.sha256[:12]}…); metrics {entry.metrics}")
         console.print(f"use it with: INVISP_WEIGHTS={out} invisp encode … --model {entry.id}")

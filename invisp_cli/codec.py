@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import rawio
+from . import rawio, residual
 from .containers import jpeg
 from .errors import InputError
 from .fileio import atomic_output, check_output
@@ -24,7 +24,7 @@ from .steps import Chain, Flow, analytic_steps, libraw_maximum_gain
 from .tiling import run_tiled
 from .zoo import ModelEntry, find_model, load_model, select_model
 
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 2048
 
 
 def isp_chain(raw: RawImage, model: torch.nn.Module, gain: float) -> Chain:
@@ -80,6 +80,7 @@ class Result:
     model_id: str
     seconds: float
     bytes: int
+    layer: str = ""  # residual layer (issue 6): what it added on encode / guaranteed on decode, "" if none
 
 
 def resolve_model(model_id: str | None, make: str) -> ModelEntry:
@@ -88,8 +89,10 @@ def resolve_model(model_id: str | None, make: str) -> ModelEntry:
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
                 quality: int = 90, subsampling: str = "4:4:4", force: bool = False,
-                tile: int = DEFAULT_TILE) -> Result:
-    """Read a RAW file, render it with the chosen (or camera-matched) model, write the JPEG atomically."""
+                tile: int = DEFAULT_TILE, max_error: int | None = None) -> Result:
+    """Read a RAW file, render it with the chosen (or camera-matched) model, write the JPEG atomically.
+
+    ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N."""
     t0 = time.perf_counter()
     check_output(dst, force)
     raw = rawio.read_raw(src)
@@ -99,22 +102,32 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     rgb = render(raw, model, settings["exposure_gain"], tile)
     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
     data = jpeg.encode_jpeg(rgb, params)
+    note = ""
+    if max_error is not None:  # residual layer (issue 6)
+        data, layer_bytes = residual.attach(data, raw, settings["exposure_gain"], max_error)
+        note = f"{residual.guarantee_text(max_error)} layer {layer_bytes / 1e6:.2f} MB"
     with atomic_output(dst, force) as tmp:
         tmp.write_bytes(data)
-    return Result(Path(dst), entry.id, time.perf_counter() - t0, len(data))
+    return Result(Path(dst), entry.id, time.perf_counter() - t0, len(data), note)
 
 
 def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool = False,
                 tile: int = DEFAULT_TILE) -> Result:
-    """Read an invisp JPEG, load exactly the model it names, recover the RAW and write a DNG atomically."""
+    """Read an invisp JPEG, load exactly the model it names, recover the RAW and write a DNG atomically.
+
+    A file with a residual layer is recovered from the layer instead (no model needed), verified by SHA-256."""
     t0 = time.perf_counter()
     suffix = Path(dst).suffix.lower()
     if suffix != ".dng":
         raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .dng)")
     check_output(dst, force)
     rgb, params = jpeg.read_jpeg(src)
-    model = load_model(find_model(params.model_id), expected_sha256=params.model_sha256)
-    raw = recover(rgb, params, model, tile)
+    layered = residual.recover_from_layer(src, rgb, params)  # residual layer (issue 6); None if absent
+    if layered is not None:
+        raw, note = layered[0], f"{residual.guarantee_text(layered[1])} from the layer, SHA-256 verified"
+    else:
+        model = load_model(find_model(params.model_id), expected_sha256=params.model_sha256)
+        raw, note = recover(rgb, params, model, tile), ""
     with atomic_output(dst, force) as tmp:
         rawio.write_dng(tmp, raw)
-    return Result(Path(dst), params.model_id, time.perf_counter() - t0, Path(dst).stat().st_size)
+    return Result(Path(dst), params.model_id, time.perf_counter() - t0, Path(dst).stat().st_size, note)

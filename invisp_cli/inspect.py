@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import rawio
+from . import rawio, residual
 from .containers import jpeg
 from .errors import InputError
 
@@ -28,6 +28,7 @@ def describe(path: Path) -> list[tuple[str, object]]:
             ("orientation", f"flip {r['flip']}"),
             ("jpeg", f"quality {p.render['quality']}, {p.render['subsampling']}"),
             ("exif", ", ".join(f"{k}={v}" for k, v in p.camera.items()) or "none"),
+            ("raw layer", residual.describe_layer(path.read_bytes(), name)),  # residual layer (issue 6)
         ]
     raw = rawio.read_raw(path)
     h, w = raw.mosaic.shape

@@ -11,6 +11,7 @@ Mosaic steps (``Levels``, ``WhiteBalance``) act on (N, 1, H, W) Bayer data; ``Bi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,16 +144,21 @@ class BilinearDemosaic(Step):
         cfa_index(cfa)  # validate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        m = cfa_masks(self.cfa, h, w, x.device).to(x.dtype)
+        m, inv_den = _demosaic_weights(self.cfa, x.shape[-2], x.shape[-1], x.device, x.dtype)
         k = torch.stack([_K_RB, _K_G, _K_RB]).unsqueeze(1).to(x)
-        num = F.conv2d(x * m, k, padding=1, groups=3)
-        den = F.conv2d(m, k, padding=1, groups=3)
-        return num / den
+        return F.conv2d(x * m, k, padding=1, groups=3) * inv_den
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        m = cfa_masks(self.cfa, y.shape[-2], y.shape[-1], y.device).to(y.dtype)
+        m, _ = _demosaic_weights(self.cfa, y.shape[-2], y.shape[-1], y.device, y.dtype)
         return (y * m).sum(dim=1, keepdim=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _demosaic_weights(cfa: str, h: int, w: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Site masks and 1 / (k_c * m_c) for a tile shape (tiles mostly share one shape: computed once)."""
+    m = cfa_masks(cfa, h, w, device).to(dtype)
+    k = torch.stack([_K_RB, _K_G, _K_RB]).unsqueeze(1).to(m)
+    return m, 1.0 / F.conv2d(m, k, padding=1, groups=3)
 
 
 class ColorMatrix(Step):

@@ -59,6 +59,7 @@ class TrainConfig:
     val: list[str] = field(default_factory=list)
     val_crop: int = 512
     synthetic: int = 0
+    synthetic_templates: list[str] = field(default_factory=list)
     every: int = 250
     model_id: str = ""
     resume: bool = False
@@ -117,7 +118,7 @@ def synthetic_samples(count: int, templates: list[RawImage], rng: np.random.Gene
             t = templates[rng.integers(len(templates))]
             raw = unprocess(photo, t.xyz_to_cam, cfa=t.cfa, white=t.white, black=t.black, rng=rng,
                             exposure=rng.uniform(0.7, 1.6))
-            dng = workdir / f"synth-{name}-{i}.dng"
+            dng = workdir / f"synth-{t.exif.get('make', 'cam')}-{name}-{i}.dng".replace(" ", "_")
             rawio.write_dng(dng, raw)
             raw = rawio.read_raw(dng)
             ref = rawio.undo_flip(rawio.render_reference(dng), raw.flip)
@@ -259,7 +260,9 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     samples = _load_samples(train_files, cache)
     if cfg.synthetic:
         synth_rng = np.random.default_rng(cfg.seed + 7)  # same synthetic set on every rank
-        samples += synthetic_samples(cfg.synthetic, [s.raw for s in samples], synth_rng, cache / "synthetic")
+        # metadata only (colour matrix, CFA, levels) of the template files; default: the training files
+        templates = [rawio.read_raw(f) for f in raw_files(cfg.synthetic_templates)] or [s.raw for s in samples]
+        samples += synthetic_samples(cfg.synthetic, templates, synth_rng, cache / "synthetic")
     val = _load_samples(val_files, cache) if rank == 0 else []
 
     flow = build(cfg.arch, **cfg.hparams)

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import ModelError
-from .flows import build
+from .flows import ARCHITECTURES, build
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 REGISTRY = "registry.json"
@@ -92,16 +92,18 @@ def find_model(model_id: str) -> ModelEntry:
     raise ModelError(f"unknown model ID {model_id!r} (installed: {known})")
 
 
-def select_model(make: str) -> ModelEntry:
-    """The model for a camera make: a camera-specific one if any matches, else the generic ('*') one."""
-    models = list_models()
+def select_model(make: str, video: bool = False) -> ModelEntry:
+    """The model for a camera make: a camera-specific one if any matches, else the generic ('*') one.
+    ``video`` chooses among video (windowed) architectures instead of image ones."""
+    models = [e for e in list_models() if (getattr(ARCHITECTURES.get(e.arch), "window", 1) > 1) == video]
     for e in models:
         if e.matches(make):
             return e
     for e in models:
         if "*" in e.cameras:
             return e
-    raise ModelError("no generic model installed (weights/registry.json has no entry for cameras '*')")
+    raise ModelError(f"no generic {'video ' if video else ''}model installed "
+                     "(weights/registry.json has no entry for cameras '*')")
 
 
 def sha256_file(path: Path) -> str:

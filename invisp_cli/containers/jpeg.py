@@ -5,7 +5,10 @@ Where things go (all in the APP1 EXIF segment, ≤ 64 KiB):
             Software = "invisp <version>", ImageDescription = "invisp model <id> sha256 <hash>"
             — the model ID is readable by exiftool, exifread and piexif;
   Exif IFD  UserComment = the full ``ReconstructionParams`` JSON (ASCII character code), and copies of the
-            camera's DateTimeOriginal, ExposureTime, FNumber, ISOSpeedRatings, FocalLength, LensModel."""
+            camera's DateTimeOriginal, ExposureTime, FNumber, ISOSpeedRatings, FocalLength, LensModel.
+
+Optional (``encode --exact``/``--max-error``): APP11 segments after the EXIF block carry the residual layer
+(``containers/layer.py``, ``residual.py``); it is separate from schema invisp/1 and its checksum."""
 
 from __future__ import annotations
 

@@ -126,17 +126,26 @@ class MonotoneCurve(nn.Module):
         return xs.repeat_interleave(r, 0), ys.repeat_interleave(r, 0), slope.repeat_interleave(r, 0)
 
     @staticmethod
-    def _pw(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        flat = x.permute(1, 0, 2, 3).reshape(c, -1)
-        seg = torch.searchsorted(xs[:, 1:-1].contiguous(), flat.contiguous())  # 0..K-1
-        out = torch.gather(ys, 1, seg) + torch.gather(slope, 1, seg) * (flat - torch.gather(xs, 1, seg))
-        return out.view(c, n, h, w).permute(1, 0, 2, 3)
+    def _channels_first(x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+    @staticmethod
+    def _eval(flat: torch.Tensor, seg: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor,
+              slope: torch.Tensor) -> torch.Tensor:
+        """y = y0[seg] + slope[seg]·(x − x0[seg]) per channel row."""
+        return torch.gather(y0, 1, seg) + torch.gather(slope, 1, seg) * (flat - torch.gather(x0, 1, seg))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs, ys, slope = self._knots()
-        return self._pw(x, xs, ys, slope)
+        flat = self._channels_first(x)
+        # equal segments in x: the segment index is arithmetic, no search needed
+        seg = ((flat - self.lo) * (self.k / (self.hi - self.lo))).floor_().clamp_(0, self.k - 1).long()
+        out = self._eval(flat, seg, xs, ys, slope)
+        return out.view(x.shape[1], x.shape[0], *x.shape[2:]).transpose(0, 1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         xs, ys, slope = self._knots()
-        return self._pw(y, ys, xs, 1.0 / slope)
+        flat = self._channels_first(y)
+        seg = torch.searchsorted(ys[:, 1:-1].contiguous(), flat.contiguous())
+        out = self._eval(flat, seg, ys, xs, 1.0 / slope)
+        return out.view(y.shape[1], y.shape[0], *y.shape[2:]).transpose(0, 1)

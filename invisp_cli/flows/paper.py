@@ -33,11 +33,14 @@ class PaperFlow(nn.Module):
 
     align = 1
 
-    def __init__(self, blocks: int = 8, growth: int = 32, split: int = 1, clamp: float = 1.0):
+    def __init__(self, blocks: int = 8, growth: int = 32, split: int = 1, clamp: float = 1.0,
+                 identity_init: bool = False):
         super().__init__()
         self.layers = nn.ModuleList()
         for i in range(blocks):
-            self.layers.append(InvConv1x1(3, seed=i))
+            # the paper starts the 1×1 convs from random rotations; identity_init starts the whole network at
+            # the identity (as the squeeze flow does), i.e. from the analytic ISP, for short CPU trainings
+            self.layers.append(InvConv1x1(3, identity_init=identity_init, seed=i))
             self.layers.append(AffineCoupling(3, split, lambda a, b: DenseSubnet(a, b, growth), clamp))
         # each coupling runs two subnets in sequence, each five 3×3 convs deep
         self.receptive_field = blocks * 2 * 5

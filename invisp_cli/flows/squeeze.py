@@ -1,13 +1,14 @@
 """The efficient invertible ISP: global per-pixel stages at full resolution, spatial couplings on a
 pixel-unshuffled tensor.
 
-    x ─▶ unshuffle(f) ─▶ curve_in ─▶ mix_in ─▶ [1×1(3f²) ─▶ coupling]×B ─▶ mix_out ─▶ curve_out ─▶ shuffle(f)
+    x ─▶ unshuffle(f) ─▶ mix_in ─▶ [1×1(3f²) ─▶ coupling]×B ─▶ mix_out ─▶ curve ─▶ shuffle(f)
 
 Squeezing by f turns 3 channels into 3f² at 1/f² of the positions, so subnets run as wide, dense convs
 (which use the CPU 2–3× better per MAC than thin full-resolution layers, ../shared/PERF-NOTES.md) while the
-per-colour monotone curves and 3×3 colour mixes do the global colour/tone/highlight work at O(1) cost per
-pixel. Those per-pixel stages act on every colour sample identically whatever its position in the f×f cell,
-so they are applied to the squeezed tensor directly (3× cheaper than 3-channel full-resolution ops here).
+3×3 colour mixes and the per-colour monotone output curve do the global colour/tone/highlight work at O(1) cost
+per pixel (the curve is what lets highlights that LibRaw clips survive the 8-bit JPEG, compressed). Those
+per-pixel stages treat every colour sample alike whatever its position in the f×f cell, so they run on the
+squeezed tensor directly (3× cheaper than 3-channel full-resolution ops here).
 Every part is the identity at initialisation, so training starts from the analytic ISP of the metadata."""
 
 from __future__ import annotations
@@ -36,32 +37,31 @@ class ConvSubnet(nn.Sequential):
 class SqueezeFlow(nn.Module):
     """Pixel-unshuffle coupling flow with monotone tone curves (see module docstring)."""
 
-    def __init__(self, blocks: int = 3, width: int = 48, factor: int = 4, knots: int = 32, clamp: float = 1.0,
+    def __init__(self, blocks: int = 2, width: int = 48, factor: int = 4, knots: int = 32, clamp: float = 1.0,
                  lo: float = -0.5, hi: float = 2.5):
         super().__init__()
         c = 3 * factor * factor
         self.factor = factor
         self.align = factor
         r = factor * factor
-        self.curve_in = MonotoneCurve(3, knots, lo, hi, repeat=r)
         self.mix_in = InvConv1x1(3, identity_init=True, repeat=r)
         self.layers = nn.ModuleList()
         for _ in range(blocks):
             self.layers.append(InvConv1x1(c, identity_init=True))
             self.layers.append(AffineCoupling(c, c // 2, lambda a, b: ConvSubnet(a, b, width), clamp))
         self.mix_out = InvConv1x1(3, identity_init=True, repeat=r)
-        self.curve_out = MonotoneCurve(3, knots, lo, hi, repeat=r)
+        self.curve = MonotoneCurve(3, knots, lo, hi, repeat=r)
         # per coupling: two subnets in sequence, each two 3×3 convs deep, at stride `factor`
         self.receptive_field = blocks * 2 * 2 * factor + factor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.mix_in(self.curve_in(F.pixel_unshuffle(x, self.factor)))
+        x = self.mix_in(F.pixel_unshuffle(x, self.factor))
         for layer in self.layers:
             x = layer(x)
-        return F.pixel_shuffle(self.curve_out(self.mix_out(x)), self.factor)
+        return F.pixel_shuffle(self.curve(self.mix_out(x)), self.factor)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        y = self.mix_out.inverse(self.curve_out.inverse(F.pixel_unshuffle(y, self.factor)))
+        y = self.mix_out.inverse(self.curve.inverse(F.pixel_unshuffle(y, self.factor)))
         for layer in reversed(self.layers):
             y = layer.inverse(y)
-        return F.pixel_shuffle(self.curve_in.inverse(self.mix_in.inverse(y)), self.factor)
+        return F.pixel_shuffle(self.mix_in.inverse(y), self.factor)

@@ -1,0 +1,99 @@
+"""Speed and memory of `invisp encode` / `invisp decode` at full resolution, and the architecture trade-off.
+
+    .venv/bin/python benchmarks/speed.py fullres [--mp 24] [--model ID]   # CLI wall time + peak RSS
+    .venv/bin/python benchmarks/speed.py archs                             # MAC/px and s/MP per architecture
+
+`fullres` builds a synthetic 14-bit RGGB DNG of the requested size by tiling the mosaic of a real GoPro file
+from ../shared/data (real sensor statistics, no extra data in the repo), then runs the installed CLI on it as a
+user would, in a fresh process each, and reports wall-clock seconds and the child's peak RSS (getrusage)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / ".." / "shared" / "data" / "raw" / "gopro-hero7_mural_GOPR9231.dng"
+
+
+def make_dng(path: Path, megapixels: float) -> tuple[int, int]:
+    from invisp_cli import rawio
+
+    src = rawio.read_raw(SOURCE)
+    h = int(round(np.sqrt(megapixels * 1e6 * 2 / 3) / 2)) * 2
+    w = int(round(h * 1.5 / 2)) * 2
+    reps = (-(-h // src.mosaic.shape[0]), -(-w // src.mosaic.shape[1]))
+    src.mosaic = np.ascontiguousarray(np.tile(src.mosaic, reps)[:h, :w])
+    src.raw_size, src.flip = (h, w), 0
+    rawio.write_dng(path, src)
+    return h, w
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of a child process."""
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    dt = time.perf_counter() - t0
+    return dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def fullres(args: argparse.Namespace) -> dict:
+    invisp = str(Path(sys.executable).with_name("invisp"))
+    with tempfile.TemporaryDirectory() as t:
+        dng, jpg, out = Path(t) / "big.dng", Path(t) / "big.jpg", Path(t) / "back.dng"
+        h, w = make_dng(dng, args.mp)
+        model = ["--model", args.model] if args.model else []
+        enc_s, enc_mb = timed([invisp, "encode", str(dng), "-o", str(jpg), *model])
+        dec_s, dec_mb = timed([invisp, "decode", str(jpg), "-o", str(out)])
+        res = {"size": f"{w}x{h}", "megapixels": round(h * w / 1e6, 1), "encode_s": round(enc_s, 1),
+               "decode_s": round(dec_s, 1), "peak_rss_mb": round(max(enc_mb, dec_mb)),
+               "jpeg_mb": round(jpg.stat().st_size / 1e6, 2), "threads": torch.get_num_threads()}
+    print(json.dumps(res))
+    return res
+
+
+def archs(args: argparse.Namespace) -> None:
+    from invisp_cli.flows import build
+    from invisp_cli.metrics import mac_per_pixel
+
+    torch.set_grad_enabled(False)
+    configs = [("paper", {}), ("squeeze", {}), ("squeeze", {"blocks": 2}), ("squeeze", {"blocks": 4, "width": 64})]
+    x = torch.rand(1, 3, 1024, 1024)
+    for arch, hp in configs:
+        m = build(arch, **hp).eval()
+        macs = mac_per_pixel(m, (1, 3, 64, 64))
+        side = 256 if arch == "paper" else 1024  # the paper net is slow: time 1/16 MP and scale
+        xi = x[..., :side, :side]
+        m(xi[..., :64, :64])
+        t0 = time.perf_counter()
+        y = m(xi)
+        fwd = (time.perf_counter() - t0) * 1e6 / (side * side)
+        t0 = time.perf_counter()
+        m.inverse(y)
+        inv = (time.perf_counter() - t0) * 1e6 / (side * side)
+        print(json.dumps({"arch": arch, "hparams": hp, "kmac_per_px": round(macs / 1e3, 1),
+                          "forward_s_per_mp": round(fwd, 2), "inverse_s_per_mp": round(inv, 2)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fullres")
+    f.add_argument("--mp", type=float, default=24)
+    f.add_argument("--model", default=None)
+    sub.add_parser("archs")
+    a = ap.parse_args()
+    {"fullres": fullres, "archs": archs}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

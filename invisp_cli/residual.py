@@ -1,0 +1,386 @@
+"""Exact or near-lossless RAW inside the JPEG: an optional residual layer (``invisp encode --exact``).
+
+Encode predicts, from the JPEG's decoded 8-bit pixels alone, what each raw value was; the layer stores the
+difference to the real mosaic, entropy-coded, in APP11 segments (``containers/layer.py``):
+
+    r = m − p,   q = ⌊(r + N) / (2N + 1)⌋,   m̂ = clip(p + (2N + 1)·q, lo, hi)   ⇒  |m̂ − m| ≤ N
+
+(N = 0: q = r and m̂ = m exactly; clipping to [lo, hi] ∋ m only moves m̂ towards m). Decode recomputes p, adds
+the residual, and checks SHA-256(m̂) against the layer's header before writing anything.
+
+**Predictor.** The float flow is not reproducible bit for bit across CPUs, thread counts and library
+versions, so p is the analytic inverse of the metadata-driven steps (``steps.analytic_steps``) in integer
+arithmetic. At a site of CFA position π (colour c, black b_π) with decoded sRGB codes v_k:
+
+    p = b_π + Σ_k K[π, k]·G⁻¹(v_k / 255),     K[π, k] = (M⁻¹)[c, k]·(w − b_π) / (wb_c·gain)
+
+(M = rgb_cam, G = ``steps.Gamma``), evaluated as  p = clip((Σ_k coef[π][k]·lut[v_k] + bias[π]) >> 32, lo, hi)
+in int64 with lut = round(2¹⁶·G⁻¹(v/255)), coef = round(2¹⁶·K), bias = round(2³²·(b_π + ½)). The integers
+are computed once, at encode, and stored in the layer, so decode does no floating point at all. The other
+inputs are the JPEG's pixels as Pillow decodes them (libjpeg-turbo, integer ISLOW IDCT, whose SIMD paths are
+bit-exact with its C code); a decoder that differed would fail the SHA-256 check, never return a wrong RAW.
+A trained flow can move the JPEG away from the analytic ISP; the predictor "none" (p = 0: the layer codes
+the mosaic itself) is then chosen when it codes smaller. Tried and dropped (larger layers on the real files):
+per-file least-squares tone tables, a fitted 3×3 spatial filter, predicting from the site's own channel only.
+
+**Coding.** q − min(q) (uint16) goes to JPEG XL lossless (as the mosaic, or as its four CFA planes tiled 2×2,
+the layout of ``bench.sizes.cfa_planes``), or as bytes to zstd, or to lzma on small images (lzma codes
+~1 MB/s here). Predictor, codec and layout are chosen per file by coded size on a centred crop of
+``SAMPLE`` × ``SAMPLE`` pixels (the whole residual when it is small), then the whole residual is coded with the
+winner. JPEG XL effort is 3 up to 8 MP and 2 above, to keep the layer within ~2 s per 24 MP on 2 cores.
+
+Layer blob = u32be header length, header JSON (format, guarantee N, shape, sha256, predictor integers, codec,
+layout, dtype, offset, payload_bytes), payload."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import torch
+from PIL import Image
+
+from . import rawio
+from .containers import layer
+from .containers.layer import LayerError
+from .errors import InputError, OutputError
+from .fileio import atomic_output
+from .params import ReconstructionParams
+from .rawio import RawImage
+from .steps import Gamma, cfa_index
+
+FORMAT = "invisp-residual/1"
+SAMPLE = 512
+LZMA_MAX_PIXELS = 1 << 18
+ZSTD_LEVEL = 9
+ROWS = 128  # rows per block in the predictor (even: keeps the CFA phase); blocks stay in cache
+_COEF_LIMIT = 1 << 40  # |coef|·lut < 2⁵⁶: three terms and the bias cannot overflow int64
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """The integer prediction of the mosaic from upright decoded sRGB (see the module docstring).
+
+    kind "analytic" or "none" (p = lo everywhere); coef/bias per CFA position (row-major 2×2)."""
+
+    kind: str
+    flip: int
+    lut: tuple[int, ...]
+    coef: tuple[tuple[int, int, int], ...]
+    bias: tuple[int, ...]
+    clip: tuple[int, int]
+
+    @classmethod
+    def analytic(cls, raw: RawImage, gain: float, hi: int) -> Predictor:
+        """The fixed-point analytic inverse for ``raw``'s metadata and exposure ``gain``; clip range [0, hi]."""
+        lut = np.round(Gamma().inverse(torch.arange(256, dtype=torch.float64) / 255).numpy() * 2**16)
+        m_inv = np.linalg.inv(np.asarray(raw.rgb_cam, dtype=np.float64))
+        black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
+        wb = np.asarray(raw.wb, dtype=np.float64)
+        coef, bias = [], []
+        for (i, j), c in np.ndenumerate(cfa_index(raw.cfa)):
+            k = m_inv[c] * (raw.white - black[i, j]) / (wb[c] * gain)
+            coef.append(tuple(int(v) for v in np.round(k * 2**16)))
+            bias.append(int(np.round((black[i, j] + 0.5) * 2**32)))
+        return cls("analytic", int(raw.flip), tuple(int(v) for v in lut), tuple(coef), tuple(bias), (0, int(hi)))
+
+    @classmethod
+    def none(cls, flip: int, hi: int) -> Predictor:
+        return cls("none", int(flip), (0,) * 256, ((0, 0, 0),) * 4, (0,) * 4, (0, int(hi)))
+
+    def usable(self) -> bool:
+        return all(abs(c) < _COEF_LIMIT for row in self.coef for c in row) and all(abs(b) < 2**52 for b in self.bias)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """Upright uint8 (H', W', 3) → predicted uint16 mosaic (H, W) in sensor orientation."""
+        s = rawio.undo_flip(np.asarray(rgb, dtype=np.uint8), self.flip)
+        h, w = s.shape[:2]
+        lo, hi = self.clip
+        out = np.full((h, w), lo, np.uint16)
+        if self.kind == "none":
+            return out
+        lut = np.asarray(self.lut, dtype=np.int64)
+        tables = [[c * lut for c in row] for row in self.coef]  # exact int64 products
+        for y0 in range(0, h, ROWS):
+            blk = s[y0 : y0 + ROWS]
+            for p, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+                v = blk[i::2, j::2]
+                if v.size == 0:
+                    continue
+                t = tables[p]
+                acc = t[0][v[..., 0]]
+                acc += t[1][v[..., 1]]
+                acc += t[2][v[..., 2]]
+                acc += self.bias[p]
+                acc >>= 32
+                out[y0 + i : y0 + ROWS : 2, j::2] = _clip(acc, lo, hi)
+        return out
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "flip": self.flip, "lut_q16": list(self.lut),
+                "coef_q16": [list(r) for r in self.coef], "bias_q32": list(self.bias), "clip": list(self.clip)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Predictor:
+        p = cls(str(d["kind"]), int(d["flip"]), tuple(int(v) for v in d["lut_q16"]),
+                tuple(tuple(int(v) for v in r) for r in d["coef_q16"]), tuple(int(v) for v in d["bias_q32"]),
+                (int(d["clip"][0]), int(d["clip"][1])))
+        ok = (p.kind in ("analytic", "none") and p.flip in range(8) and len(p.lut) == 256
+              and all(0 <= v <= 2**17 for v in p.lut) and len(p.coef) == 4 and all(len(r) == 3 for r in p.coef)
+              and len(p.bias) == 4 and 0 <= p.clip[0] <= p.clip[1] < 2**16 and p.usable())
+        if not ok:
+            raise ValueError("predictor parameters out of range")
+        return p
+
+
+# ------------------------------------------------------------------------------------------------ coding
+
+
+def _planes(m: np.ndarray) -> np.ndarray:
+    """Even (H, W) mosaic → its four CFA planes tiled 2×2 (same layout as ``bench.sizes.cfa_planes``)."""
+    h, w = m.shape
+    return m.reshape(h // 2, 2, w // 2, 2).transpose(1, 0, 3, 2).reshape(h, w)
+
+
+def _unplanes(p: np.ndarray) -> np.ndarray:
+    h, w = p.shape
+    return np.ascontiguousarray(p.reshape(2, h // 2, 2, w // 2).transpose(1, 0, 3, 2).reshape(h, w))
+
+
+def _jxl_effort(pixels: int) -> int:
+    return 3 if pixels <= 8_000_000 else 2
+
+
+def _encode(values: np.ndarray, codec: str, layout: str, effort: int) -> bytes:
+    """Lossless coding of a uint16/uint32 (H, W) array."""
+    v = np.ascontiguousarray(_planes(values) if layout == "cfa-planes" else values)
+    if codec == "jxl":
+        return bytes(imagecodecs.jpegxl_encode(v, lossless=True, effort=effort, numthreads=os.cpu_count()))
+    raw = v.astype(v.dtype.newbyteorder("<"), copy=False).tobytes()
+    return bytes(imagecodecs.zstd_encode(raw, level=ZSTD_LEVEL)) if codec == "zstd" else lzma.compress(raw)
+
+
+def _decode(payload: bytes, codec: str, layout: str, dtype: str, shape: tuple[int, int]) -> np.ndarray:
+    if codec == "jxl":
+        v = np.asarray(imagecodecs.jpegxl_decode(payload, numthreads=os.cpu_count()))
+    elif codec in ("zstd", "lzma"):
+        raw = imagecodecs.zstd_decode(payload) if codec == "zstd" else lzma.decompress(payload)
+        v = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+        v = v.reshape(shape) if v.size == shape[0] * shape[1] else v
+    else:
+        raise ValueError(f"unknown codec {codec!r}")
+    if v.shape != tuple(shape) or v.dtype != np.dtype(dtype):
+        raise ValueError(f"payload decodes to {v.dtype} {v.shape}, expected {dtype} {tuple(shape)}")
+    return _unplanes(v) if layout == "cfa-planes" else v
+
+
+def _candidates(shape: tuple[int, int], dtype: np.dtype) -> list[tuple[str, str]]:
+    h, w = shape
+    out = []
+    if dtype == np.uint16:
+        out.append(("jxl", "mosaic"))
+        if h % 2 == 0 and w % 2 == 0:
+            out.append(("jxl", "cfa-planes"))
+    out.append(("zstd", "mosaic"))
+    if h * w <= LZMA_MAX_PIXELS:
+        out.append(("lzma", "mosaic"))
+    return out
+
+
+def _clip(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """In-place clip of an integer array (np.clip is several times slower)."""
+    np.maximum(a, lo, out=a)
+    return np.minimum(a, hi, out=a)
+
+
+def _quantise(mosaic: np.ndarray, pred: np.ndarray, n: int, clip: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(q, m̂): residual quotients (int32) and the reconstruction they give (uint16)."""
+    r = mosaic.astype(np.int32)
+    r -= pred
+    if n == 0:
+        return r, mosaic
+    q = np.floor_divide(r + n, 2 * n + 1)
+    return q, _clip(pred + q * (2 * n + 1), *clip).astype(np.uint16)
+
+
+def _offset(q: np.ndarray) -> tuple[np.ndarray, int]:
+    """(q − min q as uint16, or uint32 if it does not fit; −min q). Overwrites ``q``."""
+    lo = int(q.min())
+    q -= lo
+    return q.astype(np.uint16 if int(q.max()) < 2**16 else np.uint32), -lo
+
+
+def _sample(shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The whole image if small, else a centred SAMPLE × SAMPLE crop at even offsets."""
+    h, w = shape
+    if h * w <= 2 * SAMPLE * SAMPLE:
+        return slice(None), slice(None)
+    sh, sw = min(h, SAMPLE) & ~1, min(w, SAMPLE) & ~1
+    y0, x0 = (h - sh) // 4 * 2, (w - sw) // 4 * 2
+    return slice(y0, y0 + sh), slice(x0, x0 + sw)
+
+
+def sha256_mosaic(m: np.ndarray) -> str:
+    """SHA-256 of a mosaic as uint16 little-endian, row-major."""
+    return hashlib.sha256(np.ascontiguousarray(m, dtype="<u2")).hexdigest()
+
+
+def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor], max_error: int) -> bytes:
+    """The layer blob that turns ``rgb`` (the JPEG's decoded pixels) back into ``mosaic`` within ±max_error,
+    with the predictor/codec/layout that codes smallest on the sample."""
+    mosaic = np.ascontiguousarray(mosaic, dtype=np.uint16)
+    shape = mosaic.shape
+    effort = _jxl_effort(mosaic.size)
+    ys, xs = _sample(shape)
+    whole = ys == slice(None) and xs == slice(None)
+    preds = [(p, p(rgb)) for p in predictors if p.usable()]
+    if any(pm.shape != shape for _, pm in preds):
+        raise ValueError("JPEG pixels and mosaic differ in size")
+    trials = []
+    for rank, (pred, pm) in enumerate(preds):
+        q, _ = _quantise(mosaic[ys, xs], pm[ys, xs], max_error, pred.clip)
+        vals, _ = _offset(q)
+        for codec, layout in _candidates(shape, vals.dtype):
+            data = _encode(vals, codec, layout, effort)
+            trials.append((len(data), rank, codec, layout, data))
+    _, rank, codec, layout, data = min(trials, key=lambda t: t[:2])
+    pred, pm = preds[rank]
+    q, rec = _quantise(mosaic, pm, max_error, pred.clip)
+    vals, offset = _offset(q)
+    if not whole:
+        data = _encode(vals, codec, layout, effort)
+    header = {"format": FORMAT, "guarantee": int(max_error), "shape": list(shape), "sha256": sha256_mosaic(rec),
+              "predictor": pred.to_json(), "codec": codec, "layout": layout, "dtype": vals.dtype.name,
+              "offset": offset, "payload_bytes": len(data)}
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii")
+    return struct.pack(">I", len(head)) + head + data
+
+
+def parse_layer(blob: bytes, name: str) -> tuple[dict, Predictor, bytes]:
+    """(header, predictor, payload) of a layer blob; LayerError if it is malformed."""
+    try:
+        (n,) = struct.unpack_from(">I", blob)
+        header = json.loads(blob[4 : 4 + n].decode("ascii"))
+        if header.get("format") != FORMAT:
+            raise ValueError(f"unsupported layer format {header.get('format')!r} (this invisp reads {FORMAT})")
+        payload = blob[4 + n :]
+        h, w = (int(v) for v in header["shape"])
+        ok = (len(payload) == int(header["payload_bytes"]) and h > 0 and w > 0
+              and 0 <= int(header["guarantee"]) < 2**16 and 0 <= int(header["offset"]) <= 2**17
+              and header["dtype"] in ("uint16", "uint32") and len(str(header["sha256"])) == 64)
+        if not ok:
+            raise ValueError("header fields out of range")
+        return header, Predictor.from_json(header["predictor"]), payload
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise LayerError(f"{name}: residual layer is damaged ({e})") from None
+
+
+def reconstruct(header: dict, pred: Predictor, payload: bytes, rgb: np.ndarray, name: str) -> np.ndarray:
+    """The verified mosaic a parsed layer gives with the JPEG's decoded pixels ``rgb``.
+
+    LayerError if the payload is damaged or the result's SHA-256 differs from the header's."""
+    shape = tuple(int(v) for v in header["shape"])
+    try:
+        vals = _decode(payload, header["codec"], header["layout"], header["dtype"], shape)
+    except Exception as e:  # noqa: BLE001 — codecs raise their own error types on damaged data
+        raise LayerError(f"{name}: residual layer is damaged (payload does not decode: {e})") from None
+    pm = pred(rgb)
+    if pm.shape != shape or int(vals.max()) >= 2**18:
+        raise LayerError(f"{name}: residual layer does not fit this JPEG (shape or value range)")
+    n = int(header["guarantee"])
+    rec = vals.astype(np.int32)  # |values| < 2¹⁸; a product that wraps only comes from a damaged layer
+    rec -= int(header["offset"])
+    if n:
+        rec *= 2 * n + 1
+    rec += pm
+    rec = _clip(rec, *pred.clip).astype(np.uint16)
+    if sha256_mosaic(rec) != header["sha256"]:
+        what = "exact RAW" if n == 0 else f"RAW within ±{n}"
+        raise LayerError(f"{name}: residual layer check failed: the {what} it reconstructs does not match its "
+                         "SHA-256 (file modified or damaged); no output written (`invisp strip` removes the "
+                         "layer for an approximate decode)")
+    return rec
+
+
+def guarantee_text(n: int) -> str:
+    return "bit-exact RAW" if n == 0 else f"RAW within ±{n} raw units"
+
+
+# ------------------------------------------------------------------------------ file-level entry points
+
+
+def decode_pixels(data: bytes) -> np.ndarray:
+    """JPEG bytes → uint8 RGB, exactly as ``containers.jpeg.read_jpeg`` decodes a file (Pillow)."""
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def attach(data: bytes, raw: RawImage, gain: float, max_error: int) -> tuple[bytes, int]:
+    """An encoded invisp JPEG plus a layer recovering ``raw.mosaic`` within ±max_error: (bytes, layer bytes)."""
+    if max_error < 0:
+        raise ValueError("max_error must be ≥ 0")
+    hi = max(int(raw.white), int(raw.mosaic.max()))
+    blob = build_layer(raw.mosaic, decode_pixels(data), [Predictor.analytic(raw, gain, hi),
+                                                         Predictor.none(raw.flip, hi)], max_error)
+    out = layer.insert_layer(data, blob)
+    return out, len(out) - len(data)
+
+
+def recover_from_layer(path: str | os.PathLike, rgb: np.ndarray,
+                       params: ReconstructionParams) -> tuple[RawImage, int] | None:
+    """(the RAW an invisp JPEG's residual layer gives, verified; its guarantee N), or None without a layer."""
+    name = Path(path).name
+    blob = layer.read_layer(Path(path).read_bytes(), name)
+    if blob is None:
+        return None
+    raw = params.raw_template()
+    header, pred, payload = parse_layer(blob, name)
+    if tuple(header["shape"]) != raw.mosaic.shape or pred.flip != raw.flip:
+        raise LayerError(f"{name}: residual layer does not belong to this image (size or orientation differs)")
+    raw.mosaic = reconstruct(header, pred, payload, rgb, name)
+    return raw, int(header["guarantee"])
+
+
+def describe_layer(data: bytes, name: str) -> str:
+    """One line for ``invisp info``: the layer's guarantee, size, coding and predictor (or why it is unusable)."""
+    try:
+        blob = layer.read_layer(data, name)
+        if blob is None:
+            return "none (decode gives the approximate RAW)"
+        header, pred, _ = parse_layer(blob, name)
+    except LayerError as e:
+        return f"damaged: {str(e).removeprefix(name + ': ')}"
+    _, removed = layer.strip_layer(data, name)
+    return (f"{guarantee_text(int(header['guarantee']))}, {removed / 1e6:.2f} MB "
+            f"({header['codec']} {header['layout']}, {pred.kind} predictor, sha256 {header['sha256'][:16]}…)")
+
+
+def strip_file(src: str | os.PathLike, dst: str | os.PathLike | None, force: bool) -> tuple[Path, int]:
+    """Remove the layer: write the plain JPEG to ``dst``, or rewrite ``src`` in place (needs ``force``).
+
+    Returns (the file written, bytes removed); removes nothing and writes nothing in place if there is no
+    layer. Atomic either way; an in-place rewrite keeps the file's permission bits."""
+    src = Path(src)
+    if not src.is_file():
+        raise InputError(f"{src}: no such file")
+    plain, removed = layer.strip_layer(src.read_bytes(), src.name)
+    target = Path(dst) if dst is not None else src
+    if dst is None:
+        if not removed:
+            return src, 0
+        if not force:
+            raise OutputError(f"{src}: refusing to rewrite the file in place (use -o OUT, or --force)")
+    with atomic_output(target, force) as tmp:
+        tmp.write_bytes(plain)
+        if dst is None:
+            shutil.copymode(src, tmp)
+    return target, removed

@@ -1,0 +1,201 @@
+"""Encode a sequence of RAW frames into an MP4 and decode it back into one DNG per frame.
+
+    encode:  frames ─read─▶ window (x_{t−1}, x_t, x_{t+1}) ─analytic ISP─▶ f(x_t ; clip(x_{t±1})) ─▶ YUV ─▶ H.264/5
+    decode:  H.264/5 ─▶ RGB window (ŷ_{t−1}, ŷ_t, ŷ_{t+1}) ─▶ f⁻¹(ŷ_t ; ŷ_{t±1}) ─analytic ISP⁻¹─▶ DNG
+
+Both stream: a frame is read, rendered or recovered, and written as soon as its window is complete, so memory holds
+W frames (W = 3 for the video flow; an image flow runs per frame, W = 1) whatever the clip's length. Each frame is
+processed in tiles (``tiling.run_tiled``), neighbours included, so large frames stay bounded too. Sequence ends
+replicate the edge frame. Outputs are atomic: a temporary file/folder beside the target, renamed at the end."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import rawio
+from ..codec import DEFAULT_TILE
+from ..errors import InputError, ModelError
+from ..fileio import atomic_output, check_output
+from ..params import ReconstructionParams
+from ..progress import progress_bar
+from ..rawio import RawImage
+from ..steps import Chain, Flow, analytic_steps, libraw_maximum_gain
+from ..tiling import run_tiled
+from ..zoo import ModelEntry, find_model, load_model, select_model
+from . import frames as fr
+from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
+from .flow import run_aligned
+from .formats import CODECS
+
+
+def window_of(model: torch.nn.Module) -> int:
+    """Frames a model looks at: its ``window`` (video flows), 1 for image flows (run per frame)."""
+    return int(getattr(model, "window", 1))
+
+
+def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
+    """The named model, else the camera-matched or generic video model, else the image model (run per frame)."""
+    if model_id:
+        return find_model(model_id)
+    try:
+        return select_model(make, video=True)
+    except ModelError:
+        return select_model(make)
+
+
+def _analytic(raw: RawImage, gain: float) -> Chain:
+    return Chain(analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain))
+
+
+@torch.inference_mode()
+def render_frame(window: Sequence[RawImage], gains: Sequence[float], model: torch.nn.Module,
+                 tile: int = DEFAULT_TILE) -> np.ndarray:
+    """The centre frame of a window of RAW frames (all of one size) → upright float32 sRGB (H', W', 3) in [0, 1].
+
+    Video flow: f(x_t ; clip(x_{t±1}, 0, 1)) with x the analytic ISP of each frame; image flow: f(x_t)."""
+    k = len(window) // 2
+    chains = [_analytic(r, g) for r, g in zip(window, gains, strict=True)]
+    centre = window[k]
+    if len(window) == 1:
+        flow = Flow(model)
+        fn, rf, align = (lambda t: flow.forward(chains[0].forward(t))), flow.receptive_field, flow.align
+    else:
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            x = [c.forward(t[:, i : i + 1]) for i, c in enumerate(chains)]
+            cond = torch.cat(x[:k] + x[k + 1 :], 1).clamp(0, 1)
+            return run_aligned(model.forward, x[k], cond, model.align)
+
+        rf, align = model.receptive_field, model.align
+    h, w = centre.mosaic.shape
+    x = torch.from_numpy(np.stack([r.mosaic for r in window]).astype(np.float32))[None]
+    out = np.empty((1, 3, h, w), np.float32)
+    run_tiled(fn, x, out, tile=tile, halo=rf + chains[0].receptive_field, align=int(np.lcm(2, align)),
+              post=lambda t: t.clamp(0, 1).numpy())
+    return np.ascontiguousarray(rawio.apply_flip(out[0].transpose(1, 2, 0), centre.flip))
+
+
+@torch.inference_mode()
+def recover_frame(window: Sequence[np.ndarray], params: ReconstructionParams, model: torch.nn.Module,
+                  tile: int = DEFAULT_TILE) -> RawImage:
+    """Decoded upright float RGB frames (the centre's window) + the centre's parameters → RAW of the centre."""
+    raw = params.raw_template()
+    k = len(window) // 2
+    chain = _analytic(raw, float(params.render["exposure_gain"]))
+    sensor = np.stack([rawio.undo_flip(f, raw.flip).transpose(2, 0, 1) for f in window]).astype(np.float32)
+    h, w = sensor.shape[-2:]
+    x = torch.from_numpy(sensor.reshape(1, -1, h, w))
+    if len(window) == 1:
+        flow = Flow(model)
+        fn, rf, align = (lambda t: chain.inverse(flow.inverse(t))), flow.receptive_field, flow.align
+    else:
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            cond = torch.cat([t[:, : 3 * k], t[:, 3 * k + 3 :]], 1)
+            return chain.inverse(run_aligned(model.inverse, t[:, 3 * k : 3 * k + 3], cond, model.align))
+
+        rf, align = model.receptive_field, model.align
+    out = np.empty((1, 1, h, w), np.uint16)
+
+    def to_raw_units(t: torch.Tensor) -> np.ndarray:
+        return t.round().clamp(0, raw.white).to(torch.int32).numpy().astype(np.uint16)
+
+    run_tiled(fn, x, out, tile=tile, halo=rf + chain.receptive_field, align=int(np.lcm(2, align)), post=to_raw_units)
+    raw.mosaic = out[0, 0]
+    return raw
+
+
+def render_settings(raw: RawImage, codec: str, crf: int, pix_fmt: str) -> dict:
+    """Per-frame ``params.render``: the stream settings and LibRaw's brightening gain of this frame."""
+    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt,
+            "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
+
+
+@dataclass
+class VideoResult:
+    output: Path
+    model_id: str
+    frames: int
+    seconds: float
+    bytes: int
+
+
+def _read_frames(files: Sequence[Path], first: RawImage) -> Iterator[tuple[Path, RawImage]]:
+    yield files[0], first
+    for f in files[1:]:
+        raw = rawio.read_raw(f)
+        fr.check_same_sequence(first, raw, f.name)
+        yield f, raw
+
+
+def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *, model_id: str | None = None,
+                 codec: str = "h264", crf: int = 23, fps: float | Fraction | None = None, pix_fmt: str = "yuv420p",
+                 preset: str = "medium", force: bool = False, tile: int = DEFAULT_TILE,
+                 loaded: tuple[ModelEntry, torch.nn.Module] | None = None) -> VideoResult:
+    """RAW frames (files and/or folders) → MP4 at ``dst``, with the chosen (or camera-matched) model.
+
+    ``loaded`` (entry, model) bypasses the zoo lookup (training validation); ``fps`` None: from the frames'
+    capture times when they give one (``frames.fps_from_times``), else 24."""
+    t0 = time.perf_counter()
+    if Path(dst).suffix.lower() != ".mp4":
+        raise InputError(f"{dst}: video output must be .mp4")
+    if codec not in CODECS:
+        raise InputError(f"unknown codec {codec!r} (use {' or '.join(CODECS)})")
+    check_output(dst, force)
+    files = fr.frame_files(inputs)
+    first = rawio.read_raw(files[0])
+    if loaded is None:
+        entry = resolve_video_model(model_id, first.exif.get("make", ""))
+        loaded = entry, load_model(entry)
+    entry, model = loaded
+    rate = Fraction(fps).limit_denominator(1001) if fps else fr.fps_from_times([fr.capture_time(f) for f in files])
+    rate = rate or fr.DEFAULT_FPS
+    h, w = first.mosaic.shape
+    height, width = (w, h) if first.flip & 4 else (h, w)
+    infos: list[FrameInfo] = []
+    with atomic_output(dst, force) as tmp:
+        writer = Mp4Writer(tmp, codec, crf, pix_fmt, rate, width, height, preset)
+        try:
+            with progress_bar("encoding frames", total=len(files)) as advance:
+                for window in fr.sliding(_read_frames(files, first), window_of(model)):
+                    path, raw = window[len(window) // 2]
+                    raws = [r for _, r in window]
+                    settings = [render_settings(r, codec, crf, pix_fmt) for r in raws]
+                    writer.write(render_frame(raws, [s["exposure_gain"] for s in settings], model, tile))
+                    params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings[len(window) // 2])
+                    infos.append(FrameInfo(path.name, params))
+                    advance(1)
+            video = {"codec": codec, "encoder": CODECS[codec], "crf": int(crf), "pix_fmt": pix_fmt,
+                     "preset": preset, "fps": f"{rate.numerator}/{rate.denominator}", "frames": len(infos),
+                     "width": writer.width, "height": writer.height, "window": window_of(model)}
+            writer.close(VideoDoc(entry.id, entry.sha256, video, infos).to_tags())
+        except BaseException:
+            writer.abort()
+            raise
+    return VideoResult(Path(dst), entry.id, len(infos), time.perf_counter() - t0, Path(dst).stat().st_size)
+
+
+def decode_video(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool = False,
+                 tile: int = DEFAULT_TILE, model: torch.nn.Module | None = None) -> VideoResult:
+    """An invisp MP4 → a folder ``dst`` with one DNG per frame, recovered with exactly the model the file names
+    (or ``model``, for training validation)."""
+    t0 = time.perf_counter()
+    if Path(dst).suffix.lower() == ".dng":
+        raise InputError(f"{dst}: decoding a video writes a folder of DNGs; give a folder name")
+    doc = read_doc(src)
+    if model is None:
+        model = load_model(find_model(doc.model_id), expected_sha256=doc.model_sha256)
+    names = fr.output_names([f.name for f in doc.frames])
+    with fr.atomic_output_dir(dst, force) as tmp:
+        with progress_bar("decoding frames", total=len(doc.frames)) as advance:
+            for i, window in enumerate(fr.sliding(iter_frames(src, doc), window_of(model))):
+                rawio.write_dng(tmp / names[i], recover_frame(window, doc.frames[i].params, model, tile))
+                advance(1)
+        size = sum(p.stat().st_size for p in tmp.iterdir())
+    return VideoResult(Path(dst), doc.model_id, len(doc.frames), time.perf_counter() - t0, size)

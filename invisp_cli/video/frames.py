@@ -1,0 +1,170 @@
+"""RAW frame sequences: listing and checking the frames, frame rate from capture times, centred sliding windows,
+atomic output folders, and short test sequences cut from one real RAW by a moving crop window."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from .. import rawio
+from ..errors import InputError, OutputError
+from ..rawio import RawImage
+from ..train import crop_raw, raw_files
+
+T = TypeVar("T")
+DEFAULT_FPS = Fraction(24)
+#: frame rates a measured one snaps to (NTSC rates as exact fractions)
+STANDARD_FPS = [Fraction(r) for r in (1, 2, 5, 10, 12, 15, 24, 25, 30, 48, 50, 60, 120)] + [
+    Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)]
+
+
+def frame_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The RAW frames named by ``inputs`` (files in the order given; folders' RAW files sorted by name)."""
+    files = raw_files([str(p) for p in inputs])
+    if not files:
+        raise InputError(f"no RAW frames in {', '.join(str(p) for p in inputs)}")
+    return files
+
+
+def check_same_sequence(first: RawImage, raw: RawImage, name: str) -> None:
+    """A frame must come from the same camera, with the same size, CFA layout and orientation as the first."""
+    cam = (first.exif.get("make", ""), first.exif.get("model", ""))
+    other = (raw.exif.get("make", ""), raw.exif.get("model", ""))
+    if other != cam:
+        raise InputError(f"{name}: mixed cameras in one sequence ({' '.join(other).strip() or 'unknown'} after "
+                         f"{' '.join(cam).strip() or 'unknown'})")
+    if raw.mosaic.shape != first.mosaic.shape:
+        raise InputError(f"{name}: mixed frame sizes in one sequence ({raw.mosaic.shape[1]}×{raw.mosaic.shape[0]} "
+                         f"after {first.mosaic.shape[1]}×{first.mosaic.shape[0]})")
+    if (raw.cfa, raw.flip) != (first.cfa, first.flip):
+        raise InputError(f"{name}: CFA layout or orientation differs from the first frame's "
+                         f"({raw.cfa}/{raw.flip} vs {first.cfa}/{first.flip})")
+
+
+def capture_time(path: Path) -> dt.datetime | None:
+    """EXIF DateTimeOriginal (+ SubSecTimeOriginal) of a TIFF-based RAW (DNG, NEF, CR2, ARW, …), else None."""
+    import exifread
+
+    logging.getLogger("exifread").setLevel(logging.CRITICAL)
+    try:
+        with open(path, "rb") as f:
+            tags = exifread.process_file(f, details=False, stop_tag="SubSecTimeOriginal")
+        stamp = str(tags.get("EXIF DateTimeOriginal") or tags.get("Image DateTime") or "").strip()
+        t = dt.datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S")
+        sub = str(tags.get("EXIF SubSecTimeOriginal") or "").strip()
+        return t + dt.timedelta(seconds=float(f"0.{sub}")) if sub.isdigit() else t
+    except Exception:  # noqa: BLE001 - exifread raises many things on odd files; no time is no time
+        return None
+
+
+def fps_from_times(times: Sequence[dt.datetime | None]) -> Fraction | None:
+    """The frame rate the capture times imply, (n − 1) / span snapped to the nearest standard rate, when every
+    frame has a time, they do not go backwards and they span at least 2 s (EXIF times are often whole seconds);
+    else None."""
+    if len(times) < 3 or any(t is None for t in times):
+        return None
+    span = (times[-1] - times[0]).total_seconds()
+    if span < 2 or any(b < a for a, b in zip(times, times[1:], strict=False)):
+        return None
+    measured = (len(times) - 1) / span
+    return min(STANDARD_FPS, key=lambda r: abs(np.log(float(r) / measured)))
+
+
+def sliding(items: Iterable[T], window: int) -> Iterator[tuple[T, ...]]:
+    """Centred windows of odd size W over a stream, edges replicated, holding only ~W items at a time:
+    W = 3 over a, b, c gives (a, a, b), (a, b, c), (b, c, c)."""
+    half = window // 2
+    it = iter(items)
+    ahead = [x for _, x in zip(range(half + 1), it, strict=False)]
+    if not ahead:
+        return
+    past = [ahead[0]] * half
+    end = object()
+    while ahead:
+        future = (ahead[1:] + [ahead[-1]] * half)[:half]
+        yield (*past, ahead[0], *future)
+        past = (past + [ahead[0]])[-half:] if half else []
+        ahead = ahead[1:]
+        nxt = next(it, end)
+        if nxt is not end:
+            ahead.append(nxt)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an existing non-empty folder
+    only with ``force``). On any exception the temporary folder is removed and ``path`` is left as it was."""
+    target = Path(path)
+    if target.name in ("", ".", ".."):
+        raise OutputError(f"{path}: name the output folder")
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target}: output exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise OutputError(f"{target}: output folder exists and is not empty (use --force to replace it)")
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: output directory does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{parent}: output directory is not writable")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            if any(target.iterdir()) and not force:
+                raise OutputError(f"{target}: output appeared while writing (use --force to replace it)")
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def output_names(names: Sequence[str]) -> list[str]:
+    """DNG names for decoded frames: the source frames' stems when they are unique, else frame_000000.dng, …"""
+    stems = [Path(n).stem for n in names]
+    ok = all(s and not s.startswith(".") for s in stems) and len({s.lower() for s in stems}) == len(stems)
+    return [f"{s}.dng" for s in stems] if ok else [f"frame_{i:06d}.dng" for i in range(len(names))]
+
+
+def slide_sequence(raw: RawImage, folder: Path, frames: int, size: tuple[int, int], step: tuple[int, int],
+                   start: tuple[int, int] | None = None) -> list[Path]:
+    """Write ``frames`` DNGs of an (h, w) crop window moving by ``step`` = (dy, dx) px per frame (even values, so
+    the CFA layout stays) across ``raw``, from ``start`` (default: centred over the path). Returns their paths."""
+    h, w = size
+    dy, dx = step
+    if (dy | dx | h | w) % 2:
+        raise ValueError("crop size and step must be even")
+    span_y, span_x = abs(dy) * (frames - 1), abs(dx) * (frames - 1)
+    if start is None:
+        start = ((raw.mosaic.shape[0] - h - span_y) // 4 * 2 + (span_y if dy < 0 else 0),
+                 (raw.mosaic.shape[1] - w - span_x) // 4 * 2 + (span_x if dx < 0 else 0))
+    y0, x0 = start
+    if y0 % 2 or x0 % 2:
+        raise ValueError("start must be even")
+    out = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(frames):
+        y, x = y0 + i * dy, x0 + i * dx
+        if not (0 <= y and y + h <= raw.mosaic.shape[0] and 0 <= x and x + w <= raw.mosaic.shape[1]):
+            raise ValueError(f"frame {i} leaves the {raw.mosaic.shape[1]}×{raw.mosaic.shape[0]} RAW")
+        crop = crop_raw(raw, y, x, h, w)
+        crop.mosaic = np.ascontiguousarray(crop.mosaic)
+        crop.raw_size, crop.margins = (h, w), (0, 0)
+        path = folder / f"frame_{i:03d}.dng"
+        rawio.write_dng(path, crop)
+        out.append(path)
+    return out
