@@ -174,12 +174,16 @@ def models() -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="continue from OUT/train_state.pt")
 @click.option("--init", default="", type=click.Path(), help="start from this .safetensors checkpoint (fine-tuning)")
+@click.option("--hard-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="share of crops picked for out-of-range (clipped) content")
+@click.option("--demosaic", default="mhc", show_default=True, type=click.Choice(["mhc", "bilinear"]),
+              help="demosaic of the analytic front-end the flow learns behind")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
 @click.option("--video", is_flag=True, help="train the video flow (windows of frames, video codec simulator)")
 @click.option("--crf", default="18-32", show_default=True, help="with --video: CRF or range lo-hi simulated")
 @_errors
-def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam,
-          synthetic, synthetic_template, every, model_id, seed, resume, init, device, video, crf) -> None:
+def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam, synthetic,
+          synthetic_template, every, model_id, seed, resume, init, hard_fraction, demosaic, device, video, crf) -> None:
     """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
     from .train import TrainConfig
     from .train import train as run
@@ -189,7 +193,8 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
                       steps=steps, batch=batch, patch=patch, lr=lr, quality=(int(lo), int(hi or lo)),
                       subsampling=subsampling, lam=lam, synthetic=synthetic,
                       synthetic_templates=list(synthetic_template), every=every, model_id=model_id,
-                      seed=seed, resume=resume, init=init)
+                      seed=seed, resume=resume, init=init, demosaic=demosaic,
+                      hard_fraction=hard_fraction)
     if video:  # the video flow (invisp_cli/video/train.py)
         from .video.train import train_video
 

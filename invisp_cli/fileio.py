@@ -38,6 +38,9 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
                                dir=target.parent if str(target.parent) else ".")
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; a normal output file follows the umask
     try:
         yield tmp_path
         if not force and target.exists():

@@ -7,7 +7,8 @@ Schema ``invisp/1`` (all that decode needs, plus the camera's EXIF basics):
      "raw": {"cfa": "RGGB"|…, "black": [[b00, b01], [b10, b11]], "white": int, "bits": int,
              "visible_size": [H, W], "raw_size": [H, W], "margins": [top, left], "flip": 0..7,
              "wb": [r, g, b], "wb_source": str, "rgb_cam": 3×3, "xyz_to_cam": 3×3},
-     "render": {"codec": "jpeg", "quality": int, "subsampling": str, "exposure_gain": float},
+     "render": {"codec": "jpeg", "quality": int, "subsampling": str, "demosaic": "mhc"|"bilinear",
+                "exposure_gain": float},
      "camera": {make, model, datetime, exposure_time, f_number, iso, focal_length, lens},
      "checksum": sha256 of the canonical JSON of everything above}
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from .errors import MetadataError
 from .rawio import RawImage
-from .steps import CFA_LAYOUTS
+from .steps import CFA_LAYOUTS, DEFAULT_DEMOSAIC, DEMOSAICS
 
 SCHEMA = "invisp/1"
 
@@ -101,6 +102,7 @@ class ReconstructionParams:
                 and np.asarray(r["xyz_to_cam"], dtype=float).shape == (3, 3)
                 and int(r["flip"]) in range(8)
                 and 0 < float(self.render["exposure_gain"]) < 64
+                and self.render.get("demosaic", DEFAULT_DEMOSAIC) in DEMOSAICS
                 and isinstance(self.model_id, str) and len(self.model_sha256) == 64
             )
         except (KeyError, TypeError, ValueError) as e:

@@ -29,8 +29,8 @@ the layout of ``bench.sizes.cfa_planes``), or as bytes to zstd, or to lzma on sm
 ``SAMPLE`` × ``SAMPLE`` pixels (the whole residual when it is small), then the whole residual is coded with the
 winner. JPEG XL effort is 3 up to 8 MP and 2 above, to keep the layer within ~2 s per 24 MP on 2 cores.
 
-Layer blob = u32be header length, header JSON (format, guarantee N, shape, sha256, predictor integers, codec,
-layout, dtype, offset, payload_bytes), payload."""
+Layer blob = u32be header length, header JSON (format, guarantee N, shape, sha256 of m̂, predictor integers,
+codec, layout, dtype, offset, payload_bytes, payload_sha256: damage is reported before decoding), payload."""
 
 from __future__ import annotations
 
@@ -256,11 +256,13 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
     pred, pm = preds[rank]
     q, rec = _quantise(mosaic, pm, max_error, pred.clip)
     vals, offset = _offset(q)
+    if (codec, layout) not in _candidates(shape, vals.dtype):  # the sample's residual fitted 16 bits, this not
+        codec, layout, whole = "zstd", "mosaic", False
     if not whole:
         data = _encode(vals, codec, layout, effort)
     header = {"format": FORMAT, "guarantee": int(max_error), "shape": list(shape), "sha256": sha256_mosaic(rec),
               "predictor": pred.to_json(), "codec": codec, "layout": layout, "dtype": vals.dtype.name,
-              "offset": offset, "payload_bytes": len(data)}
+              "offset": offset, "payload_bytes": len(data), "payload_sha256": hashlib.sha256(data).hexdigest()}
     head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii")
     return struct.pack(">I", len(head)) + head + data
 
@@ -275,10 +277,12 @@ def parse_layer(blob: bytes, name: str) -> tuple[dict, Predictor, bytes]:
         payload = blob[4 + n :]
         h, w = (int(v) for v in header["shape"])
         ok = (len(payload) == int(header["payload_bytes"]) and h > 0 and w > 0
-              and 0 <= int(header["guarantee"]) < 2**16 and 0 <= int(header["offset"]) <= 2**17
+              and 0 <= int(header["guarantee"]) < 2**16 and abs(int(header["offset"])) <= 2**17
               and header["dtype"] in ("uint16", "uint32") and len(str(header["sha256"])) == 64)
         if not ok:
             raise ValueError("header fields out of range")
+        if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
+            raise ValueError("payload SHA-256 mismatch")
         return header, Predictor.from_json(header["predictor"]), payload
     except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise LayerError(f"{name}: residual layer is damaged ({e})") from None

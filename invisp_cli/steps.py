@@ -161,6 +161,53 @@ def _demosaic_weights(cfa: str, h: int, w: int, device, dtype) -> tuple[torch.Te
     return m, 1.0 / F.conv2d(m, k, padding=1, groups=3)
 
 
+_MHC = torch.tensor([
+    [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]],  # G at R/B
+    [[0, 0, .5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, .5, 0, 0]],  # row neighbours
+    [[0, 0, -1, 0, 0], [0, -1, 4, -1, 0], [.5, 0, 5, 0, .5], [0, -1, 4, -1, 0], [0, 0, -1, 0, 0]],  # column nbrs
+    [[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]],  # diagonal
+]).unsqueeze(1) / 8
+
+
+class MHCDemosaic(BilinearDemosaic):
+    """Malvar–He–Cutler gradient-corrected linear demosaic (ICASSP 2004), inverted by re-mosaicking.
+
+    Each missing colour is a 5×5 linear filter of the mosaic (bilinear estimate plus a Laplacian correction
+    from the site's own colour), chosen by site type; recorded sites keep their value, so the inverse is the
+    same exact re-mosaic as for the bilinear step. Much closer to LibRaw's AHD render than bilinear, at ~100
+    MAC per pixel. Borders are mirrored by 2 px (mirroring keeps the CFA phase)."""
+
+    receptive_field = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sel = _mhc_selectors(self.cfa, x.shape[-2], x.shape[-1], x.device, x.dtype)
+        cand = torch.cat([x, F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), _MHC.to(x))], dim=1)  # (N,5,H,W)
+        return torch.einsum("ckhw,nkhw->nchw", sel, cand)
+
+
+@functools.lru_cache(maxsize=8)
+def _mhc_selectors(cfa: str, h: int, w: int, device, dtype) -> torch.Tensor:
+    """(3, 5, H, W) one-hot choice, per output colour and site, among [site value, G-at-R/B, row, column,
+    diagonal] estimates."""
+    idx = cfa_index(cfa)
+    table = np.zeros((2, 2, 3), dtype=np.int64)  # candidate index per 2×2 position and output colour
+    for i in range(2):
+        for j in range(2):
+            c = idx[i, j]
+            row_colour = idx[i, 1 - j]  # the other colour on this row
+            col_colour = idx[1 - i, j]  # the other colour on this column
+            for out in range(3):
+                if out == c:
+                    table[i, j, out] = 0
+                elif c != 1:  # at R or B: G from the cross, the opposite colour from the diagonals
+                    table[i, j, out] = 1 if out == 1 else 4
+                else:  # at G: the colour met along the row uses the row kernel, the other the column kernel
+                    table[i, j, out] = 2 if out == row_colour else 3
+                    assert out in (row_colour, col_colour)
+    t = torch.as_tensor(table).repeat((h + 1) // 2, (w + 1) // 2, 1)[:h, :w]  # (H, W, 3)
+    return F.one_hot(t, 5).permute(2, 3, 0, 1).to(device=device, dtype=dtype)
+
+
 class ColorMatrix(Step):
     """Per-pixel 3×3 colour transform  y = M x  (camera RGB → linear sRGB), inverse x = M⁻¹ y."""
 
@@ -263,9 +310,13 @@ class Chain(Step):
         return y
 
 
+DEMOSAICS: dict[str, type[BilinearDemosaic]] = {"bilinear": BilinearDemosaic, "mhc": MHCDemosaic}
+DEFAULT_DEMOSAIC = "mhc"
+
+
 def analytic_steps(cfa: str, black: np.ndarray, white: float, wb: Sequence[float], rgb_cam: np.ndarray,
-                   gain: float = 1.0) -> list[Step]:
+                   gain: float = 1.0, demosaic: str = DEFAULT_DEMOSAIC) -> list[Step]:
     """The metadata-driven part of the ISP:
     levels → exposure → white balance → demosaic → colour matrix → gamma."""
-    return [Levels(black, white), Exposure(gain), WhiteBalance(cfa, wb), BilinearDemosaic(cfa),
+    return [Levels(black, white), Exposure(gain), WhiteBalance(cfa, wb), DEMOSAICS[demosaic](cfa),
             ColorMatrix(rgb_cam), Gamma()]

@@ -66,6 +66,7 @@ def unprocess(
     exposure: float | None = None,
     invert_tone: bool = False,
     noise: bool = True,
+    shot_range: tuple[float, float] = (1e-4, 1.2e-2),
 ) -> RawImage:
     """Turn an 8-bit sRGB photo (H, W, 3) into a plausible Bayer RAW.
 
@@ -74,7 +75,8 @@ def unprocess(
     ε ~ N(0, n·σ_shot² + σ_read²);  rounded and clipped to [0, white] as uint16.
     ``rgb_cam`` = (rgb→cam)⁻¹, so LibRaw's render (×wb, ×rgb_cam, transfer) inverts this.
     Random when None: wb = (U(1.9, 2.4), 1, U(1.5, 1.9)); exposure ~ U(0.8, 1.2). Noise levels as Brooks:
-    log σ_shot² ~ U(log 1e-4, log 1.2e-2), log σ_read² = 2.18·log σ_shot² + 1.20 + N(0, 0.26²).
+    log σ_shot² ~ U(log lo, log hi) with (lo, hi) = ``shot_range`` (default Brooks' 1e-4, 1.2e-2, which spans
+    low light; a base-ISO daylight photo is nearer 1e-5…1e-3), log σ_read² = 2.18·log σ_shot² + 1.20 + N(0, 0.26²).
     """
     srgb = np.asarray(srgb)
     if srgb.dtype != np.uint8 or srgb.ndim != 3 or srgb.shape[2] != 3:
@@ -96,7 +98,7 @@ def unprocess(
     black22 = np.broadcast_to(np.asarray(black, dtype=np.float64), (2, 2)).copy()
     b = np.tile(black22, ((h + 1) // 2, (w + 1) // 2))[:h, :w]
     if noise:
-        log_shot = rng.uniform(np.log(1e-4), np.log(1.2e-2))
+        log_shot = rng.uniform(np.log(shot_range[0]), np.log(shot_range[1]))
         log_read = 2.18 * log_shot + 1.20 + rng.normal(0.0, 0.26)
         n = n + rng.normal(size=n.shape) * np.sqrt(n * np.exp(log_shot) + np.exp(log_read))
     mosaic = np.clip(np.round(b + n * (white - b)), 0, white).astype(np.uint16)

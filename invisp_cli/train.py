@@ -11,9 +11,12 @@ crops (seed + rank), gradients are all-reduced by DDP, rank 0 validates and writ
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from PIL import Image, ImageFilter
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import load_file
 
@@ -34,7 +38,7 @@ from .params import ReconstructionParams
 from .progress import console
 from .rawio import RawImage
 from .simulators.jpeg import DiffJPEG
-from .steps import Chain, analytic_steps, libraw_maximum_gain
+from .steps import DEFAULT_DEMOSAIC, Chain, analytic_steps, libraw_maximum_gain
 from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
 
 RAW_SUFFIXES = {".dng", ".nef", ".cr2", ".cr3", ".crw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".kdc",
@@ -64,6 +68,8 @@ class TrainConfig:
     model_id: str = ""
     resume: bool = False
     init: str = ""
+    demosaic: str = DEFAULT_DEMOSAIC
+    hard_fraction: float = 0.2
     cache: str = ""
 
 
@@ -105,6 +111,10 @@ def reference_render(path: Path, raw: RawImage, cache: Path | None) -> np.ndarra
     return ref
 
 
+SHOT_RANGE = (1e-5, 1e-3)  # σ²_shot of the synthetic sensor: base to mid ISO, as the photos were taken
+BLUR_PX = 1.0
+
+
 def synthetic_samples(count: int, templates: list[RawImage], rng: np.random.Generator,
                       workdir: Path) -> list[Sample]:
     """``count`` unprocessed versions of each bundled photo, with the colour matrix, CFA and levels of a
@@ -114,10 +124,13 @@ def synthetic_samples(count: int, templates: list[RawImage], rng: np.random.Gene
     out = []
     workdir.mkdir(parents=True, exist_ok=True)
     for name, photo in bundled_photos():
+        # the photos are sharp to the pixel; a real lens (and optical low-pass filter) is not: without this
+        # blur the Bayer sampling aliases and no demosaic agrees with LibRaw's
+        soft = np.asarray(Image.fromarray(photo).filter(ImageFilter.GaussianBlur(radius=BLUR_PX)))
         for i in range(count):
             t = templates[rng.integers(len(templates))]
-            raw = unprocess(photo, t.xyz_to_cam, cfa=t.cfa, white=t.white, black=t.black, rng=rng,
-                            exposure=rng.uniform(0.7, 1.6))
+            raw = unprocess(soft, t.xyz_to_cam, cfa=t.cfa, white=t.white, black=t.black, rng=rng,
+                            shot_range=SHOT_RANGE, exposure=rng.uniform(0.7, 1.6))
             dng = workdir / f"synth-{t.exif.get('make', 'cam')}-{name}-{i}.dng".replace(" ", "_")
             rawio.write_dng(dng, raw)
             raw = rawio.read_raw(dng)
@@ -132,9 +145,9 @@ def crop_raw(raw: RawImage, y0: int, x0: int, h: int, w: int) -> RawImage:
     return RawImage(**{**raw.__dict__, "mosaic": raw.mosaic[y0 : y0 + h, x0 : x0 + w], "flip": 0})
 
 
-def analytic_input(raw: RawImage, gain: float) -> torch.Tensor:
+def analytic_input(raw: RawImage, gain: float, demosaic: str = DEFAULT_DEMOSAIC) -> torch.Tensor:
     """(1, 3, H, W) flow input for a RawImage: the metadata-driven steps applied to its mosaic."""
-    chain = Chain(analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain))
+    chain = Chain(analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain, demosaic))
     m = torch.from_numpy(raw.mosaic.astype(np.float32))[None, None]
     return chain.forward(m)
 
@@ -147,8 +160,10 @@ def clipped(x: torch.Tensor) -> torch.Tensor:
 class PatchSampler:
     """Random (x, y) crops: even-aligned mosaic crop → analytic steps → random flip / 90° rotation."""
 
-    def __init__(self, samples: list[Sample], patch: int, rng: np.random.Generator, hard: int = 4):
-        self.samples, self.patch, self.rng, self.hard = samples, patch, rng, hard
+    def __init__(self, samples: list[Sample], patch: int, rng: np.random.Generator, demosaic: str,
+                 hard_fraction: float = 0.2, hard: int = 4):
+        self.samples, self.patch, self.rng, self.demosaic = samples, patch, rng, demosaic
+        self.hard_fraction, self.hard = hard_fraction, hard
         areas = np.array([s.raw.mosaic.size for s in samples], dtype=float)
         self.p = np.sqrt(areas) / np.sqrt(areas).sum()  # favour big files, but not overwhelmingly
 
@@ -159,14 +174,14 @@ class PatchSampler:
         h, w = s.raw.mosaic.shape
         y0 = 2 * self.rng.integers(0, max(1, (h - p - 2 * m) // 2))
         x0 = 2 * self.rng.integers(0, max(1, (w - p - 2 * m) // 2))
-        x = analytic_input(crop_raw(s.raw, y0, x0, p + 2 * m, p + 2 * m), s.gain)[0, :, m:-m, m:-m]
+        x = analytic_input(crop_raw(s.raw, y0, x0, p + 2 * m, p + 2 * m), s.gain, self.demosaic)[0, :, m:-m, m:-m]
         y = torch.from_numpy(s.target[y0 + m : y0 + m + p, x0 + m : x0 + m + p].transpose(2, 0, 1) / 255.0)
         return x, y
 
     def one(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random crop; half of the time the one of ``hard`` candidates with the most out-of-gamut or
-        over-range values (the pixels the JPEG would clip), which are rare but decide highlight recovery."""
-        if self.rng.random() < 0.5:
+        """A random crop; with probability ``hard_fraction`` the one of ``hard`` candidates with the most
+        out-of-gamut or over-range values (the pixels the JPEG would clip), rare but decisive for highlights."""
+        if self.rng.random() >= self.hard_fraction:
             x, y = self._crop()
         else:
             x, y = max((self._crop() for _ in range(self.hard)), key=lambda c: float(clipped(c[0])))
@@ -194,7 +209,8 @@ class RoundTrip(nn.Module):
         return y_hat, self.flow.inverse(compressed)
 
 
-def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling: str, crop: int) -> dict:
+def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling: str, crop: int,
+             demosaic: str = DEFAULT_DEMOSAIC) -> dict:
     """Real round trip (render → Pillow JPEG → decode → recover) on a centre crop of each validation file."""
     from .codec import recover, render
 
@@ -204,15 +220,12 @@ def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling:
         ch, cw = min(crop, h) // 4 * 4, min(crop, w) // 4 * 4
         y0, x0 = (h - ch) // 4 * 2, (w - cw) // 4 * 2
         raw = crop_raw(s.raw, y0, x0, ch, cw)
-        settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, "exposure_gain": s.gain}
-        rgb = render(raw, model, s.gain)
+        settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, "demosaic": demosaic,
+                    "exposure_gain": s.gain}
+        rgb = render(raw, model, s.gain, demosaic=demosaic)
         params = ReconstructionParams.from_raw(raw, "eval", "0" * 64, settings)
         data = jpeg.encode_jpeg(rgb, params)
-        from io import BytesIO
-
-        from PIL import Image
-
-        decoded = np.asarray(Image.open(BytesIO(data)).convert("RGB"))
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         back = recover(decoded, params, model)
         n = normalise_mosaic(raw.mosaic, raw.black, raw.white)
         n_hat = normalise_mosaic(back.mosaic, raw.black, raw.white)
@@ -274,7 +287,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     # the global per-pixel stages (tone curves) see few out-of-range pixels per batch: give them a larger step
     curves = [p for n, p in flow.named_parameters() if "curve" in n]
     others = [p for n, p in flow.named_parameters() if "curve" not in n]
-    opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 5}], lr=cfg.lr)
+    opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 2}], lr=cfg.lr)
     if cfg.resume and state_file.is_file():
         state = torch.load(state_file, weights_only=True, map_location=device)
         flow.load_state_dict(state["model"])
@@ -285,7 +298,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
         roundtrip = nn.parallel.DistributedDataParallel(roundtrip)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + step0) / max(1, cfg.steps)))))
-    sampler = PatchSampler(samples, cfg.patch, rng)
+    sampler = PatchSampler(samples, cfg.patch, rng, cfg.demosaic, cfg.hard_fraction)
     per_rank = max(1, cfg.batch // world)
     log = out / "log.jsonl"
     if rank == 0:
@@ -299,7 +312,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
             x, y = (t.to(device) for t in sampler.batch(per_rank))
             q = torch.from_numpy(rng.uniform(cfg.quality[0], cfg.quality[1], per_rank)).float()
             y_hat, x_hat = roundtrip(x, q)
-            l_rgb = (y_hat - y).abs().mean()
+            l_rgb = (y_hat.clamp(0, 1) - y).abs().mean()  # what the 8-bit file can show
             l_raw = (x_hat - x).abs().mean()
             loss = l_rgb + cfg.lam * l_raw
             opt.zero_grad(set_to_none=True)
@@ -317,7 +330,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
                        "seconds": round(time.time() - t_start, 1)}
                 if val:
                     flow.eval()
-                    rec["val"] = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop)["mean"]
+                    rec["val"] = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, cfg.demosaic)["mean"]
                     flow.train()
                     prog.console.print(f"step {done}: val {rec['val']}")
                 with log.open("a") as f:
@@ -330,7 +343,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     if rank != 0:
         return None
     flow.eval()
-    final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop) if val else {}
+    final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, cfg.demosaic) if val else {}
     return _register(cfg, flow, samples, train_files, val_files, final, time.time() - t_start, world)
 
 
@@ -352,6 +365,7 @@ def _register(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], train_fi
         id=model_id, file=name, sha256=sha, arch=cfg.arch, hparams=cfg.hparams,
         cameras=["*"] if cfg.camera in ("generic", "*") else [cfg.camera],
         training={
+            "command": shlex.join(["invisp", *sys.argv[1:]]) if Path(sys.argv[0]).name == "invisp" else "",
             "config": cfg_json,
             "files": [f.name for f in train_files],
             "synthetic_images": n_synth,
@@ -363,6 +377,7 @@ def _register(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], train_fi
         },
         metrics={f"val_{k}": round(v, 2) for k, v in final.get("mean", {}).items()} | (
             {"per_file": final["files"]} if final else {}),
+        isp={"demosaic": cfg.demosaic},
         folder=out,
     )
     entries = [e for e in read_registry(out) if e.id != model_id] + [entry]

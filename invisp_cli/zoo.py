@@ -39,6 +39,7 @@ class ModelEntry:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     description: str = ""
+    isp: dict = field(default_factory=dict)  # analytic front-end the flow was trained behind, e.g. {"demosaic": "mhc"}
     folder: Path = WEIGHTS_DIR
 
     @property

@@ -23,7 +23,9 @@ _OPTIONS = [
                  help="video: frame rate (default: from the frames' capture times, else 24)"),
     click.option("--pix-fmt", type=click.Choice(list(PIX_FMTS)), default="yuv420p", show_default=True,
                  help="video: chroma subsampling and bit depth"),
-    click.option("--preset", default="medium", show_default=True, help="video: x264/x265 speed preset"),
+    click.option("--preset", default="medium", show_default=True, help="video: x264/x265 speed preset",
+                 type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                                    "veryslow"])),
 ]
 
 

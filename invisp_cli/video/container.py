@@ -214,13 +214,13 @@ class VideoDoc:
             frames = [FrameInfo(str(f["name"]), ReconstructionParams.from_json(json.dumps(f["params"])))
                       for f in body["frames"]]
             doc = cls(body["model"]["id"], body["model"]["sha256"], body["video"], frames)
-            Fraction(doc.video["fps"]), int(doc.video["width"]), int(doc.video["height"])  # noqa: B018
+            sane = Fraction(doc.video["fps"]) > 0 and int(doc.video["width"]) > 0 and int(doc.video["height"]) > 0
         except MetadataError as e:
             raise MetadataError(f"{name}: {e}") from None
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
             raise MetadataError(f"{name}: invisp metadata field invalid or missing: {e}") from None
-        if not frames or doc.video.get("pix_fmt") not in PIX_FMTS:
-            raise MetadataError(f"{name}: invisp metadata holds no frames or an unknown pixel format")
+        if not sane or not frames or doc.video.get("pix_fmt") not in PIX_FMTS:
+            raise MetadataError(f"{name}: invisp metadata holds no frames, a bad size or rate, or an unknown format")
         return doc
 
 

@@ -27,6 +27,8 @@ flow then starts as exactly that image flow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -135,7 +137,8 @@ class VideoSqueezeFlow(nn.Module):
                 raise ValueError(f"not a matching squeeze checkpoint ({k}: {tuple(v.shape)} vs {tuple(t.shape)})")
 
 
-def run_aligned(fn, x: torch.Tensor, cond: torch.Tensor | None, align: int) -> torch.Tensor:
+def run_aligned(fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], x: torch.Tensor,
+                cond: torch.Tensor | None, align: int) -> torch.Tensor:
     """``fn(x, cond)`` on H, W padded by edge replication to multiples of ``align`` and cropped back (as
     ``steps.Flow`` does for image flows)."""
     h, w = x.shape[-2:]

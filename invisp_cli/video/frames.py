@@ -68,15 +68,17 @@ def capture_time(path: Path) -> dt.datetime | None:
 
 
 def fps_from_times(times: Sequence[dt.datetime | None]) -> Fraction | None:
-    """The frame rate the capture times imply, (n − 1) / span snapped to the nearest standard rate, when every
-    frame has a time, they do not go backwards and they span at least 2 s (EXIF times are often whole seconds);
-    else None."""
-    if len(times) < 3 or any(t is None for t in times):
+    """The frame rate the capture times imply, snapped to the nearest standard rate; None when a frame has no
+    time, times go backwards, or they do not span a second.
+
+    EXIF times are often whole seconds, so the rate is measured between the first and the last frame at which the
+    time changes: (i₂ − i₁) / (t[i₂] − t[i₁]) is exact for truncated stamps (and for sub-second ones)."""
+    if len(times) < 3 or any(t is None for t in times) or any(b < a for a, b in zip(times, times[1:], strict=False)):
         return None
-    span = (times[-1] - times[0]).total_seconds()
-    if span < 2 or any(b < a for a, b in zip(times, times[1:], strict=False)):
+    changes = [i for i in range(1, len(times)) if times[i] != times[i - 1]]
+    if len(changes) < 2 or (span := (times[changes[-1]] - times[changes[0]]).total_seconds()) < 1:
         return None
-    measured = (len(times) - 1) / span
+    measured = (changes[-1] - changes[0]) / span
     return min(STANDARD_FPS, key=lambda r: abs(np.log(float(r) / measured)))
 
 
@@ -143,7 +145,8 @@ def output_names(names: Sequence[str]) -> list[str]:
 def slide_sequence(raw: RawImage, folder: Path, frames: int, size: tuple[int, int], step: tuple[int, int],
                    start: tuple[int, int] | None = None) -> list[Path]:
     """Write ``frames`` DNGs of an (h, w) crop window moving by ``step`` = (dy, dx) px per frame (even values, so
-    the CFA layout stays) across ``raw``, from ``start`` (default: centred over the path). Returns their paths."""
+    the CFA layout stays) across ``raw`` (sensor orientation; the crops keep its orientation flag), from ``start``
+    (default: centred over the path). Returns their paths."""
     h, w = size
     dy, dx = step
     if (dy | dx | h | w) % 2:
@@ -163,7 +166,7 @@ def slide_sequence(raw: RawImage, folder: Path, frames: int, size: tuple[int, in
             raise ValueError(f"frame {i} leaves the {raw.mosaic.shape[1]}×{raw.mosaic.shape[0]} RAW")
         crop = crop_raw(raw, y, x, h, w)
         crop.mosaic = np.ascontiguousarray(crop.mosaic)
-        crop.raw_size, crop.margins = (h, w), (0, 0)
+        crop.raw_size, crop.margins, crop.flip = (h, w), (0, 0), raw.flip
         path = folder / f"frame_{i:03d}.dng"
         rawio.write_dng(path, crop)
         out.append(path)

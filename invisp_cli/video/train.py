@@ -33,13 +33,22 @@ from ..errors import InputError
 from ..flows import ARCHITECTURES, build
 from ..metrics import flicker, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
 from ..progress import console
-from ..train import PatchSampler, TrainConfig, _dist_setup, _load_samples, _psnr, _register, analytic_input, \
-    crop_raw, raw_files
+from ..train import (
+    PatchSampler,
+    TrainConfig,
+    _dist_setup,
+    _load_samples,
+    _psnr,
+    _register,
+    analytic_input,
+    crop_raw,
+    raw_files,
+)
 from ..zoo import ModelEntry
 from .codec import decode_video, encode_video
 from .container import iter_frames, read_doc
 from .flow import is_video_arch
-from .frames import slide_sequence
+from .frames import output_names, slide_sequence
 from .simulator import VideoCodecSim
 
 
@@ -58,8 +67,9 @@ class WindowSampler(PatchSampler):
     """``PatchSampler`` whose crops are windows of W frames moving along a random path, stacked as channels
     (3W, p, p) for x and y, so its hard-example choice and flips/rotations apply to whole windows alike."""
 
-    def __init__(self, samples, patch: int, rng: np.random.Generator, window: int, motion: int):
-        super().__init__(samples, patch, rng)
+    def __init__(self, samples, patch: int, rng: np.random.Generator, demosaic: str, hard_fraction: float,
+                 window: int, motion: int):
+        super().__init__(samples, patch, rng, demosaic, hard_fraction)
         self.window, self.motion = window, motion
 
     @torch.no_grad()
@@ -71,10 +81,14 @@ class WindowSampler(PatchSampler):
         ry, rx = half * abs(dy), half * abs(dx)
         y0 = ry + 2 * self.rng.integers(0, max(1, (h - p - 2 * m - 2 * ry) // 2))
         x0 = rx + 2 * self.rng.integers(0, max(1, (w - p - 2 * m - 2 * rx) // 2))
+        # the analytic ISP once on the window's bounding box (it is local: each frame's crop of it is exact)
+        by, bx = y0 - ry, x0 - rx
+        box = analytic_input(crop_raw(s.raw, by, bx, p + 2 * m + 2 * ry, p + 2 * m + 2 * rx), s.gain,
+                             self.demosaic)[0]
         xs, ys = [], []
         for k in range(-half, half + 1):
             yk, xk = y0 + k * dy, x0 + k * dx
-            xs.append(analytic_input(crop_raw(s.raw, yk, xk, p + 2 * m, p + 2 * m), s.gain)[0, :, m:-m, m:-m])
+            xs.append(box[:, yk - by + m : yk - by + m + p, xk - bx + m : xk - bx + m + p])
             ys.append(torch.from_numpy(s.target[yk + m : yk + m + p, xk + m : xk + m + p].transpose(2, 0, 1) / 255.0))
         return torch.cat(xs), torch.cat(ys)
 
@@ -92,13 +106,14 @@ class VideoRoundTrip(nn.Module):
     def __init__(self, flow: nn.Module):
         super().__init__()
         self.flow, self.sim = flow, VideoCodecSim()
+        self.sim_neighbours = VideoCodecSim(rounding="hard")  # no gradient needed: exact rounding, cheaper
 
     def forward(self, xc: torch.Tensor, c_fwd: torch.Tensor, yn: torch.Tensor,
                 crf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = xc.shape[0]
         with torch.no_grad():
             flat = yn.reshape(-1, 3, *yn.shape[-2:])
-            c_inv = self.sim(flat, crf.repeat_interleave(flat.shape[0] // n)).reshape(yn.shape)
+            c_inv = self.sim_neighbours(flat, crf.repeat_interleave(flat.shape[0] // n)).reshape(yn.shape)
         y_hat = self.flow(xc, c_fwd)
         return y_hat, self.flow.inverse(self.sim(y_hat.clamp(0, 1), crf), c_inv)
 
@@ -126,9 +141,10 @@ def evaluate_sequence(frames: list[Path], loaded: tuple[ModelEntry, nn.Module], 
     doc = read_doc(mp4)
     rgb = [np.round(f * 255).astype(np.uint8) for f in iter_frames(mp4, doc)]
     rows, n_all, nh_all = [], [], []
-    for f, info, dec_rgb, ref in zip(frames, doc.frames, rgb, refs, strict=True):
+    names = output_names([info.name for info in doc.frames])
+    for f, name, dec_rgb, ref in zip(frames, names, rgb, refs, strict=True):
         a = rawio.read_raw(f)
-        b = rawio.read_raw(out / f"{Path(info.name).stem}.dng")
+        b = rawio.read_raw(out / name)
         n, nh = normalise_mosaic(a.mosaic, a.black, a.white), normalise_mosaic(b.mosaic, a.black, a.white)
         n_all.append(n)
         nh_all.append(nh)
@@ -144,21 +160,28 @@ def evaluate_sequence(frames: list[Path], loaded: tuple[ModelEntry, nn.Module], 
 
 
 def _val_sequences(cfg: VideoTrainConfig, files: list[Path], cache: Path) -> list[tuple[str, list[Path]]]:
-    """One held-out slide sequence (val_frames × val_crop², moving val_step per frame) per validation file."""
+    """One held-out slide sequence per validation file: val_frames centred crops of val_crop² (smaller where the
+    file is) moving val_step per frame."""
     seqs = []
+    n, (dy, dx) = cfg.val_frames, cfg.val_step
     for f in files:
-        folder = cache / "val-sequences" / f"{f.stem}-{cfg.val_crop}-{cfg.val_frames}"
+        folder = cache / "val-sequences" / f"{f.stem}-{cfg.val_crop}-{n}-{dy}-{dx}"
         paths = sorted(folder.glob("frame_*.dng"))
-        if len(paths) != cfg.val_frames:
-            paths = slide_sequence(rawio.read_raw(f), folder, cfg.val_frames, (cfg.val_crop, cfg.val_crop),
-                                   cfg.val_step)
+        if len(paths) != n:
+            raw = rawio.read_raw(f)
+            h, w = raw.mosaic.shape
+            size = min(cfg.val_crop, h - abs(dy) * (n - 1), w - abs(dx) * (n - 1)) // 4 * 4
+            if size < 16:
+                raise InputError(f"{f.name}: too small for a {n}-frame validation sequence")
+            paths = slide_sequence(raw, folder, n, (size, size), (dy, dx))
         seqs.append((f.name, paths))
     return seqs
 
 
 def _evaluate(flow: nn.Module, cfg: VideoTrainConfig, seqs: list[tuple[str, list[Path]]]) -> dict:
     """Mean over the held-out sequences (model registered as a placeholder ID, not written to any registry)."""
-    entry = ModelEntry(id="validation", file="", sha256="0" * 64, arch=cfg.arch, hparams=cfg.hparams, cameras=[])
+    entry = ModelEntry(id="validation", file="", sha256="0" * 64, arch=cfg.arch, hparams=cfg.hparams, cameras=[],
+                       isp={"demosaic": cfg.demosaic})
     rows = []
     with tempfile.TemporaryDirectory(prefix="invisp-video-val-") as tmp:
         for name, frames in seqs:
@@ -192,7 +215,8 @@ def train_video(base: TrainConfig, crf: str = "18-32", device: str = "cpu") -> M
         raise InputError(f"--crf: expected CRF or lo-hi, got {crf!r}") from None
     arch = base.arch if is_video_arch(base.arch) else f"video-{base.arch}"
     if arch not in ARCHITECTURES:
-        raise InputError(f"--video needs a video architecture ({', '.join(a for a in ARCHITECTURES if is_video_arch(a))})")
+        video_archs = ", ".join(a for a in ARCHITECTURES if is_video_arch(a))
+        raise InputError(f"--video needs a video architecture ({video_archs}), not {base.arch!r}")
     if base.synthetic:
         raise InputError("--synthetic is not supported with --video (windows need real RAW frames)")
     known = {f.name for f in fields(TrainConfig)}
@@ -220,7 +244,7 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
     window = flow.window
     curves = [p for n, p in flow.named_parameters() if "curve" in n]
     others = [p for n, p in flow.named_parameters() if "curve" not in n]
-    opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 5}], lr=cfg.lr)
+    opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 2}], lr=cfg.lr)  # as train.py
     state_file, step0 = out / "train_state.pt", 0
     if cfg.resume and state_file.is_file():
         state = torch.load(state_file, weights_only=True, map_location=device)
@@ -232,7 +256,7 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
         roundtrip = nn.parallel.DistributedDataParallel(roundtrip)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + step0) / max(1, cfg.steps)))))
-    sampler = WindowSampler(samples, cfg.patch, rng, window, cfg.motion)
+    sampler = WindowSampler(samples, cfg.patch, rng, cfg.demosaic, cfg.hard_fraction, window, cfg.motion)
     per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
