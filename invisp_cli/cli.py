@@ -57,7 +57,7 @@ def main() -> None:
 @click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100))
 @click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               help="JPEG chroma subsampling")
-@click.option("--tile", default=2048, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
 @click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
 @click.option("--max-error", type=click.IntRange(0, 65535), default=None, metavar="N",
               help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact)")
@@ -69,6 +69,8 @@ def encode(src: Path, dst: Path, model_id: str | None, quality: int, subsampling
     """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG, or RAW frames (files or a
     folder) into an invisp MP4."""
     if video_cli.is_video_encode(src, dst):  # RAW frames → MP4 (invisp_cli/video)
+        if exact or max_error is not None:
+            raise click.UsageError("--exact/--max-error are for JPEG output; MP4 has no residual layer")
         return video_cli.encode(src, dst, model_id=model_id, tile=tile, force=force, **video)
     (src,) = src
     from .codec import encode_file
@@ -85,7 +87,7 @@ def encode(src: Path, dst: Path, model_id: str | None, quality: int, subsampling
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path),
               help="output .dng (a folder for an MP4)")
-@click.option("--tile", default=2048, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
 @_errors
 def decode(src: Path, dst: Path, tile: int, force: bool) -> None:
@@ -138,14 +140,14 @@ def models() -> None:
 
     table = Table(title="invisp models")
     table.add_column("ID", no_wrap=True)
-    for col in ("cameras", "architecture", "kMAC/px", "size", "trained on", "held-out metrics (q90)"):
+    for col in ("cameras", "arch", "kMAC/px", "size", "trained on", "held-out γ / lin / RGB dB"):
         table.add_column(col)
     for e in list_models():
         size = f"{e.path.stat().st_size / 1e3:.0f} kB" if e.path.is_file() else "missing"
-        metrics = ", ".join(f"{k.removeprefix('val_')} {v}" for k, v in e.metrics.items()
-                            if isinstance(v, (int, float)))
-        table.add_row(e.id, ",".join(e.cameras), f"{e.arch} {json.dumps(e.hparams)}",
-                      str(e.training.get("kmac_per_px", "")), size, str(e.training.get("data_summary", "")), metrics)
+        m = e.metrics
+        scores = " / ".join(str(m.get(f"val_{k}", "–")) for k in ("raw_psnr_gamma", "raw_psnr_lin", "rgb_psnr"))
+        table.add_row(e.id, ",".join(e.cameras), e.arch, str(e.training.get("kmac_per_px", "")), size,
+                      str(e.training.get("data_summary", "")), scores)
     out.print(table)
 
 

@@ -24,7 +24,7 @@ from .steps import DEFAULT_DEMOSAIC, Chain, Flow, analytic_steps, libraw_maximum
 from .tiling import run_tiled
 from .zoo import ModelEntry, find_model, load_model, select_model
 
-DEFAULT_TILE = 2048
+DEFAULT_TILE = 1024
 
 
 def isp_chain(raw: RawImage, model: torch.nn.Module, gain: float, demosaic: str = DEFAULT_DEMOSAIC) -> Chain:

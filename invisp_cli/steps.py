@@ -180,15 +180,16 @@ class MHCDemosaic(BilinearDemosaic):
     receptive_field = 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sel = _mhc_selectors(self.cfa, x.shape[-2], x.shape[-1], x.device, x.dtype)
+        n, _, h, w = x.shape
         cand = torch.cat([x, F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), _MHC.to(x))], dim=1)  # (N,5,H,W)
-        return torch.einsum("ckhw,nkhw->nchw", sel, cand)
+        choice = _mhc_choice(self.cfa).to(x.device).repeat(1, 1, (h + 1) // 2, (w + 1) // 2)[..., :h, :w]
+        return torch.gather(cand, 1, choice.expand(n, 3, h, w))
 
 
-@functools.lru_cache(maxsize=8)
-def _mhc_selectors(cfa: str, h: int, w: int, device, dtype) -> torch.Tensor:
-    """(3, 5, H, W) one-hot choice, per output colour and site, among [site value, G-at-R/B, row, column,
-    diagonal] estimates."""
+@functools.lru_cache(maxsize=4)
+def _mhc_choice(cfa: str) -> torch.Tensor:
+    """(1, 3, 2, 2) index, per output colour and CFA position, into the candidates [site value, G-at-R/B,
+    row, column, diagonal]."""
     idx = cfa_index(cfa)
     table = np.zeros((2, 2, 3), dtype=np.int64)  # candidate index per 2×2 position and output colour
     for i in range(2):
@@ -204,8 +205,7 @@ def _mhc_selectors(cfa: str, h: int, w: int, device, dtype) -> torch.Tensor:
                 else:  # at G: the colour met along the row uses the row kernel, the other the column kernel
                     table[i, j, out] = 2 if out == row_colour else 3
                     assert out in (row_colour, col_colour)
-    t = torch.as_tensor(table).repeat((h + 1) // 2, (w + 1) // 2, 1)[:h, :w]  # (H, W, 3)
-    return F.one_hot(t, 5).permute(2, 3, 0, 1).to(device=device, dtype=dtype)
+    return torch.as_tensor(table).permute(2, 0, 1).unsqueeze(0)
 
 
 class ColorMatrix(Step):
