@@ -300,7 +300,6 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + step0) / max(1, cfg.steps)))))
     sampler = PatchSampler(samples, cfg.patch, rng, cfg.demosaic, cfg.hard_fraction)
     per_rank = max(1, cfg.batch // world)
-    log = out / "log.jsonl"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     columns = (TextColumn("[bold]train[/] {task.completed}/{task.total}"), BarColumn(),
@@ -333,11 +332,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
                     rec["val"] = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, cfg.demosaic)["mean"]
                     flow.train()
                     prog.console.print(f"step {done}: val {rec['val']}")
-                with log.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                tmp = state_file.with_suffix(".part")
-                torch.save({"model": flow.state_dict(), "optim": opt.state_dict(), "step": done}, tmp)
-                os.replace(tmp, state_file)
+                save_progress(out, rec, flow, opt)
     if world > 1:
         dist.barrier()
     if rank != 0:
@@ -345,6 +340,16 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     flow.eval()
     final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, cfg.demosaic) if val else {}
     return _register(cfg, flow, samples, train_files, val_files, final, time.time() - t_start, world)
+
+
+def save_progress(out: Path, rec: dict, flow: nn.Module, opt: torch.optim.Optimizer) -> None:
+    """Append ``rec`` to OUT/log.jsonl and atomically replace OUT/train_state.pt (what ``--resume`` reads)."""
+    with (out / "log.jsonl").open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+    state_file = out / "train_state.pt"
+    tmp = state_file.with_suffix(".part")
+    torch.save({"model": flow.state_dict(), "optim": opt.state_dict(), "step": rec["step"]}, tmp)
+    os.replace(tmp, state_file)
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -25,6 +25,19 @@ render (definitions in the project README). Full-image numbers are in the README
 """
 
 
+# facts about a run that its registry entry cannot know
+NOTES = {
+    "invisp-canon-v1": "`runs/generic3/invisp-generic-v1-d7b052ba.safetensors` is byte-identical to the shipped "
+                       "`invisp-generic-v1-d7b052ba.safetensors` (same SHA-256). Run with `OMP_NUM_THREADS=1`.",
+    "invisp-nikon-v1": "Initialised from the shipped generic checkpoint (same SHA-256 as `runs/generic3/…`). λ = 2 "
+                       "weights RAW recovery higher than the other models. No Nikon pixels were trained on: the "
+                       "only Nikon file here is held out; its colour matrix and levels (LibRaw's D750 entry) "
+                       "shaped the synthetic data. Run with `OMP_NUM_THREADS=1`.",
+    "invisp-video-v1": "Details, calibration and the video benchmark: `README-video.md`. The `--crf` range is "
+                       "simulated by the video codec simulator; the JPEG-quality line above is unused by it.",
+}
+
+
 def main() -> None:
     lines = [HEADER]
     for e in sorted(read_registry(WEIGHTS_DIR), key=lambda e: e.id):
@@ -43,6 +56,7 @@ def main() -> None:
             f"λ {cfg.get('lam')}, JPEG q {cfg.get('quality')}, {t.get('seconds')} s on {t.get('processes', 1)} "
             f"process(es), torch {t.get('torch')}",
             f"- command: `{t.get('command') or 'see below'}`",
+            *([f"- note: {NOTES[e.id]}"] if e.id in NOTES else []),
             "",
             "| held-out file | RAW-PSNR-γ | RAW-PSNR-lin | RGB-PSNR | bpp |",
             "|---|---|---|---|---|",

@@ -27,6 +27,7 @@ from PIL import Image
 from .. import codec, metrics, rawio, zoo
 from ..containers import jpeg
 from ..errors import InputError, InvispError
+from ..flows import ARCHITECTURES
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
@@ -422,8 +423,8 @@ def _models_for(cfg: BenchConfig, make: str, warnings: list[str]) -> list[zoo.Mo
             entries.append(zoo.select_model(make))
         except InvispError as e:
             warnings.append(f"--auto: {e}")
-    elif not cfg.models:
-        entries = zoo.list_models()
+    elif not cfg.models:  # every image model (video flows need neighbouring frames: benchmarks/video.py)
+        entries = [e for e in zoo.list_models() if getattr(ARCHITECTURES.get(e.arch), "window", 1) == 1]
     return list({e.id: e for e in entries}.values())
 
 

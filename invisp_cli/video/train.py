@@ -13,9 +13,7 @@ validation is the real thing: encode → libx264 → decode of held-out slide se
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
@@ -43,6 +41,7 @@ from ..train import (
     analytic_input,
     crop_raw,
     raw_files,
+    save_progress,
 )
 from ..zoo import ModelEntry
 from .codec import decode_video, encode_video
@@ -290,11 +289,7 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
                     rec["val"] = _evaluate(flow, cfg, seqs)["mean"]
                     flow.train()
                     prog.console.print(f"step {done}: val {rec['val']}")
-                with (out / "log.jsonl").open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                tmp = state_file.with_suffix(".part")
-                torch.save({"model": flow.state_dict(), "optim": opt.state_dict(), "step": done}, tmp)
-                os.replace(tmp, state_file)
+                save_progress(out, rec, flow, opt)
     if world > 1:
         dist.barrier()
     if rank != 0:
