@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/invisp bench ../shared/data/raw --out bench_out
+	$(BIN)/invisp bench ../shared/data/raw --quality 50,70,90,95 --out docs/bench
 
 acceptance: $(STAMP)
 	$(BIN)/python ../shared/tools/acceptance.py

@@ -429,10 +429,19 @@ def _models_for(cfg: BenchConfig, make: str, warnings: list[str]) -> list[zoo.Mo
 
 
 def mean_records(records: list[Record]) -> list[Record]:
-    """One record per (method, quality): the mean over files of every numeric field (NaN/None skipped)."""
+    """One record per (method, quality): the mean over files of every numeric field (NaN/None skipped).
+
+    Only files that every recovery method scored are averaged (e.g. the baselines cannot run on a file whose
+    LibRaw render has another size), so that the means of different methods compare the same images."""
+    scored: dict[str, set[str]] = {}
+    for r in records:
+        if r.quality is not None and not math.isnan(r.raw_psnr_gamma):
+            scored.setdefault(r.method, set()).add(r.file)
+    common = set.intersection(*scored.values()) if scored else set()
     groups: dict[tuple[str, int | None], list[Record]] = {}
     for r in records:
-        groups.setdefault((r.method, r.quality), []).append(r)
+        if r.file in common or r.quality is None:
+            groups.setdefault((r.method, r.quality), []).append(r)
     means = []
     for (method, q), rs in groups.items():
         m = Record(file="MEAN", method=method, kind=rs[0].kind, quality=q, subsampling=rs[0].subsampling,
