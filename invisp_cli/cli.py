@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from . import __version__
@@ -15,7 +16,7 @@ from .errors import InvispError
 from .progress import console
 from .video import cli as video_cli  # RAW video: hooks in encode, decode, train
 
-out = console.__class__()  # stdout console for results
+out = Console()  # results go to stdout; progress and messages to stderr (progress.console)
 
 
 def _errors(fn):
