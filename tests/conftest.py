@@ -7,11 +7,27 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner, Result
 
 from invisp_cli import zoo
+from invisp_cli.cli import main
 from invisp_cli.flows import build
 
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+
+
+def run(*args: object) -> Result:
+    """Invoke the ``invisp`` CLI in-process, as a user would type it."""
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_fails(result: Result, exc: type, *fragments: str) -> None:
+    """The command failed with ``exc``'s exit code and one ``invisp: error:`` line naming ``fragments``."""
+    assert result.exit_code == exc.exit_code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("invisp: error:"), result.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
 
 
 def real_raw(name: str) -> Path:

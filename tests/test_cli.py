@@ -11,27 +11,13 @@ import piexif
 import pytest
 import rawpy
 import tifffile
-from click.testing import CliRunner
-from conftest import real_raw
+from conftest import assert_fails, real_raw, run
 from PIL import Image
 from synthraw import write_synthetic_dng
 
 from invisp_cli import metrics, rawio, zoo
-from invisp_cli.cli import main
 from invisp_cli.containers.jpeg import _ASCII
 from invisp_cli.errors import InputError, MetadataError, ModelError, OutputError, UnsupportedSensorError
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_fails(result, exc: type, *fragments: str) -> None:
-    assert result.exit_code == exc.exit_code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("invisp: error:"), result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def leftovers(folder: Path) -> list[str]:

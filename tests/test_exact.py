@@ -17,21 +17,15 @@ import imagecodecs
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from conftest import real_raw
+from conftest import real_raw, run
 from PIL import Image
 from synthraw import make_raw, write_synthetic_dng
 
 from invisp_cli import rawio, residual
 from invisp_cli.bench.sizes import cfa_planes
-from invisp_cli.cli import main
 from invisp_cli.containers import layer
 from invisp_cli.errors import MetadataError, OutputError
 from invisp_cli.steps import Chain, analytic_steps
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def ok(*args: str):

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import rawpy
 import torch
-from click.testing import CliRunner
+from conftest import assert_fails, run
 from synthraw import make_raw
 
 from invisp_cli import metrics, rawio, zoo
-from invisp_cli.cli import main
 from invisp_cli.errors import InputError, MetadataError, OutputError
 from invisp_cli.flows import build
 from invisp_cli.params import ReconstructionParams
@@ -26,18 +25,6 @@ from invisp_cli.video import container
 from invisp_cli.video.codec import recover_frame, render_frame
 from invisp_cli.video.frames import fps_from_times, slide_sequence, sliding
 from invisp_cli.video.simulator import VideoCodecSim, crf_to_quality
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_fails(result, exc: type, *fragments: str) -> None:
-    assert result.exit_code == exc.exit_code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("invisp: error:"), result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def leftovers(folder: Path) -> list[str]:
