@@ -293,19 +293,14 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
         flow.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         step0 = int(state["step"])
-    roundtrip: nn.Module = RoundTrip(flow, cfg.subsampling).to(device)
-    if world > 1:
-        roundtrip = nn.parallel.DistributedDataParallel(roundtrip)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + step0) / max(1, cfg.steps)))))
+    roundtrip = distributed(RoundTrip(flow, cfg.subsampling).to(device), world)
+    sched = cosine_schedule(opt, step0, cfg.steps)
     sampler = PatchSampler(samples, cfg.patch, rng, cfg.demosaic, cfg.hard_fraction)
     per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    columns = (TextColumn("[bold]train[/] {task.completed}/{task.total}"), BarColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
     t_start = time.time()
-    with Progress(*columns, console=console, disable=rank != 0) as prog:
+    with training_progress("train", rank) as prog:
         task = prog.add_task("train", total=cfg.steps, completed=step0, status="")
         for step in range(step0, cfg.steps):
             x, y = (t.to(device) for t in sampler.batch(per_rank))
@@ -340,6 +335,24 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     flow.eval()
     final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, cfg.demosaic) if val else {}
     return _register(cfg, flow, samples, train_files, val_files, final, time.time() - t_start, world)
+
+
+def distributed(module: nn.Module, world: int) -> nn.Module:
+    """``module`` wrapped in DistributedDataParallel when more than one process trains."""
+    return nn.parallel.DistributedDataParallel(module) if world > 1 else module
+
+
+def cosine_schedule(opt: torch.optim.Optimizer, step0: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate × ½(1 + cos(π·s/steps)), continuing from ``step0`` on resume."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + step0) / max(1, steps)))))
+
+
+def training_progress(label: str, rank: int) -> Progress:
+    """The rich bar of a training run (step count, status line, elapsed, ETA), shown on rank 0 only."""
+    columns = (TextColumn(f"[bold]{label}[/] {{task.completed}}/{{task.total}}"), BarColumn(),
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=console, disable=rank != 0)
 
 
 def save_progress(out: Path, rec: dict, flow: nn.Module, opt: torch.optim.Optimizer) -> None:

@@ -13,7 +13,6 @@ validation is the real thing: encode → libx264 → decode of held-out slide se
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
@@ -23,14 +22,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import load_file
 
 from .. import rawio
 from ..errors import InputError
 from ..flows import ARCHITECTURES, build
 from ..metrics import flicker, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
-from ..progress import console
 from ..train import (
     PatchSampler,
     TrainConfig,
@@ -39,9 +36,12 @@ from ..train import (
     _psnr,
     _register,
     analytic_input,
+    cosine_schedule,
     crop_raw,
+    distributed,
     raw_files,
     save_progress,
+    training_progress,
 )
 from ..zoo import ModelEntry
 from .codec import decode_video, encode_video
@@ -250,19 +250,14 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
         flow.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         step0 = int(state["step"])
-    roundtrip: nn.Module = VideoRoundTrip(flow).to(device)
-    if world > 1:
-        roundtrip = nn.parallel.DistributedDataParallel(roundtrip)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + step0) / max(1, cfg.steps)))))
+    roundtrip = distributed(VideoRoundTrip(flow).to(device), world)
+    sched = cosine_schedule(opt, step0, cfg.steps)
     sampler = WindowSampler(samples, cfg.patch, rng, cfg.demosaic, cfg.hard_fraction, window, cfg.motion)
     per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    columns = (TextColumn("[bold]train --video[/] {task.completed}/{task.total}"), BarColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
     t_start = time.time()
-    with Progress(*columns, console=console, disable=rank != 0) as prog:
+    with training_progress("train --video", rank) as prog:
         task = prog.add_task("train", total=cfg.steps, completed=step0, status="")
         for step in range(step0, cfg.steps):
             x, y = sampler.batch(per_rank)
