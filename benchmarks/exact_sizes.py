@@ -51,8 +51,8 @@ def identity_registry(folder: Path) -> None:
 def render_jpeg(raw: rawio.RawImage, quality: int) -> tuple[bytes, float, str]:
     """(plain invisp JPEG bytes, exposure gain, model ID) as ``invisp encode`` makes them."""
     entry = zoo.select_model(raw.exif.get("make", ""))
-    settings = codec.render_settings(raw, quality)
-    rgb = codec.render(raw, zoo.load_model(entry), settings["exposure_gain"])
+    settings = codec.render_settings(raw, quality, isp=entry.isp)
+    rgb = codec.render(raw, zoo.load_model(entry), settings)
     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
     return jpeg.encode_jpeg(rgb, params), settings["exposure_gain"], entry.id
 

@@ -44,6 +44,19 @@ def _errors(fn):
     return wrapper
 
 
+def _knee(text: str) -> float | None:
+    """``--highlight-knee``: a number in (0, 1), or "none" for no roll-off (the v1 front end)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        knee = float(text)
+    except ValueError:
+        knee = -1.0
+    if not 0.0 < knee < 1.0:
+        raise click.BadParameter(f"{text!r}: expected a number in (0, 1) or 'none'", param_hint="--highlight-knee")
+    return knee
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="invisp")
 def main() -> None:
@@ -181,12 +194,15 @@ def models() -> None:
               help="share of crops picked for out-of-range (clipped) content")
 @click.option("--demosaic", default="mhc", show_default=True, type=click.Choice(["mhc", "bilinear"]),
               help="demosaic of the analytic front-end the flow learns behind")
+@click.option("--highlight-knee", default="0.8", show_default=True,  # = steps.DEFAULT_KNEE (kept torch-free)
+              help="highlight roll-off knee in (0, 1) of the front-end, or 'none' (no roll-off)")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
 @click.option("--video", is_flag=True, help="train the video flow (windows of frames, video codec simulator)")
 @click.option("--crf", default="18-32", show_default=True, help="with --video: CRF or range lo-hi simulated")
 @_errors
 def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam, synthetic,
-          synthetic_template, every, model_id, seed, resume, init, hard_fraction, demosaic, device, video, crf) -> None:
+          synthetic_template, every, model_id, seed, resume, init, hard_fraction, demosaic, highlight_knee, device,
+          video, crf) -> None:
     """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
     from .train import TrainConfig
     from .train import train as run
@@ -197,7 +213,7 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
                       subsampling=subsampling, lam=lam, synthetic=synthetic,
                       synthetic_templates=list(synthetic_template), every=every, model_id=model_id,
                       seed=seed, resume=resume, init=init, demosaic=demosaic,
-                      hard_fraction=hard_fraction)
+                      highlight_knee=_knee(highlight_knee), hard_fraction=hard_fraction)
     if video:  # the video flow (invisp_cli/video/train.py)
         from .video.train import train_video
 

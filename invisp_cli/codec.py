@@ -1,13 +1,16 @@
 """Encode (RAW → JPEG) and decode (JPEG → DNG): the invertible chain run forwards or backwards by tiles.
 
-    encode:  mosaic ─Levels─WhiteBalance─BilinearDemosaic─ColorMatrix─Gamma─Flow─▶ [0,1] → 8-bit → orient → JPEG
-    decode:  JPEG → un-orient → /255 ─Flow⁻¹─Gamma⁻¹─ColorMatrix⁻¹─re-mosaic─WhiteBalance⁻¹─Levels⁻¹─▶ round → DNG
+    encode:  mosaic ─Levels─Exposure─WhiteBalance─HighlightRolloff─Demosaic─ColorMatrix─Gamma─Flow─▶ [0,1] → 8-bit
+             → orient → JPEG
+    decode:  JPEG → un-orient → /255 ─Flow⁻¹─Gamma⁻¹─ColorMatrix⁻¹─re-mosaic─HighlightRolloff⁻¹─WhiteBalance⁻¹
+             ─Exposure⁻¹─Levels⁻¹─▶ round → DNG
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,32 +23,37 @@ from .errors import InputError
 from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
 from .rawio import RawImage
-from .steps import DEFAULT_DEMOSAIC, Chain, Flow, analytic_steps, libraw_maximum_gain
+from .steps import DEFAULT_DEMOSAIC, Chain, Flow, front_end, libraw_maximum_gain
 from .tiling import run_tiled
 from .zoo import ModelEntry, find_model, load_model, select_model
 
 DEFAULT_TILE = 1024
 
 
-def isp_chain(raw: RawImage, model: torch.nn.Module, gain: float, demosaic: str = DEFAULT_DEMOSAIC) -> Chain:
-    """The full invertible ISP for one frame: analytic, metadata-driven steps followed by the flow."""
-    return Chain([*analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain, demosaic), Flow(model)])
+def isp_chain(raw: RawImage, model: torch.nn.Module, settings: Mapping) -> Chain:
+    """The full invertible ISP for one frame: the analytic, metadata-driven front end under the file's render
+    settings (``steps.front_end``) followed by the flow."""
+    return Chain([*front_end(raw, settings), Flow(model)])
 
 
 def render_settings(raw: RawImage, quality: int = 90, subsampling: str = "4:4:4",
-                    demosaic: str = DEFAULT_DEMOSAIC) -> dict:
-    """The per-file rendering parameters stored in ``params.render``: JPEG settings, the demosaic the model was
-    trained with, and the exposure gain that makes the analytic ISP as bright as LibRaw's render
-    (``steps.libraw_maximum_gain``)."""
-    return {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling, "demosaic": demosaic,
-            "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
+                    isp: Mapping | None = None) -> dict:
+    """The per-file rendering parameters stored in ``params.render``: JPEG settings, the analytic front end the
+    model was trained behind (``ModelEntry.isp``: demosaic, highlight knee) and the exposure gain that makes it
+    as bright as LibRaw's render (``steps.libraw_maximum_gain``)."""
+    isp = dict(isp or {})
+    settings = {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling,
+                "demosaic": isp.get("demosaic", DEFAULT_DEMOSAIC),
+                "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
+    if isp.get("highlight_knee") is not None:
+        settings["highlight_knee"] = float(isp["highlight_knee"])
+    return settings
 
 
 @torch.inference_mode()
-def render(raw: RawImage, model: torch.nn.Module, gain: float, tile: int = DEFAULT_TILE,
-           demosaic: str = DEFAULT_DEMOSAIC) -> np.ndarray:
-    """RAW → upright sRGB uint8 (H', W', 3), as stored in the JPEG (``gain`` from ``render_settings``)."""
-    chain = isp_chain(raw, model, gain, demosaic)
+def render(raw: RawImage, model: torch.nn.Module, settings: Mapping, tile: int = DEFAULT_TILE) -> np.ndarray:
+    """RAW → upright sRGB uint8 (H', W', 3), as stored in the JPEG (``settings`` from ``render_settings``)."""
+    chain = isp_chain(raw, model, settings)
     h, w = raw.mosaic.shape
     x = torch.from_numpy(raw.mosaic.astype(np.float32)).view(1, 1, h, w)
     out = np.empty((1, 3, h, w), np.uint8)
@@ -63,8 +71,7 @@ def recover(rgb: np.ndarray, params: ReconstructionParams, model: torch.nn.Modul
             tile: int = DEFAULT_TILE) -> RawImage:
     """Upright sRGB uint8 + stored parameters → RAW (mosaic in the original bit depth and orientation)."""
     raw = params.raw_template()
-    render_info = params.render
-    chain = isp_chain(raw, model, float(render_info["exposure_gain"]), render_info.get("demosaic", DEFAULT_DEMOSAIC))
+    chain = isp_chain(raw, model, params.render)
     sensor = np.ascontiguousarray(rawio.undo_flip(rgb, raw.flip).transpose(2, 0, 1))[None]
     h, w = sensor.shape[-2:]
     out = np.empty((1, 1, h, w), np.uint16)
@@ -102,8 +109,8 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     raw = rawio.read_raw(src)
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_model(entry)
-    settings = render_settings(raw, quality, subsampling, entry.isp.get("demosaic", DEFAULT_DEMOSAIC))
-    rgb = render(raw, model, settings["exposure_gain"], tile, settings["demosaic"])
+    settings = render_settings(raw, quality, subsampling, entry.isp)
+    rgb = render(raw, model, settings, tile)
     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
     data = jpeg.encode_jpeg(rgb, params)
     note = ""

@@ -12,7 +12,7 @@ Mosaic steps (``Levels``, ``WhiteBalance``) act on (N, 1, H, W) Bayer data; ``Bi
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -124,6 +124,43 @@ class WhiteBalance(Step):
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y / self._g(y)
+
+
+class HighlightRolloff(Step):
+    """An invertible highlight shoulder on the white-balanced mosaic, in place of LibRaw's hard clip.
+
+    After white balance a site of colour c reaches at most m_c = gain·wb_c (its white level), which for
+    m_c > 1 lies beyond what sRGB can show; LibRaw clips it to 1, and the colour and detail of every bright area
+    are lost. Here values t ≤ k pass unchanged and (k, m_c] map onto (k, 1] by a rational (Reinhard-like)
+    shoulder:
+
+        y = k + (1 − k)·p·u / (1 + (p − 1)·u),   u = (t − k)/(m_c − k),   p = (m_c − k)/(1 − k) ≥ 1
+
+    slope 1 at the knee (C¹), y(m_c) = 1 with slope 1/p² > 0 there (well conditioned to the end); inverse
+    u = f / (p − (p − 1)·f) with f = (y − k)/(1 − k). A ceiling ≤ 1 is taken as 1, where p = 1 and the map is
+    the identity; values above the ceiling (beyond the white level) map to 1."""
+
+    def __init__(self, cfa: str, ceiling: Sequence[float], knee: float):
+        if not 0.0 < knee < 1.0:
+            raise ValueError("highlight knee must lie in (0, 1)")
+        self.cfa, self.knee = cfa, float(knee)
+        self.ceiling = np.maximum(np.asarray(ceiling, dtype=np.float64).reshape(3), 1.0)
+
+    def _m_p(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = site_values(self.ceiling[cfa_index(self.cfa)], x.shape[-2], x.shape[-1]).to(x.device, x.dtype)
+        return m, (m - self.knee) / (1.0 - self.knee)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.knee
+        m, p = self._m_p(x)
+        u = ((x - k) / (m - k)).clamp(0.0, 1.0)
+        return torch.where(x > k, k + (1.0 - k) * p * u / (1.0 + (p - 1.0) * u), x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        k = self.knee
+        m, p = self._m_p(y)
+        f = ((y - k) / (1.0 - k)).clamp(0.0, 1.0)
+        return torch.where(y > k, k + (m - k) * f / (p - (p - 1.0) * f), y)
 
 
 _K_RB = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
@@ -312,11 +349,22 @@ class Chain(Step):
 
 DEMOSAICS: dict[str, type[BilinearDemosaic]] = {"bilinear": BilinearDemosaic, "mhc": MHCDemosaic}
 DEFAULT_DEMOSAIC = "mhc"
+DEFAULT_KNEE = 0.8  # highlight roll-off of newly trained models (measured trade-off: README, "Highlights")
 
 
 def analytic_steps(cfa: str, black: np.ndarray, white: float, wb: Sequence[float], rgb_cam: np.ndarray,
-                   gain: float = 1.0, demosaic: str = DEFAULT_DEMOSAIC) -> list[Step]:
+                   gain: float = 1.0, demosaic: str = DEFAULT_DEMOSAIC, knee: float | None = None) -> list[Step]:
     """The metadata-driven part of the ISP:
-    levels → exposure → white balance → demosaic → colour matrix → gamma."""
-    return [Levels(black, white), Exposure(gain), WhiteBalance(cfa, wb), DEMOSAICS[demosaic](cfa),
+    levels → exposure → white balance → [highlight roll-off, if ``knee``] → demosaic → colour matrix → gamma."""
+    rolloff = [HighlightRolloff(cfa, gain * np.asarray(wb, dtype=np.float64), knee)] if knee is not None else []
+    return [Levels(black, white), Exposure(gain), WhiteBalance(cfa, wb), *rolloff, DEMOSAICS[demosaic](cfa),
             ColorMatrix(rgb_cam), Gamma()]
+
+
+def front_end(raw, settings: Mapping) -> list[Step]:
+    """``analytic_steps`` of a RawImage (anything with cfa, black, white, wb, rgb_cam) under render settings
+    (``params.render``): ``exposure_gain`` (default 1), ``demosaic`` (default MHC), ``highlight_knee``
+    (absent or None: no roll-off, as in files written by models trained without one)."""
+    return analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam,
+                          float(settings.get("exposure_gain", 1.0)), settings.get("demosaic", DEFAULT_DEMOSAIC),
+                          settings.get("highlight_knee"))

@@ -18,6 +18,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .params import ReconstructionParams
 from .progress import console
 from .rawio import RawImage
 from .simulators.jpeg import DiffJPEG
-from .steps import DEFAULT_DEMOSAIC, Chain, analytic_steps, libraw_maximum_gain
+from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, front_end, libraw_maximum_gain
 from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
 
 RAW_SUFFIXES = {".dng", ".nef", ".cr2", ".cr3", ".crw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".kdc",
@@ -69,6 +70,7 @@ class TrainConfig:
     resume: bool = False
     init: str = ""
     demosaic: str = DEFAULT_DEMOSAIC
+    highlight_knee: float | None = DEFAULT_KNEE
     hard_fraction: float = 0.2
     cache: str = ""
 
@@ -145,9 +147,18 @@ def crop_raw(raw: RawImage, y0: int, x0: int, h: int, w: int) -> RawImage:
     return RawImage(**{**raw.__dict__, "mosaic": raw.mosaic[y0 : y0 + h, x0 : x0 + w], "flip": 0})
 
 
-def analytic_input(raw: RawImage, gain: float, demosaic: str = DEFAULT_DEMOSAIC) -> torch.Tensor:
-    """(1, 3, H, W) flow input for a RawImage: the metadata-driven steps applied to its mosaic."""
-    chain = Chain(analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain, demosaic))
+def isp_of(cfg: TrainConfig) -> dict:
+    """The analytic front end the flow trains behind, as recorded in its registry entry (``ModelEntry.isp``)."""
+    isp: dict = {"demosaic": cfg.demosaic}
+    if cfg.highlight_knee is not None:
+        isp["highlight_knee"] = cfg.highlight_knee
+    return isp
+
+
+def analytic_input(raw: RawImage, gain: float, isp: Mapping) -> torch.Tensor:
+    """(1, 3, H, W) flow input for a RawImage: the metadata-driven front end (``isp``: demosaic, highlight
+    knee; ``gain``: exposure) applied to its mosaic."""
+    chain = Chain(front_end(raw, {**isp, "exposure_gain": gain}))
     m = torch.from_numpy(raw.mosaic.astype(np.float32))[None, None]
     return chain.forward(m)
 
@@ -160,9 +171,9 @@ def clipped(x: torch.Tensor) -> torch.Tensor:
 class PatchSampler:
     """Random (x, y) crops: even-aligned mosaic crop → analytic steps → random flip / 90° rotation."""
 
-    def __init__(self, samples: list[Sample], patch: int, rng: np.random.Generator, demosaic: str,
+    def __init__(self, samples: list[Sample], patch: int, rng: np.random.Generator, isp: Mapping,
                  hard_fraction: float = 0.2, hard: int = 4):
-        self.samples, self.patch, self.rng, self.demosaic = samples, patch, rng, demosaic
+        self.samples, self.patch, self.rng, self.isp = samples, patch, rng, dict(isp)
         self.hard_fraction, self.hard = hard_fraction, hard
         areas = np.array([s.raw.mosaic.size for s in samples], dtype=float)
         self.p = np.sqrt(areas) / np.sqrt(areas).sum()  # favour big files, but not overwhelmingly
@@ -174,7 +185,7 @@ class PatchSampler:
         h, w = s.raw.mosaic.shape
         y0 = 2 * self.rng.integers(0, max(1, (h - p - 2 * m) // 2))
         x0 = 2 * self.rng.integers(0, max(1, (w - p - 2 * m) // 2))
-        x = analytic_input(crop_raw(s.raw, y0, x0, p + 2 * m, p + 2 * m), s.gain, self.demosaic)[0, :, m:-m, m:-m]
+        x = analytic_input(crop_raw(s.raw, y0, x0, p + 2 * m, p + 2 * m), s.gain, self.isp)[0, :, m:-m, m:-m]
         y = torch.from_numpy(s.target[y0 + m : y0 + m + p, x0 + m : x0 + m + p].transpose(2, 0, 1) / 255.0)
         return x, y
 
@@ -210,7 +221,7 @@ class RoundTrip(nn.Module):
 
 
 def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling: str, crop: int,
-             demosaic: str = DEFAULT_DEMOSAIC) -> dict:
+             isp: Mapping) -> dict:
     """Real round trip (render → Pillow JPEG → decode → recover) on a centre crop of each validation file."""
     from .codec import recover, render
 
@@ -220,9 +231,8 @@ def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling:
         ch, cw = min(crop, h) // 4 * 4, min(crop, w) // 4 * 4
         y0, x0 = (h - ch) // 4 * 2, (w - cw) // 4 * 2
         raw = crop_raw(s.raw, y0, x0, ch, cw)
-        settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, "demosaic": demosaic,
-                    "exposure_gain": s.gain}
-        rgb = render(raw, model, s.gain, demosaic=demosaic)
+        settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, **isp, "exposure_gain": s.gain}
+        rgb = render(raw, model, settings)
         params = ReconstructionParams.from_raw(raw, "eval", "0" * 64, settings)
         data = jpeg.encode_jpeg(rgb, params)
         decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -295,7 +305,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
         step0 = int(state["step"])
     roundtrip = distributed(RoundTrip(flow, cfg.subsampling).to(device), world)
     sched = cosine_schedule(opt, step0, cfg.steps)
-    sampler = PatchSampler(samples, cfg.patch, rng, cfg.demosaic, cfg.hard_fraction)
+    sampler = PatchSampler(samples, cfg.patch, rng, isp_of(cfg), cfg.hard_fraction)
     per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -324,7 +334,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
                        "seconds": round(time.time() - t_start, 1)}
                 if val:
                     flow.eval()
-                    rec["val"] = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, cfg.demosaic)["mean"]
+                    rec["val"] = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, isp_of(cfg))["mean"]
                     flow.train()
                     prog.console.print(f"step {done}: val {rec['val']}")
                 save_progress(out, rec, flow, opt)
@@ -333,7 +343,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     if rank != 0:
         return None
     flow.eval()
-    final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, cfg.demosaic) if val else {}
+    final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, isp_of(cfg)) if val else {}
     return _register(cfg, flow, samples, train_files, val_files, final, time.time() - t_start, world)
 
 
@@ -395,7 +405,7 @@ def _register(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], train_fi
         },
         metrics={f"val_{k}": round(v, 2) for k, v in final.get("mean", {}).items()} | (
             {"per_file": final["files"]} if final else {}),
-        isp={"demosaic": cfg.demosaic},
+        isp=isp_of(cfg),
         folder=out,
     )
     entries = [e for e in read_registry(out) if e.id != model_id] + [entry]

@@ -15,10 +15,12 @@ from invisp_cli.steps import (
     ColorMatrix,
     Flow,
     Gamma,
+    HighlightRolloff,
     Levels,
     WhiteBalance,
     analytic_steps,
     cfa_index,
+    front_end,
 )
 
 sizes = st.integers(min_value=3, max_value=23)
@@ -159,3 +161,49 @@ def test_chain_with_flow_round_trip():
     with torch.no_grad():
         back = chain.inverse(chain.forward(x))
     assert (back - x).abs().max() < 1e-5 * 1023
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=sizes, w=sizes, cfa=layouts, seed=st.integers(0, 1000), knee=st.floats(0.3, 0.95))
+def test_highlight_rolloff_round_trip(h, w, cfa, seed, knee):
+    ceiling = np.random.default_rng(seed).uniform(0.8, 3.5, 3)  # some channels ≤ 1: identity there
+    step = HighlightRolloff(cfa, ceiling, knee)
+    site_ceiling = torch.as_tensor(np.maximum(ceiling, 1.0)[cfa_index(cfa)]).repeat(h, w)[:h, :w]
+    x = mosaic(h, w, seed, -0.1, 1.0).double() * site_ceiling  # from below black up to each site's ceiling
+    y = step.forward(x)
+    assert float(y.max()) <= 1.0 + 1e-12  # everything a site can record now fits the output range
+    torch.testing.assert_close(step.inverse(y), x, atol=1e-6, rtol=0)
+    below = x <= knee
+    assert torch.equal(y[below], x[below])  # identity up to the knee
+
+
+def test_highlight_rolloff_shape():
+    step = HighlightRolloff("RGGB", [2.0, 1.0, 0.9], 0.8)
+    t = torch.linspace(0, 2.5, 2501, dtype=torch.float64)
+    red = torch.zeros(1, 1, 2, 2501, dtype=torch.float64)
+    red[0, 0, 0, :] = t  # row 0 alternates R, G sites
+    y = step.forward(red)[0, 0, 0]
+    r, g = y[0::2], y[1::2]
+    tr, tg = t[0::2], t[1::2]
+    assert torch.all(torch.diff(r[tr <= 2.0]) > 0)  # strictly increasing up to the ceiling …
+    assert abs(float(r[tr == 2.0][0]) - 1.0) < 1e-9 and torch.all(r[tr > 2.0] == 1.0)  # … reaching 1 there
+
+    def slope(t: float) -> float:  # at a single R site
+        a, b = (float(step.forward(torch.tensor([[[[v]]]], dtype=torch.float64))) for v in (t - 1e-7, t))
+        return (b - a) / 1e-7
+
+    assert abs(slope(0.8 + 1e-6) - 1.0) < 1e-4  # C¹ at the knee
+    assert abs(slope(2.0) - 1 / 36) < 1e-4  # slope 1/p² at the ceiling (p = 6): never flat
+    # a channel whose ceiling is 1 (G) is the identity up to 1 and clips above
+    assert torch.allclose(g[tg <= 1.0], tg[tg <= 1.0]) and torch.all(g[tg > 1.0] == 1.0)
+
+
+def test_front_end_follows_render_settings():
+    args = ("RGGB", np.full((2, 2), 64.0), 1023, [2.0, 1.0, 1.5], np.eye(3))
+    raw = type("R", (), dict(zip(("cfa", "black", "white", "wb", "rgb_cam"), args, strict=True)))()
+    plain = front_end(raw, {"exposure_gain": 1.2})
+    assert not any(isinstance(s, HighlightRolloff) for s in plain)  # files of models trained without one
+    knee = front_end(raw, {"exposure_gain": 1.2, "highlight_knee": 0.8, "demosaic": "bilinear"})
+    roll = [s for s in knee if isinstance(s, HighlightRolloff)]
+    assert len(roll) == 1 and roll[0].knee == 0.8 and np.allclose(roll[0].ceiling, [2.4, 1.2, 1.8])
+    assert type(knee[knee.index(roll[0]) + 1]) is BilinearDemosaic

@@ -14,6 +14,7 @@ from synthraw import write_synthetic_dng
 
 from invisp_cli import zoo
 from invisp_cli.cli import main
+from invisp_cli.steps import DEFAULT_KNEE
 
 TINY = ["--steps", "3", "--batch", "2", "--patch", "32", "--every", "3", "--hparams", '{"blocks": 1, "width": 8}']
 
@@ -41,12 +42,23 @@ def test_train_writes_checkpoint_and_registry(tmp_path, raw_folder, monkeypatch)
     assert reg["id"] == "testcam-squeeze" and reg["cameras"] == ["testcam"]
     assert reg["training"]["files"] == ["a.dng", "b.dng"] and reg["training"]["held_out"] == ["val.dng"]
     assert {"val_raw_psnr_gamma", "val_rgb_psnr"} <= set(reg["metrics"])
+    assert reg["isp"] == {"demosaic": "mhc", "highlight_knee": DEFAULT_KNEE}  # the front end it learnt behind
     assert (tmp_path / "run" / reg["file"]).is_file() and reg["file"].startswith("testcam-squeeze-")
     # the new model is usable through the zoo, verified by hash
     monkeypatch.setenv("INVISP_WEIGHTS", str(tmp_path / "run"))
     entry = zoo.find_model("testcam-squeeze")
     assert zoo.select_model("TestCam Corp").id == "testcam-squeeze"
     zoo.load_model(entry)
+
+
+def test_highlight_knee_option(tmp_path, raw_folder):
+    r = train(tmp_path / "none", raw_folder, "--highlight-knee", "none")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "none" / "registry.json").read_text())["models"][0]["isp"] == {"demosaic": "mhc"}
+    for bad in ("1.2", "0", "soft"):
+        r = train(tmp_path / "bad", raw_folder, "--highlight-knee", bad)
+        assert r.exit_code == 2 and "--highlight-knee" in r.output
+    assert not (tmp_path / "bad").exists()
 
 
 def test_train_is_deterministic_and_resumable(tmp_path, raw_folder):

@@ -360,8 +360,8 @@ def _ratios(rec: Record, s: Sizes, cropped: bool) -> None:
 def _invisp(case: Case, entry: zoo.ModelEntry, model: torch.nn.Module, q: int, cfg: BenchConfig) -> tuple:
     raw = case.raw
     with Stage() as enc:
-        settings = {**codec.render_settings(raw, q, cfg.subsampling), "exposure_gain": case.gain}
-        rgb = codec.render(raw, model, case.gain, cfg.tile)
+        settings = {**codec.render_settings(raw, q, cfg.subsampling, entry.isp), "exposure_gain": case.gain}
+        rgb = codec.render(raw, model, settings, cfg.tile)
         data = jpeg.encode_jpeg(rgb, ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings))
     with Stage() as dec:
         with Image.open(io.BytesIO(data)) as img:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +27,7 @@ from ..fileio import atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
-from ..steps import DEFAULT_DEMOSAIC, Chain, Flow, analytic_steps, libraw_maximum_gain
+from ..steps import DEFAULT_DEMOSAIC, Chain, Flow, front_end, libraw_maximum_gain
 from ..tiling import run_tiled
 from ..zoo import ModelEntry, find_model, load_model, select_model
 from . import frames as fr
@@ -51,19 +51,19 @@ def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
         return select_model(make)
 
 
-def _analytic(raw: RawImage, gain: float, demosaic: str) -> Chain:
-    return Chain(analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, gain, demosaic))
+def _analytic(raw: RawImage, gain: float, isp: Mapping) -> Chain:
+    return Chain(front_end(raw, {**isp, "exposure_gain": gain}))
 
 
 @torch.inference_mode()
 def render_frame(window: Sequence[RawImage], gains: Sequence[float], model: torch.nn.Module,
-                 tile: int = DEFAULT_TILE, demosaic: str = DEFAULT_DEMOSAIC) -> np.ndarray:
+                 tile: int = DEFAULT_TILE, isp: Mapping | None = None) -> np.ndarray:
     """The centre frame of a window of RAW frames (all of one size) → upright float32 sRGB (H', W', 3) in [0, 1].
 
-    Video flow: f(x_t ; clip(x_{t±1}, 0, 1)) with x the analytic ISP of each frame (with the model's demosaic);
+    Video flow: f(x_t ; clip(x_{t±1}, 0, 1)) with x the analytic ISP of each frame (the model's front end ``isp``);
     image flow: f(x_t)."""
     k = len(window) // 2
-    chains = [_analytic(r, g, demosaic) for r, g in zip(window, gains, strict=True)]
+    chains = [_analytic(r, g, isp or {}) for r, g in zip(window, gains, strict=True)]
     centre = window[k]
     if len(window) == 1:
         flow = Flow(model)
@@ -89,7 +89,7 @@ def recover_frame(window: Sequence[np.ndarray], params: ReconstructionParams, mo
     """Decoded upright float RGB frames (the centre's window) + the centre's parameters → RAW of the centre."""
     raw = params.raw_template()
     k = len(window) // 2
-    chain = _analytic(raw, float(params.render["exposure_gain"]), params.render.get("demosaic", DEFAULT_DEMOSAIC))
+    chain = _analytic(raw, float(params.render["exposure_gain"]), params.render)
     sensor = np.stack([rawio.undo_flip(f, raw.flip).transpose(2, 0, 1) for f in window]).astype(np.float32)
     h, w = sensor.shape[-2:]
     x = torch.from_numpy(sensor.reshape(1, -1, h, w))
@@ -112,10 +112,10 @@ def recover_frame(window: Sequence[np.ndarray], params: ReconstructionParams, mo
     return raw
 
 
-def render_settings(raw: RawImage, codec: str, crf: int, pix_fmt: str, demosaic: str = DEFAULT_DEMOSAIC) -> dict:
-    """Per-frame ``params.render``: the stream settings, the demosaic of the model's analytic front-end and
-    LibRaw's brightening gain of this frame."""
-    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt, "demosaic": demosaic,
+def render_settings(raw: RawImage, codec: str, crf: int, pix_fmt: str, isp: Mapping | None = None) -> dict:
+    """Per-frame ``params.render``: the stream settings, the model's analytic front end (``ModelEntry.isp``:
+    demosaic, highlight knee) and LibRaw's brightening gain of this frame."""
+    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt, "demosaic": DEFAULT_DEMOSAIC, **(isp or {}),
             "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
 
 
@@ -129,12 +129,12 @@ class VideoResult:
 
 
 def _read_frames(files: Sequence[Path], first: RawImage, codec: str, crf: int, pix_fmt: str,
-                 demosaic: str) -> Iterator[tuple[Path, RawImage, dict]]:
+                 isp: Mapping) -> Iterator[tuple[Path, RawImage, dict]]:
     """Each frame's path, RAW (checked against the first) and render settings, read one at a time."""
     for f in files:
         raw = first if f == files[0] else rawio.read_raw(f)
         fr.check_same_sequence(first, raw, f.name)
-        yield f, raw, render_settings(raw, codec, crf, pix_fmt, demosaic)
+        yield f, raw, render_settings(raw, codec, crf, pix_fmt, isp)
 
 
 def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *, model_id: str | None = None,
@@ -157,7 +157,6 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         entry = resolve_video_model(model_id, first.exif.get("make", ""))
         loaded = entry, load_model(entry)
     entry, model = loaded
-    demosaic = entry.isp.get("demosaic", DEFAULT_DEMOSAIC)
     rate = Fraction(fps).limit_denominator(1001) if fps else fr.fps_from_times([fr.capture_time(f) for f in files])
     rate = rate or fr.DEFAULT_FPS
     h, w = first.mosaic.shape
@@ -167,11 +166,11 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         writer = Mp4Writer(tmp, codec, crf, pix_fmt, rate, width, height, preset)
         try:
             with progress_bar("encoding frames", total=len(files)) as advance:
-                frames = _read_frames(files, first, codec, crf, pix_fmt, demosaic)
+                frames = _read_frames(files, first, codec, crf, pix_fmt, entry.isp)
                 for window in fr.sliding(frames, window_of(model)):
                     path, raw, settings = window[len(window) // 2]
                     gains = [s["exposure_gain"] for _, _, s in window]
-                    writer.write(render_frame([r for _, r, _ in window], gains, model, tile, demosaic))
+                    writer.write(render_frame([r for _, r, _ in window], gains, model, tile, entry.isp))
                     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
                     infos.append(FrameInfo(path.name, params))
                     advance(1)

@@ -39,6 +39,7 @@ from ..train import (
     cosine_schedule,
     crop_raw,
     distributed,
+    isp_of,
     raw_files,
     save_progress,
     training_progress,
@@ -66,9 +67,9 @@ class WindowSampler(PatchSampler):
     """``PatchSampler`` whose crops are windows of W frames moving along a random path, stacked as channels
     (3W, p, p) for x and y, so its hard-example choice and flips/rotations apply to whole windows alike."""
 
-    def __init__(self, samples, patch: int, rng: np.random.Generator, demosaic: str, hard_fraction: float,
+    def __init__(self, samples, patch: int, rng: np.random.Generator, isp: dict, hard_fraction: float,
                  window: int, motion: int):
-        super().__init__(samples, patch, rng, demosaic, hard_fraction)
+        super().__init__(samples, patch, rng, isp, hard_fraction)
         self.window, self.motion = window, motion
 
     @torch.no_grad()
@@ -83,7 +84,7 @@ class WindowSampler(PatchSampler):
         # the analytic ISP once on the window's bounding box (it is local: each frame's crop of it is exact)
         by, bx = y0 - ry, x0 - rx
         box = analytic_input(crop_raw(s.raw, by, bx, p + 2 * m + 2 * ry, p + 2 * m + 2 * rx), s.gain,
-                             self.demosaic)[0]
+                             self.isp)[0]
         xs, ys = [], []
         for k in range(-half, half + 1):
             yk, xk = y0 + k * dy, x0 + k * dx
@@ -180,7 +181,7 @@ def _val_sequences(cfg: VideoTrainConfig, files: list[Path], cache: Path) -> lis
 def _evaluate(flow: nn.Module, cfg: VideoTrainConfig, seqs: list[tuple[str, list[Path]]]) -> dict:
     """Mean over the held-out sequences (model registered as a placeholder ID, not written to any registry)."""
     entry = ModelEntry(id="validation", file="", sha256="0" * 64, arch=cfg.arch, hparams=cfg.hparams, cameras=[],
-                       isp={"demosaic": cfg.demosaic})
+                       isp=isp_of(cfg))
     rows = []
     with tempfile.TemporaryDirectory(prefix="invisp-video-val-") as tmp:
         for name, frames in seqs:
@@ -252,7 +253,7 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
         step0 = int(state["step"])
     roundtrip = distributed(VideoRoundTrip(flow).to(device), world)
     sched = cosine_schedule(opt, step0, cfg.steps)
-    sampler = WindowSampler(samples, cfg.patch, rng, cfg.demosaic, cfg.hard_fraction, window, cfg.motion)
+    sampler = WindowSampler(samples, cfg.patch, rng, isp_of(cfg), cfg.hard_fraction, window, cfg.motion)
     per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
