@@ -56,11 +56,15 @@ def methods() -> list[tuple[str, tuple]]:
     from invisp_cli import zoo
     from invisp_cli.errors import ModelError
     from invisp_cli.flows import build
+    from invisp_cli.steps import DEFAULT_KNEE
 
     identity = build("squeeze").eval()
-    entry = zoo.ModelEntry(id="identity-squeeze", file="", sha256="0" * 64, arch="squeeze", hparams={},
-                           cameras=[])
-    out = [("analytic ISP (identity squeeze flow)", (entry, identity))]
+    out = []
+    fronts = (("no highlight roll-off", {}), (f"roll-off knee {DEFAULT_KNEE}", {"highlight_knee": DEFAULT_KNEE}))
+    for label, isp in fronts:
+        entry = zoo.ModelEntry(id="identity-squeeze", file="", sha256="0" * 64, arch="squeeze", hparams={},
+                               cameras=[], isp=isp)
+        out.append((f"analytic ISP, {label} (identity flow)", (entry, identity)))
     for video, label in ((False, "image flow per frame"), (True, "video flow")):
         try:
             e = zoo.select_model("", video=video)

@@ -25,12 +25,19 @@ per-file least-squares tone tables, a fitted 3×3 spatial filter, predicting fro
 
 **Coding.** q − min(q) (uint16) goes to JPEG XL lossless (as the mosaic, or as its four CFA planes tiled 2×2,
 the layout of ``bench.sizes.cfa_planes``), or as bytes to zstd, or to lzma on small images (lzma codes
-~1 MB/s here). Predictor, codec and layout are chosen per file by coded size on a centred crop of
-``SAMPLE`` × ``SAMPLE`` pixels (the whole residual when it is small), then the whole residual is coded with the
-winner. JPEG XL effort is 3 up to 8 MP and 2 above, to keep the layer within ~2 s per 24 MP on 2 cores.
+~1 MB/s here), or — usually smallest — sorted by coding context: the residual is mostly sensor noise, whose
+spread grows with the signal (shot noise), so sites are grouped by CFA position × octave of their predicted
+value (c = 17·π + bitlength(max(p − base, 0)), known to the decoder from the JPEG alone), stably sorted by c,
+zigzag-coded (z = 2q for q ≥ 0, −2q − 1 below) and split into byte planes, each zstd-coded; zstd's Huffman
+tables, rebuilt every block, then follow the noise level of each group (layout "intensity-sorted").
+Predictor, codec and layout are chosen per file by coded size on a sample of ``SAMPLE`` × ``SAMPLE`` pixels
+(four crops around the quarter points; the whole residual when it is small), then the whole residual is coded
+with the winner (up to 8 MP: with the winner and the sorted layout, keeping the smaller). JPEG XL effort is
+3 up to 8 MP and 2 above, to keep the layer within ~2 s per 24 MP on 2 cores.
 
-Layer blob = u32be header length, header JSON (format, guarantee N, shape, sha256 of m̂, predictor integers,
-codec, layout, dtype, offset, payload_bytes, payload_sha256: damage is reported before decoding), payload."""
+Layer blob = u32be header length, header JSON
+(format, guarantee N, shape, sha256 of m̂, predictor integers, codec, layout, dtype, offset, payload_bytes,
+payload_sha256: damage is reported before decoding), payload."""
 
 from __future__ import annotations
 
@@ -61,6 +68,8 @@ from .steps import Gamma, cfa_index
 FORMAT = "invisp-residual/1"
 SAMPLE = 512
 LZMA_MAX_PIXELS = 1 << 18
+FULL_TRIAL_PIXELS = 8_000_000  # up to this size the sorted layout is also run on the whole image
+SORTED = "intensity-sorted"  # the context-sorted byte-plane layout (module docstring, "Coding")
 ZSTD_LEVEL = 9
 ROWS = 128  # rows per block in the predictor (even: keeps the CFA phase); blocks stay in cache
 _COEF_LIMIT = 1 << 40  # |coef|·lut < 2⁵⁶: three terms and the bias cannot overflow int64
@@ -96,6 +105,11 @@ class Predictor:
     @classmethod
     def none(cls, flip: int, hi: int) -> Predictor:
         return cls("none", int(flip), (0,) * 256, ((0, 0, 0),) * 4, (0,) * 4, (0, int(hi)))
+
+    @property
+    def base(self) -> int:
+        """The lowest black level it predicts (raw units): coding contexts count octaves above it."""
+        return min(self.bias) >> 32
 
     def usable(self) -> bool:
         return all(abs(c) < _COEF_LIMIT for row in self.coef for c in row) and all(abs(b) < 2**52 for b in self.bias)
@@ -160,8 +174,48 @@ def _jxl_effort(pixels: int) -> int:
     return 3 if pixels <= 8_000_000 else 2
 
 
-def _encode(values: np.ndarray, codec: str, layout: str, effort: int) -> bytes:
-    """Lossless coding of a uint16/uint32 (H, W) array."""
+def contexts(pm: np.ndarray, base: int) -> np.ndarray:
+    """Coding context of each site (flattened, uint8): 17·(CFA position) + bit length of max(p − base, 0).
+
+    Integer-exact (frexp returns the exponent of an exactly representable value), so encoder and decoder agree on
+    any machine."""
+    h, w = pm.shape
+    octave = np.frexp(np.maximum(pm.astype(np.int64) - base, 0).astype(np.float64))[1]
+    pos = (np.arange(h) % 2)[:, None] * 2 + (np.arange(w) % 2)[None, :]
+    return (pos * 17 + octave).astype(np.uint8).ravel()
+
+
+def _encode_sorted(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
+    """values (= q + offset) → zigzag(q) in context order → byte planes → zstd each; u8 plane count, u32be sizes."""
+    q = values.ravel()[np.argsort(ctx, kind="stable")].astype(np.int64) - offset
+    z = np.where(q >= 0, 2 * q, -2 * q - 1)
+    n_planes = max(1, (int(z.max()).bit_length() + 7) // 8)
+    planes = [imagecodecs.zstd_encode(((z >> (8 * i)) & 255).astype(np.uint8).tobytes(), level=ZSTD_LEVEL)
+              for i in range(n_planes)]
+    return struct.pack(f">B{n_planes}I", n_planes, *map(len, planes)) + b"".join(planes)
+
+
+def _decode_sorted(payload: bytes, dtype: str, shape: tuple[int, int], offset: int, ctx: np.ndarray) -> np.ndarray:
+    (n_planes,) = struct.unpack_from(">B", payload)
+    sizes = struct.unpack_from(f">{n_planes}I", payload, 1)
+    pos, z = 1 + 4 * n_planes, np.zeros(shape[0] * shape[1], np.int64)
+    for i, size in enumerate(sizes):
+        plane = np.frombuffer(imagecodecs.zstd_decode(payload[pos : pos + size]), np.uint8)
+        if plane.size != z.size:
+            raise ValueError("byte plane of the wrong length")
+        z |= plane.astype(np.int64) << (8 * i)
+        pos += size
+    q = np.where(z & 1, -(z >> 1) - 1, z >> 1)
+    out = np.empty_like(q)
+    out[np.argsort(ctx, kind="stable")] = q + offset
+    return out.reshape(shape).astype(dtype)
+
+
+def _encode(values: np.ndarray, codec: str, layout: str, effort: int, offset: int = 0,
+            ctx: np.ndarray | None = None) -> bytes:
+    """Lossless coding of a uint16/uint32 (H, W) array (= q + offset; ``ctx`` for the sorted layout)."""
+    if layout == SORTED:
+        return _encode_sorted(values, offset, ctx)
     v = np.ascontiguousarray(_planes(values) if layout == "cfa-planes" else values)
     if codec == "jxl":
         return bytes(imagecodecs.jpegxl_encode(v, lossless=True, effort=effort, numthreads=os.cpu_count()))
@@ -169,7 +223,10 @@ def _encode(values: np.ndarray, codec: str, layout: str, effort: int) -> bytes:
     return bytes(imagecodecs.zstd_encode(raw, level=ZSTD_LEVEL)) if codec == "zstd" else lzma.compress(raw)
 
 
-def _decode(payload: bytes, codec: str, layout: str, dtype: str, shape: tuple[int, int]) -> np.ndarray:
+def _decode(payload: bytes, codec: str, layout: str, dtype: str, shape: tuple[int, int], offset: int = 0,
+            ctx: np.ndarray | None = None) -> np.ndarray:
+    if layout == SORTED:
+        return _decode_sorted(payload, dtype, shape, offset, ctx)
     if codec == "jxl":
         v = np.asarray(imagecodecs.jpegxl_decode(payload, numthreads=os.cpu_count()))
     elif codec in ("zstd", "lzma"):
@@ -191,6 +248,7 @@ def _candidates(shape: tuple[int, int], dtype: np.dtype) -> list[tuple[str, str]
         if h % 2 == 0 and w % 2 == 0:
             out.append(("jxl", "cfa-planes"))
     out.append(("zstd", "mosaic"))
+    out.append(("zstd", SORTED))
     if h * w <= LZMA_MAX_PIXELS:
         out.append(("lzma", "mosaic"))
     return out
@@ -219,14 +277,16 @@ def _offset(q: np.ndarray) -> tuple[np.ndarray, int]:
     return q.astype(np.uint16 if int(q.max()) < 2**16 else np.uint32), -lo
 
 
-def _sample(shape: tuple[int, int]) -> tuple[slice, slice]:
-    """The whole image if small, else a centred SAMPLE × SAMPLE crop at even offsets."""
-    h, w = shape
+def _sample(a: np.ndarray) -> np.ndarray:
+    """What the coders are tried on: the whole (H, W) array if small, else SAMPLE × SAMPLE made of four
+    SAMPLE/2 crops centred on the image's quarter points, tiled 2×2 (even offsets: CFA positions kept)."""
+    h, w = a.shape
     if h * w <= 2 * SAMPLE * SAMPLE:
-        return slice(None), slice(None)
-    sh, sw = min(h, SAMPLE) & ~1, min(w, SAMPLE) & ~1
-    y0, x0 = (h - sh) // 4 * 2, (w - sw) // 4 * 2
-    return slice(y0, y0 + sh), slice(x0, x0 + sw)
+        return a
+    sh, sw = min(h // 2, SAMPLE // 2) & ~1, min(w // 2, SAMPLE // 2) & ~1
+    ys = [(h * f // 4 - sh // 2) & ~1 for f in (1, 3)]
+    xs = [(w * f // 4 - sw // 2) & ~1 for f in (1, 3)]
+    return np.block([[a[y : y + sh, x : x + sw] for x in xs] for y in ys])
 
 
 def sha256_mosaic(m: np.ndarray) -> str:
@@ -240,26 +300,30 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
     mosaic = np.ascontiguousarray(mosaic, dtype=np.uint16)
     shape = mosaic.shape
     effort = _jxl_effort(mosaic.size)
-    ys, xs = _sample(shape)
-    whole = ys == slice(None) and xs == slice(None)
+    whole = _sample(mosaic) is mosaic
     preds = [(p, p(rgb)) for p in predictors if p.usable()]
     if any(pm.shape != shape for _, pm in preds):
         raise ValueError("JPEG pixels and mosaic differ in size")
     trials = []
     for rank, (pred, pm) in enumerate(preds):
-        q, _ = _quantise(mosaic[ys, xs], pm[ys, xs], max_error, pred.clip)
-        vals, _ = _offset(q)
+        q, _ = _quantise(_sample(mosaic), _sample(pm), max_error, pred.clip)
+        vals, offset = _offset(q)
+        ctx = contexts(_sample(pm), pred.base)
         for codec, layout in _candidates(shape, vals.dtype):
-            data = _encode(vals, codec, layout, effort)
+            data = _encode(vals, codec, layout, effort, offset, ctx)
             trials.append((len(data), rank, codec, layout, data))
-    _, rank, codec, layout, data = min(trials, key=lambda t: t[:2])
+    trials.sort(key=lambda t: t[:2])
+    _, rank, codec, layout, data = trials[0]
     pred, pm = preds[rank]
     q, rec = _quantise(mosaic, pm, max_error, pred.clip)
     vals, offset = _offset(q)
-    if (codec, layout) not in _candidates(shape, vals.dtype):  # the sample's residual fitted 16 bits, this not
-        codec, layout, whole = "zstd", "mosaic", False
     if not whole:
-        data = _encode(vals, codec, layout, effort)
+        # up to FULL_TRIAL_PIXELS the sorted layout (a poor judge of itself on small samples) competes too
+        tries = list(dict.fromkeys([(codec, layout)] + [("zstd", SORTED)] * (mosaic.size <= FULL_TRIAL_PIXELS)))
+        tries = [t for t in tries if t in _candidates(shape, vals.dtype)] or [("zstd", "mosaic")]
+        ctx = contexts(pm, pred.base) if any(layout == SORTED for _, layout in tries) else None
+        codec, layout, data = min(((c, lay, _encode(vals, c, lay, effort, offset, ctx)) for c, lay in tries),
+                                  key=lambda t: len(t[2]))
     header = {"format": FORMAT, "guarantee": int(max_error), "shape": list(shape), "sha256": sha256_mosaic(rec),
               "predictor": pred.to_json(), "codec": codec, "layout": layout, "dtype": vals.dtype.name,
               "offset": offset, "payload_bytes": len(data), "payload_sha256": hashlib.sha256(data).hexdigest()}
@@ -293,12 +357,15 @@ def reconstruct(header: dict, pred: Predictor, payload: bytes, rgb: np.ndarray, 
 
     LayerError if the payload is damaged or the result's SHA-256 differs from the header's."""
     shape = tuple(int(v) for v in header["shape"])
+    pm = pred(rgb)
+    if pm.shape != shape:
+        raise LayerError(f"{name}: residual layer does not fit this JPEG (shape or value range)")
     try:
-        vals = _decode(payload, header["codec"], header["layout"], header["dtype"], shape)
+        ctx = contexts(pm, pred.base) if header["layout"] == SORTED else None
+        vals = _decode(payload, header["codec"], header["layout"], header["dtype"], shape, int(header["offset"]), ctx)
     except Exception as e:  # noqa: BLE001 — codecs raise their own error types on damaged data
         raise LayerError(f"{name}: residual layer is damaged (payload does not decode: {e})") from None
-    pm = pred(rgb)
-    if pm.shape != shape or int(vals.max()) >= 2**18:
+    if int(vals.max()) >= 2**18:
         raise LayerError(f"{name}: residual layer does not fit this JPEG (shape or value range)")
     n = int(header["guarantee"])
     rec = vals.astype(np.int32)  # |values| < 2¹⁸; a product that wraps only comes from a damaged layer

@@ -40,6 +40,7 @@ class ModelEntry:
     metrics: dict = field(default_factory=dict)
     description: str = ""
     isp: dict = field(default_factory=dict)  # analytic front-end the flow was trained behind, e.g. {"demosaic": "mhc"}
+    superseded_by: str = ""  # a newer model replaces it for encoding; kept so that its files still decode
     folder: Path = WEIGHTS_DIR
 
     @property
@@ -95,8 +96,10 @@ def find_model(model_id: str) -> ModelEntry:
 
 def select_model(make: str, video: bool = False) -> ModelEntry:
     """The model for a camera make: a camera-specific one if any matches, else the generic ('*') one.
-    ``video`` chooses among video (windowed) architectures instead of image ones."""
-    models = [e for e in list_models() if (getattr(ARCHITECTURES.get(e.arch), "window", 1) > 1) == video]
+    ``video`` chooses among video (windowed) architectures instead of image ones; superseded models are only
+    loaded to decode the files they wrote."""
+    models = [e for e in list_models()
+              if (getattr(ARCHITECTURES.get(e.arch), "window", 1) > 1) == video and not e.superseded_by]
     for e in models:
         if e.matches(make):
             return e

@@ -30,6 +30,7 @@ def main() -> None:
 
     print(f"Mean over the {len(common)} files every method ran on, JPEG quality {a.quality} (4:4:4):\n")
     cols = [("raw_psnr_gamma", "RAW-PSNR-γ"), ("raw_psnr_lin", "RAW-PSNR-lin"), ("raw_psnr_lin_hl", "lin, highlights"),
+            ("raw_psnr_paper", "RAW-PSNR-paper"),
             ("rgb_psnr", "RGB-PSNR"), ("ssim", "SSIM"), ("bpp", "bpp"), ("ratio_file", "RAW file / JPEG"),
             ("ratio_jxl", "JXL lossless / JPEG"), ("encode_s", "enc s"), ("decode_s", "dec s")]
     print("| method | files | " + " | ".join(c[1] for c in cols) + " |")

@@ -263,6 +263,43 @@ def test_codecs_round_trip(codec, layout, dtype):
     assert np.array_equal(residual._planes(v), cfa_planes(v))  # the layout of bench.sizes
 
 
+@pytest.mark.parametrize("dtype,hi", [(np.uint16, 65536), (np.uint32, 1 << 18)])
+def test_intensity_sorted_layout_round_trip(dtype, hi):
+    rng = np.random.default_rng(1)
+    pm = rng.integers(0, 16384, (22, 36))
+    v = rng.integers(0, hi, pm.shape).astype(dtype)
+    ctx = residual.contexts(pm, 512)
+    data = residual._encode(v, "zstd", residual.SORTED, effort=2, offset=4000, ctx=ctx)
+    back = residual._decode(data, "zstd", residual.SORTED, np.dtype(dtype).name, v.shape, offset=4000, ctx=ctx)
+    assert back.dtype == dtype and np.array_equal(back, v)
+
+
+def test_contexts_are_cfa_position_and_octave():
+    pm = np.array([[512, 513, 514, 515], [516, 1536, 1535, 65535]])
+    # p − base = 0, 1, 2, 3 / 4, 1024, 1023, 65023 → bit lengths 0, 1, 2, 2 / 3, 11, 10, 16
+    expected = np.array([[0, 17 + 1, 0 + 2, 17 + 2], [34 + 3, 51 + 11, 34 + 10, 51 + 16]])
+    assert np.array_equal(residual.contexts(pm, 512), expected.ravel())
+
+
+def test_intensity_sorted_layout_wins_on_signal_dependent_noise():
+    """Shot noise (spread ∝ √signal) on a finely textured scene, whose neighbours do not tell the local noise level
+    (the JPEG's prediction does): grouping by predicted level codes smaller than every spatial coder."""
+    rng = np.random.default_rng(2)
+    h, w = 256, 384
+    signal = np.where(rng.random((h, w)) < 0.5, 700.0, 15000.0)  # dark and bright sites interleaved
+    mosaic = np.clip(signal + rng.normal(0, 1, (h, w)) * np.sqrt(signal * 2), 0, 16383).astype(np.uint16)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    pred = residual.Predictor("none", 0, (0,) * 256, ((0, 0, 0),) * 4, (0,) * 4, (0, 16383))
+    pm = np.round(signal).astype(np.int64)
+    q = mosaic.astype(np.int32) - pm.astype(np.int32)
+    vals, offset = residual._offset(q.copy())
+    sizes = {(codec, layout): len(residual._encode(vals, codec, layout, 3, offset, residual.contexts(pm, 600)))
+             for codec, layout in residual._candidates((h, w), vals.dtype)}
+    best_other = min(v for k, v in sizes.items() if k[1] != residual.SORTED)
+    assert sizes["zstd", residual.SORTED] < 0.96 * best_other, sizes
+    assert pred.base == 0
+
+
 def test_residual_beyond_16_bits_falls_back_to_a_byte_codec():
     """16-bit data whose residual spans ±65535 outside the sample: JPEG XL (uint16) cannot code it."""
     h, w = 600, 1000

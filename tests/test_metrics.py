@@ -62,6 +62,24 @@ def test_raw_psnr_lin_and_gamma() -> None:
     assert m.raw_psnr_gamma(n_hat, n, gamma=1.0) == pytest.approx(m.raw_psnr_lin(n_hat, n))
 
 
+def test_raw_psnr_paper_hand_computed() -> None:
+    # constant mosaics: every demosaiced value equals the constant; WB (2, 1, 1.5) / 2 scales R, G, B
+    n, n_hat = np.full((8, 10), 0.64), np.full((8, 10), 0.49)
+    scale = np.array([1.0, 0.5, 0.75])
+    d = (0.64 * scale) ** (1 / 2.2) - (0.49 * scale) ** (1 / 2.2)  # per-channel error, everywhere
+    expected = -10 * math.log10(np.mean(d**2))
+    assert m.raw_psnr_paper(n_hat, n, "RGGB", [2.0, 1.0, 1.5]) == pytest.approx(expected)
+    # one wrong R site of an RGGB mosaic: the decimation [::2, ::2] keeps R sites, so its own error counts
+    # once; the R values it spreads to by interpolation sit at odd positions, which the decimation drops
+    a = np.full((8, 8), 0.25)
+    b = a.copy()
+    b[2, 2] = 0.36
+    got = m.raw_psnr_paper(b, a, "RGGB", [1.0, 1.0, 1.0], gamma=1.0)
+    # kept grid 4×4×3 = 48 values; only R at (2, 2) is off (by 0.11): G and B there come from G/B sites
+    assert got == pytest.approx(-10 * math.log10(0.11**2 / 48))
+    assert m.raw_psnr_paper(a, a, "GBRG", [1.5, 1.0, 2.0]) == math.inf
+
+
 def test_rgb_psnr_uint8_no_wraparound() -> None:
     img = np.array([[[10, 20, 30]]], dtype=np.uint8)
     ref = np.array([[[20, 10, 30]]], dtype=np.uint8)  # MSE = (100 + 100 + 0) / 3

@@ -48,6 +48,9 @@ DEFINITIONS = {
     "raw_psnr_lin": "10·log10(1/mean((n̂−n)²)) over all CFA sites; n = clip((v−black)/(white−black), 0, 1) "
                     "(metrics.normalise_mosaic), v the original and n̂ from the recovered mosaic",
     "raw_psnr_gamma": "the same on n^(1/2.2) and n̂^(1/2.2)",
+    "raw_psnr_paper": "the InvISP paper's protocol (its authors' evaluation code), to compare with its tables only: "
+                      "n and n̂ bilinear-demosaiced, × wb / max(wb), clipped, ^(1/2.2), decimated [::2, ::2], PSNR "
+                      "over 3 channels (metrics.raw_psnr_paper)",
     "raw_psnr_*_hl / *_sh": "restricted to highlight / shadow sites: LibRaw's render max over RGB ≥ 250 / ≤ 10, "
                             "mask turned back to sensor orientation with rawio.undo_flip; hl_frac / sh_frac: "
                             "fraction of sites in the mask",
@@ -105,6 +108,7 @@ class Record:
     ratio_jxl: float | None = None
     raw_psnr_lin: float = math.nan
     raw_psnr_gamma: float = math.nan
+    raw_psnr_paper: float = math.nan
     raw_psnr_lin_hl: float = math.nan
     raw_psnr_gamma_hl: float = math.nan
     raw_psnr_lin_sh: float = math.nan
@@ -331,6 +335,7 @@ def score(case: Case, mosaic: np.ndarray, rgb: np.ndarray | None, rec: Record, k
     nh = metrics.normalise_mosaic(mosaic, case.raw.black, case.raw.white)
     rec.raw_psnr_lin = metrics.raw_psnr_lin(nh, case.n)
     rec.raw_psnr_gamma = metrics.raw_psnr_gamma(nh, case.n)
+    rec.raw_psnr_paper = metrics.raw_psnr_paper(nh, case.n, case.raw.cfa, case.raw.wb)
     if case.hl is not None and case.sh is not None:
         rec.raw_psnr_lin_hl = metrics.raw_psnr_lin(nh, case.n, mask=case.hl)
         rec.raw_psnr_gamma_hl = metrics.raw_psnr_gamma(nh, case.n, mask=case.hl)
