@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 from . import rawio, residual
 from .containers import jpeg
 from .errors import InputError
+from .steps import DEFAULT_DEMOSAIC
+from .video.formats import VIDEO_SUFFIXES
+
+
+def _front_end(render: dict) -> str:
+    knee = render.get("highlight_knee")
+    return (f"{render.get('demosaic', DEFAULT_DEMOSAIC)} demosaic, exposure ×{float(render['exposure_gain']):.4g}, "
+            + (f"highlight roll-off from {knee}" if knee is not None else "no highlight roll-off"))
+
+
+def describe_video(path: Path) -> list[tuple[str, object]]:
+    """An invisp MP4: stream settings, model and the per-frame parameters it carries (first frame shown)."""
+    from .video.container import SCHEMA, read_doc
+
+    doc = read_doc(path)
+    v, first = doc.video, doc.frames[0].params
+    fps = Fraction(v["fps"])
+    rate = f"{fps.numerator}" if fps.denominator == 1 else f"{fps} ({float(fps):.3f})"
+    r = first.raw
+    return [
+        ("file", f"{path} (invisp MP4, {path.stat().st_size / 1e6:.2f} MB, {v['width']}×{v['height']})"),
+        ("schema", SCHEMA),
+        ("model", f"{doc.model_id} (sha256 {doc.model_sha256[:16]}…), window {v.get('window', 1)}"),
+        ("video", f"{v['frames']} frames at {rate} fps, {v['encoder']} CRF {v['crf']}, {v['pix_fmt']}, "
+                  f"preset {v.get('preset', '?')}"),
+        ("frames", ", ".join(f.name for f in doc.frames[:3]) + (", …" if len(doc.frames) > 3 else "")),
+        ("camera", " ".join(str(first.camera.get(k, "")) for k in ("make", "model")).strip() or "unknown"),
+        ("raw", f"{r['visible_size'][1]}×{r['visible_size'][0]} visible of "
+                f"{r['raw_size'][1]}×{r['raw_size'][0]}, {r['cfa']}, {r['bits']}-bit"),
+        ("levels", f"black {r['black']}, white {r['white']}"),
+        ("white balance", f"{[round(v, 4) for v in r['wb']]} ({r['wb_source']}; first frame)"),
+        ("front end", _front_end(first.render) + " (first frame)"),
+    ]
 
 
 def describe(path: Path) -> list[tuple[str, object]]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return describe_video(path)
     if path.suffix.lower() in (".jpg", ".jpeg"):
         img, name = jpeg.open_jpeg(path)
         p = jpeg.read_params(img, name)
@@ -27,6 +63,7 @@ def describe(path: Path) -> list[tuple[str, object]]:
             ("white balance", f"{[round(v, 4) for v in r['wb']]} ({r['wb_source']})"),
             ("orientation", f"flip {r['flip']}"),
             ("jpeg", f"quality {p.render['quality']}, {p.render['subsampling']}"),
+            ("front end", _front_end(p.render)),
             ("exif", ", ".join(f"{k}={v}" for k, v in p.camera.items()) or "none"),
             ("raw layer", residual.describe_layer(path.read_bytes(), name)),  # residual layer (issue 6)
         ]

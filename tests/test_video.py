@@ -20,6 +20,7 @@ from synthraw import make_raw
 from invisp_cli import metrics, rawio, zoo
 from invisp_cli.errors import InputError, MetadataError, OutputError
 from invisp_cli.flows import build
+from invisp_cli.inspect import describe
 from invisp_cli.params import ReconstructionParams
 from invisp_cli.video import container
 from invisp_cli.video.codec import recover_frame, render_frame
@@ -69,6 +70,11 @@ def test_round_trip_through_cli(tmp_path, video_registry):
                                            str(mp4)], capture_output=True, text=True, check=True).stdout)
         assert probe["format"]["tags"]["invisp_frames"] == "5" and probe["streams"][0]["nb_frames"] == "5"
         assert "test-video" in probe["format"]["tags"]["invisp_model"]
+    assert run("info", mp4).exit_code == 0  # what the MP4 carries, as for a JPEG
+    rows = dict(describe(mp4))
+    assert "invisp MP4" in rows["file"] and rows["video"].startswith("5 frames at 24 fps, libx264 CRF 23")
+    assert rows["model"].startswith("test-video") and "GBRG" in rows["raw"]
+    assert "no highlight roll-off" in rows["front end"]
     r = run("decode", mp4, "-o", out)
     assert r.exit_code == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == [f.name for f in frames]
