@@ -1,6 +1,6 @@
 """RAW video benchmark: RAW frames → MP4 (H.264/H.265) → DNG frames, image flow per frame vs the video flow.
 
-    .venv/bin/python benchmarks/video.py [--frames 8] [--crop 512] [--crf 23] [--threads 2]
+    .venv/bin/python benchmarks/video.py [--frames 8] [--crop 512] [--crf 23] [--threads 2] [--pix-fmt yuv420p]
     .venv/bin/python benchmarks/video.py --calibrate        # simulator PSNR vs libx264 PSNR per CRF
 
 Held-out sequences are cut from real RAW files the video model was not trained on (it was trained on slides of
@@ -87,7 +87,7 @@ def quality(args: argparse.Namespace) -> list[dict]:
                 per = []
                 for name, frames in seqs:
                     r = evaluate_sequence(frames, loaded, Path(tmp) / f"{codec}-{name}", codec=codec, crf=args.crf,
-                                          refs=refs[name])
+                                          pix_fmt=args.pix_fmt, refs=refs[name])
                     per.append({"sequence": name} | r["mean"])
                     print(f"  {label} {codec} {name}: {json.dumps(r['mean'])}", file=sys.stderr)
                 mean = {k: float(np.mean([p[k] for p in per])) for k in per[0] if k != "sequence"}
@@ -159,7 +159,8 @@ def calibrate(args: argparse.Namespace) -> list[dict]:
 
 def quality_tables(args: argparse.Namespace, rows: list[dict]) -> None:
     print(f"\nHeld-out sequences: {', '.join(h[0] for h in HELD_OUT)}; {args.frames} frames of {args.crop}×{args.crop} "
-          f"sliding {STEP[0]}/{STEP[1]} px per frame; CRF {args.crf}, yuv420p, preset medium. Mean over sequences:\n")
+          f"sliding {STEP[0]}/{STEP[1]} px per frame; CRF {args.crf}, {args.pix_fmt}, preset medium. "
+          "Mean over sequences:\n")
     print("| method | codec | RAW-PSNR-γ | RAW-PSNR-lin | RGB-PSNR | flicker RGB | flicker RAW ×10³ | bpp |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--crf", type=int, default=23)
     ap.add_argument("--speed-frames", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pix-fmt", default="yuv420p", help="pixel format of the quality runs (e.g. yuv444p)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "invisp-video-bench")
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
