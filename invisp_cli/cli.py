@@ -197,13 +197,15 @@ def models() -> None:
               help="demosaic of the analytic front-end the flow learns behind")
 @click.option("--highlight-knee", default="0.8", show_default=True,  # = steps.DEFAULT_KNEE (kept torch-free)
               help="highlight roll-off knee in (0, 1) of the front-end, or 'none' (no roll-off)")
+@click.option("--clip-aware/--no-clip-aware", default=True, show_default=True,
+              help="where LibRaw's render clips a channel, penalise only output below the highlight shoulder")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, …")
 @click.option("--video", is_flag=True, help="train the video flow (windows of frames, video codec simulator)")
 @click.option("--crf", default="18-32", show_default=True, help="with --video: CRF or range lo-hi simulated")
 @_errors
 def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam, synthetic,
-          synthetic_template, every, model_id, seed, resume, init, hard_fraction, demosaic, highlight_knee, device,
-          video, crf) -> None:
+          synthetic_template, every, model_id, seed, resume, init, hard_fraction, demosaic, highlight_knee,
+          clip_aware, device, video, crf) -> None:
     """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
     from .train import TrainConfig
     from .train import train as run
@@ -214,7 +216,7 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
                       subsampling=subsampling, lam=lam, synthetic=synthetic,
                       synthetic_templates=list(synthetic_template), every=every, model_id=model_id,
                       seed=seed, resume=resume, init=init, demosaic=demosaic,
-                      highlight_knee=_knee(highlight_knee), hard_fraction=hard_fraction)
+                      highlight_knee=_knee(highlight_knee), clip_aware=clip_aware, hard_fraction=hard_fraction)
     if video:  # the video flow (invisp_cli/video/train.py)
         from .video.train import train_video
 

@@ -39,7 +39,7 @@ from .params import ReconstructionParams
 from .progress import console
 from .rawio import RawImage
 from .simulators.jpeg import DiffJPEG
-from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, front_end, libraw_maximum_gain
+from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_maximum_gain
 from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
 
 RAW_SUFFIXES = {".dng", ".nef", ".cr2", ".cr3", ".crw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".kdc",
@@ -71,6 +71,7 @@ class TrainConfig:
     init: str = ""
     demosaic: str = DEFAULT_DEMOSAIC
     highlight_knee: float | None = DEFAULT_KNEE
+    clip_aware: bool = True
     hard_fraction: float = 0.2
     cache: str = ""
 
@@ -207,6 +208,29 @@ class PatchSampler:
         return torch.stack(xs).contiguous(), torch.stack(ys).contiguous()
 
 
+LIBRAW_CLIPPED = 254 / 255
+
+
+def rgb_loss(y_hat: torch.Tensor, y: torch.Tensor, floor: float | None) -> torch.Tensor:
+    """L1 between the render, clipped to what the 8-bit file can show, and LibRaw's render y.
+
+    With a ``floor`` (clip-aware): where a channel of LibRaw's render is clipped (≥ 254/255) its white is
+    information LibRaw threw away, not a target, so only output below the floor counts there (one-sided,
+    max(floor − ŷ, 0)); the highlight roll-off's shoulder above it stays free to keep the RAW recoverable."""
+    out = y_hat.clamp(0, 1)
+    err = (out - y).abs()
+    if floor is not None:
+        err = torch.where(y >= LIBRAW_CLIPPED, (floor - out).clamp(min=0), err)
+    return err.mean()
+
+
+def rgb_floor(cfg: TrainConfig) -> float | None:
+    """The clip-aware floor: the rendered value of the highlight knee, Gamma(k) (None: plain L1)."""
+    if not cfg.clip_aware or cfg.highlight_knee is None:
+        return None
+    return float(Gamma().forward(torch.tensor(cfg.highlight_knee, dtype=torch.float64)))
+
+
 class RoundTrip(nn.Module):
     """forward → clip → differentiable JPEG → inverse, as one module so DDP sees every parameter use."""
 
@@ -306,6 +330,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     roundtrip = distributed(RoundTrip(flow, cfg.subsampling).to(device), world)
     sched = cosine_schedule(opt, step0, cfg.steps)
     sampler = PatchSampler(samples, cfg.patch, rng, isp_of(cfg), cfg.hard_fraction)
+    floor = rgb_floor(cfg)
     per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -316,7 +341,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
             x, y = (t.to(device) for t in sampler.batch(per_rank))
             q = torch.from_numpy(rng.uniform(cfg.quality[0], cfg.quality[1], per_rank)).float()
             y_hat, x_hat = roundtrip(x, q)
-            l_rgb = (y_hat.clamp(0, 1) - y).abs().mean()  # what the 8-bit file can show
+            l_rgb = rgb_loss(y_hat, y, floor)
             l_raw = (x_hat - x).abs().mean()
             loss = l_rgb + cfg.lam * l_raw
             opt.zero_grad(set_to_none=True)

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from synthraw import write_synthetic_dng
 
 from invisp_cli import zoo
 from invisp_cli.cli import main
-from invisp_cli.steps import DEFAULT_KNEE
+from invisp_cli.steps import DEFAULT_KNEE, Gamma
+from invisp_cli.train import TrainConfig, rgb_floor, rgb_loss
 
 TINY = ["--steps", "3", "--batch", "2", "--patch", "32", "--every", "3", "--hparams", '{"blocks": 1, "width": 8}']
 
@@ -88,3 +90,14 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path, raw_folder):
     assert p.returncode == 0, p.stderr[-2000:]
     reg = json.loads((tmp_path / "ddp" / "registry.json").read_text())["models"][0]
     assert reg["training"]["processes"] == 2
+
+
+def test_clip_aware_rgb_loss():
+    y = torch.tensor([[[[1.0, 0.5]]]])  # LibRaw's render: one clipped value, one ordinary
+    y_hat = torch.tensor([[[[0.95, 0.4]]]])
+    assert float(rgb_loss(y_hat, y, None)) == pytest.approx((0.05 + 0.1) / 2)
+    assert float(rgb_loss(y_hat, y, 0.9)) == pytest.approx((0.0 + 0.1) / 2)  # above the floor: free where clipped
+    assert float(rgb_loss(torch.tensor([[[[0.7, 0.5]]]]), y, 0.9)) == pytest.approx(0.2 / 2)  # below it: penalised
+    cfg = TrainConfig(camera="c", data=[], out="o")
+    assert rgb_floor(cfg) == pytest.approx(float(Gamma().forward(torch.tensor(DEFAULT_KNEE))), abs=1e-6)
+    assert rgb_floor(TrainConfig(camera="c", data=[], out="o", clip_aware=False)) is None

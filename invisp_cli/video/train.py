@@ -41,6 +41,8 @@ from ..train import (
     distributed,
     isp_of,
     raw_files,
+    rgb_floor,
+    rgb_loss,
     save_progress,
     training_progress,
 )
@@ -254,6 +256,7 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
     roundtrip = distributed(VideoRoundTrip(flow).to(device), world)
     sched = cosine_schedule(opt, step0, cfg.steps)
     sampler = WindowSampler(samples, cfg.patch, rng, isp_of(cfg), cfg.hard_fraction, window, cfg.motion)
+    floor = rgb_floor(cfg)
     per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -266,7 +269,7 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
             (xc, xn), (yc, yn) = split(x.to(device), window), split(y.to(device).float(), window)
             crf = torch.from_numpy(rng.uniform(cfg.crf[0], cfg.crf[1], per_rank))
             y_hat, x_hat = roundtrip(xc, xn.clamp(0, 1), yn, crf)
-            l_rgb, l_raw = (y_hat - yc).abs().mean(), (x_hat - xc).abs().mean()
+            l_rgb, l_raw = rgb_loss(y_hat, yc, floor), (x_hat - xc).abs().mean()
             loss = l_rgb + cfg.lam * l_raw
             opt.zero_grad(set_to_none=True)
             loss.backward()
