@@ -187,8 +187,9 @@ def contexts(pm: np.ndarray, base: int) -> np.ndarray:
 
 def _encode_sorted(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
     """values (= q + offset) → zigzag(q) in context order → byte planes → zstd each; u8 plane count, u32be sizes."""
-    q = values.ravel()[np.argsort(ctx, kind="stable")].astype(np.int64) - offset
-    z = np.where(q >= 0, 2 * q, -2 * q - 1)
+    q = values.ravel()[np.argsort(ctx, kind="stable")].astype(np.int32)  # |q| < 2¹⁸: int32 is exact
+    q -= offset
+    z = (q << 1) ^ (q >> 31)  # zigzag
     n_planes = max(1, (int(z.max()).bit_length() + 7) // 8)
     planes = [imagecodecs.zstd_encode(((z >> (8 * i)) & 255).astype(np.uint8).tobytes(), level=ZSTD_LEVEL)
               for i in range(n_planes)]
@@ -198,14 +199,16 @@ def _encode_sorted(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
 def _decode_sorted(payload: bytes, dtype: str, shape: tuple[int, int], offset: int, ctx: np.ndarray) -> np.ndarray:
     (n_planes,) = struct.unpack_from(">B", payload)
     sizes = struct.unpack_from(f">{n_planes}I", payload, 1)
-    pos, z = 1 + 4 * n_planes, np.zeros(shape[0] * shape[1], np.int64)
+    if n_planes > 3:
+        raise ValueError("more byte planes than a residual can need")
+    pos, z = 1 + 4 * n_planes, np.zeros(shape[0] * shape[1], np.int32)
     for i, size in enumerate(sizes):
         plane = np.frombuffer(imagecodecs.zstd_decode(payload[pos : pos + size]), np.uint8)
         if plane.size != z.size:
             raise ValueError("byte plane of the wrong length")
-        z |= plane.astype(np.int64) << (8 * i)
+        z |= plane.astype(np.int32) << (8 * i)
         pos += size
-    q = np.where(z & 1, -(z >> 1) - 1, z >> 1)
+    q = (z >> 1) ^ -(z & 1)  # un-zigzag
     out = np.empty_like(q)
     out[np.argsort(ctx, kind="stable")] = q + offset
     return out.reshape(shape).astype(dtype)

@@ -132,35 +132,33 @@ class HighlightRolloff(Step):
     After white balance a site of colour c reaches at most m_c = gain·wb_c (its white level), which for
     m_c > 1 lies beyond what sRGB can show; LibRaw clips it to 1, and the colour and detail of every bright area
     are lost. Here values t ≤ k pass unchanged and (k, m_c] map onto (k, 1] by a rational (Reinhard-like)
-    shoulder:
+    shoulder, with d = t − k:
 
-        y = k + (1 − k)·p·u / (1 + (p − 1)·u),   u = (t − k)/(m_c − k),   p = (m_c − k)/(1 − k) ≥ 1
+        y = k + d / (1 + a_c·d),   a_c = 1/(1 − k) − 1/(m_c − k) ≥ 0
 
-    slope 1 at the knee (C¹), y(m_c) = 1 with slope 1/p² > 0 there (well conditioned to the end); inverse
-    u = f / (p − (p − 1)·f) with f = (y − k)/(1 − k). A ceiling ≤ 1 is taken as 1, where p = 1 and the map is
-    the identity; values above the ceiling (beyond the white level) map to 1."""
+    slope 1 at the knee (C¹), y(m_c) = 1 with slope ((1 − k)/(m_c − k))² > 0 there (well conditioned to the end);
+    inverse d = f / (1 − a_c·f) with f = y − k. A ceiling ≤ 1 is taken as 1, where a = 0 and the map is the
+    identity; values above the ceiling (beyond the white level) map to 1."""
 
     def __init__(self, cfa: str, ceiling: Sequence[float], knee: float):
         if not 0.0 < knee < 1.0:
             raise ValueError("highlight knee must lie in (0, 1)")
         self.cfa, self.knee = cfa, float(knee)
         self.ceiling = np.maximum(np.asarray(ceiling, dtype=np.float64).reshape(3), 1.0)
+        self.a = 1.0 / (1.0 - self.knee) - 1.0 / (self.ceiling - self.knee)
 
-    def _m_p(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m = site_values(self.ceiling[cfa_index(self.cfa)], x.shape[-2], x.shape[-1]).to(x.device, x.dtype)
-        return m, (m - self.knee) / (1.0 - self.knee)
+    def _sites(self, per_colour: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        return site_values(per_colour[cfa_index(self.cfa)], x.shape[-2], x.shape[-1]).to(x.device, x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.knee
-        m, p = self._m_p(x)
-        u = ((x - k) / (m - k)).clamp(0.0, 1.0)
-        return torch.where(x > k, k + (1.0 - k) * p * u / (1.0 + (p - 1.0) * u), x)
+        d = torch.minimum((x - k).clamp(min=0.0), self._sites(self.ceiling - k, x))
+        return torch.where(x > k, k + d / (1.0 + self._sites(self.a, x) * d), x)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         k = self.knee
-        m, p = self._m_p(y)
-        f = ((y - k) / (1.0 - k)).clamp(0.0, 1.0)
-        return torch.where(y > k, k + (m - k) * f / (p - (p - 1.0) * f), y)
+        f = (y - k).clamp(0.0, 1.0 - k)
+        return torch.where(y > k, k + f / (1.0 - self._sites(self.a, y) * f), y)
 
 
 _K_RB = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])

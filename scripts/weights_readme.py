@@ -43,8 +43,8 @@ NOTES = {
                        "weights RAW recovery higher than the other models. No Nikon pixels were trained on: the "
                        "only Nikon file here is held out; its colour matrix and levels (LibRaw's D750 entry) "
                        "shaped the synthetic data. Run with `OMP_NUM_THREADS=1`.",
-    "invisp-video-v1": "Superseded by invisp-video-v3 (kept to decode the files it wrote). Details, calibration "
-                       "and the video benchmark: `README-video.md`. The `--crf` range is simulated by the video "
+    "invisp-video-v1": "Superseded by invisp-video-v3 (kept to decode the files it wrote; `README-video.md` "
+                       "describes its successor). The `--crf` range is simulated by the video "
                        "codec simulator; the JPEG-quality line above is unused by it.",
     "invisp-generic-v3": _V3 + "Same data, held-out files and hyper-parameters as invisp-generic-v1. Run with "
                          "`OMP_NUM_THREADS=2`.",
