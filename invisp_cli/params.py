@@ -8,7 +8,7 @@ Schema ``invisp/1`` (all that decode needs, plus the camera's EXIF basics):
              "visible_size": [H, W], "raw_size": [H, W], "margins": [top, left], "flip": 0..7,
              "wb": [r, g, b], "wb_source": str, "rgb_cam": 3×3, "xyz_to_cam": 3×3},
      "render": {"codec": "jpeg", "quality": int, "subsampling": str, "demosaic": "mhc"|"bilinear",
-                "exposure_gain": float},
+                "exposure_gain": float, "highlight_knee": float in (0, 1), optional},
      "camera": {make, model, datetime, exposure_time, f_number, iso, focal_length, lens},
      "checksum": sha256 of the canonical JSON of everything above}
 
@@ -103,6 +103,7 @@ class ReconstructionParams:
                 and int(r["flip"]) in range(8)
                 and 0 < float(self.render["exposure_gain"]) < 64
                 and self.render.get("demosaic", DEFAULT_DEMOSAIC) in DEMOSAICS
+                and (self.render.get("highlight_knee") is None or 0 < float(self.render["highlight_knee"]) < 1)
                 and isinstance(self.model_id, str) and len(self.model_sha256) == 64
             )
         except (KeyError, TypeError, ValueError) as e:

@@ -154,6 +154,8 @@ def test_tampered_metadata(encoded, tmp_path):
     assert_fails(run("decode", bad, "-o", tmp_path / "o.dng"), MetadataError, "checksum")
     _rewrite_params(jpg, bad, lambda b: b["raw"].__setitem__("cfa", "XXXX"), fix_checksum=True)
     assert_fails(run("decode", bad, "-o", tmp_path / "o.dng"), MetadataError, "out-of-range")
+    _rewrite_params(jpg, bad, lambda b: b["render"].__setitem__("highlight_knee", 1.5), fix_checksum=True)
+    assert_fails(run("decode", bad, "-o", tmp_path / "o.dng"), MetadataError, "out-of-range")
     _rewrite_params(jpg, bad, lambda b: b["raw"].__setitem__("visible_size", [10, 10]), fix_checksum=True)
     assert_fails(run("decode", bad, "-o", tmp_path / "o.dng"), MetadataError, "modified")
     assert not (tmp_path / "o.dng").exists()
