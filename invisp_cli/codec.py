@@ -36,18 +36,22 @@ def isp_chain(raw: RawImage, model: torch.nn.Module, settings: Mapping) -> Chain
     return Chain([*front_end(raw, settings), Flow(model)])
 
 
-def render_settings(raw: RawImage, quality: int = 90, subsampling: str = "4:4:4",
-                    isp: Mapping | None = None) -> dict:
-    """The per-file rendering parameters stored in ``params.render``: JPEG settings, the analytic front end the
-    model was trained behind (``ModelEntry.isp``: demosaic, highlight knee) and the exposure gain that makes it
-    as bright as LibRaw's render (``steps.libraw_maximum_gain``)."""
+def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> dict:
+    """The front-end part of ``params.render`` for one image or frame: the analytic front end the model was trained
+    behind (``ModelEntry.isp``: demosaic, highlight knee, if any) and the exposure gain that makes it as bright as
+    LibRaw's render (``steps.libraw_maximum_gain``)."""
     isp = dict(isp or {})
-    settings = {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling,
-                "demosaic": isp.get("demosaic", DEFAULT_DEMOSAIC),
+    settings = {"demosaic": isp.get("demosaic", DEFAULT_DEMOSAIC),
                 "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
     if isp.get("highlight_knee") is not None:
         settings["highlight_knee"] = float(isp["highlight_knee"])
     return settings
+
+
+def render_settings(raw: RawImage, quality: int = 90, subsampling: str = "4:4:4",
+                    isp: Mapping | None = None) -> dict:
+    """The per-file rendering parameters stored in ``params.render``: JPEG settings + ``front_end_settings``."""
+    return {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling, **front_end_settings(raw, isp)}
 
 
 @torch.inference_mode()

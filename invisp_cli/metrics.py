@@ -9,6 +9,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch.utils.flop_counter import FlopCounterMode
 
+from .steps import BilinearDemosaic
+
 
 def normalise_mosaic(mosaic: np.ndarray, black: np.ndarray | float, white: float) -> np.ndarray:
     """n = clip((v − b) / (w − b), 0, 1).
@@ -67,8 +69,6 @@ def raw_psnr_paper(n_hat: np.ndarray, n: np.ndarray, cfa: str, wb: Sequence[floa
     Two thirds of its values are bilinear interpolations (averages of 2–4 sites, which average errors
     down) and the WB scaling darkens two channels, so it reads several dB above RAW-PSNR-γ on the same
     recovery."""
-    from .steps import BilinearDemosaic  # torch: the same bilinear demosaic the ISP can use
-
     scale = np.asarray(wb, dtype=np.float64).reshape(3) / float(np.max(wb))
     demosaic = BilinearDemosaic(cfa)
 

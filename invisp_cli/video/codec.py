@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from .. import rawio
-from ..codec import DEFAULT_TILE
+from ..codec import DEFAULT_TILE, front_end_settings
 from ..errors import InputError, ModelError
 from ..fileio import atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
-from ..steps import DEFAULT_DEMOSAIC, Chain, Flow, front_end, libraw_maximum_gain
+from ..steps import Chain, Flow, front_end
 from ..tiling import run_tiled
 from ..zoo import ModelEntry, find_model, load_model, select_model
 from . import frames as fr
@@ -113,10 +113,8 @@ def recover_frame(window: Sequence[np.ndarray], params: ReconstructionParams, mo
 
 
 def render_settings(raw: RawImage, codec: str, crf: int, pix_fmt: str, isp: Mapping | None = None) -> dict:
-    """Per-frame ``params.render``: the stream settings, the model's analytic front end (``ModelEntry.isp``:
-    demosaic, highlight knee) and LibRaw's brightening gain of this frame."""
-    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt, "demosaic": DEFAULT_DEMOSAIC, **(isp or {}),
-            "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
+    """Per-frame ``params.render``: the stream settings + ``codec.front_end_settings`` of this frame."""
+    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt, **front_end_settings(raw, isp)}
 
 
 @dataclass
