@@ -19,7 +19,7 @@ import torch
 
 from . import rawio, residual
 from .containers import jpeg
-from .errors import InputError
+from .errors import InputError, MetadataError
 from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
 from .rawio import RawImage
@@ -32,8 +32,10 @@ DEFAULT_TILE = 1024
 
 def isp_chain(raw: RawImage, model: torch.nn.Module, settings: Mapping) -> Chain:
     """The full invertible ISP for one frame: the analytic, metadata-driven front end under the file's render
-    settings (``steps.front_end``) followed by the flow."""
-    return Chain([*front_end(raw, settings), Flow(model)])
+    settings (``steps.front_end``) followed by the flow; a parameter-free ``identity`` model (the ``frontend``
+    architecture) adds no step at all, so the front end alone costs nothing more."""
+    learned = [] if getattr(model, "identity", False) else [Flow(model)]
+    return Chain([*front_end(raw, settings), *learned])
 
 
 def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> dict:
@@ -95,11 +97,25 @@ class Result:
     model_id: str
     seconds: float
     bytes: int
-    layer: str = ""  # residual layer (issue 6): what it added on encode / guaranteed on decode, "" if none
+    layer: str = ""  # residual layer: what it added on encode / guaranteed on decode, "" if none
+    warning: str = ""  # something the user should know although the command succeeded
+
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
 def resolve_model(model_id: str | None, make: str) -> ModelEntry:
     return find_model(model_id) if model_id else select_model(make)
+
+
+def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str) -> ReconstructionParams:
+    """The parameters an encode stores, checked with exactly the rules decode applies (serialise, parse,
+    validate), so that encode never writes a file decode would refuse."""
+    params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, dict(settings))
+    try:
+        return ReconstructionParams.from_json(params.to_json())
+    except (MetadataError, ValueError) as e:
+        raise InputError(f"{name}: cannot be encoded: its parameters would not decode ({e})") from None
 
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
@@ -109,40 +125,82 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
 
     ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N."""
     t0 = time.perf_counter()
-    check_output(dst, force)
+    suffix = Path(dst).suffix.lower()
+    if suffix not in JPEG_SUFFIXES:
+        raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .jpg)")
+    check_output(dst, force, inputs=[src])
     raw = rawio.read_raw(src)
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_model(entry)
     settings = render_settings(raw, quality, subsampling, entry.isp)
+    if max_error is not None:
+        settings["layer"] = int(max_error)  # decode can then tell when a re-saved file lost its layer
+    params = stored_params(raw, entry, settings, Path(src).name)
     rgb = render(raw, model, settings, tile)
-    params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
     data = jpeg.encode_jpeg(rgb, params)
     note = ""
-    if max_error is not None:  # residual layer (issue 6)
+    if max_error is not None:
         data, layer_bytes = residual.attach(data, raw, settings["exposure_gain"], max_error)
         note = f"{residual.guarantee_text(max_error)} layer {layer_bytes / 1e6:.2f} MB"
-    with atomic_output(dst, force) as tmp:
+    with atomic_output(dst, force, inputs=[src]) as tmp:
         tmp.write_bytes(data)
     return Result(Path(dst), entry.id, time.perf_counter() - t0, len(data), note)
 
 
+@dataclass
+class Recovered:
+    """What an invisp JPEG gives back: the RAW, its model, and how (layer guarantee or a warning)."""
+
+    raw: RawImage
+    params: ReconstructionParams
+    layer: str
+    warning: str
+
+
+def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
+    """Read an invisp JPEG and recover its RAW in memory: from the residual layer when present (SHA-256
+    verified), else with exactly the model the file names (SHA-256 verified against the stored hash)."""
+    rgb, params = jpeg.read_jpeg(src)
+    layered = residual.recover_from_layer(src, rgb, params)  # None if the file has no layer
+    if layered is not None:
+        note = f"{residual.guarantee_text(layered[1])} from the layer, SHA-256 verified"
+        return Recovered(layered[0], params, note, "")
+    model = load_model(find_model(params.model_id), expected_sha256=params.model_sha256)
+    warning = ""
+    if params.render.get("layer") is not None:
+        warning = (f"{Path(src).name} was encoded with a residual layer "
+                   f"({residual.guarantee_text(int(params.render['layer']))}) that is no longer in the file "
+                   "(re-saved or stripped); decoding the approximate RAW")
+    return Recovered(recover(rgb, params, model, tile), params, "", warning)
+
+
 def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool = False,
                 tile: int = DEFAULT_TILE) -> Result:
-    """Read an invisp JPEG, load exactly the model it names, recover the RAW and write a DNG atomically.
-
-    A file with a residual layer is recovered from the layer instead (no model needed), verified by SHA-256."""
+    """Read an invisp JPEG, recover the RAW (``recover_file``) and write it as a DNG atomically."""
     t0 = time.perf_counter()
     suffix = Path(dst).suffix.lower()
     if suffix != ".dng":
         raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .dng)")
-    check_output(dst, force)
-    rgb, params = jpeg.read_jpeg(src)
-    layered = residual.recover_from_layer(src, rgb, params)  # residual layer (issue 6); None if absent
-    if layered is not None:
-        raw, note = layered[0], f"{residual.guarantee_text(layered[1])} from the layer, SHA-256 verified"
-    else:
-        model = load_model(find_model(params.model_id), expected_sha256=params.model_sha256)
-        raw, note = recover(rgb, params, model, tile), ""
-    with atomic_output(dst, force) as tmp:
-        rawio.write_dng(tmp, raw)
-    return Result(Path(dst), params.model_id, time.perf_counter() - t0, Path(dst).stat().st_size, note)
+    check_output(dst, force, inputs=[src])
+    rec = recover_file(src, tile)
+    with atomic_output(dst, force, inputs=[src]) as tmp:
+        rawio.write_dng(tmp, rec.raw)
+    return Result(Path(dst), rec.params.model_id, time.perf_counter() - t0, Path(dst).stat().st_size, rec.layer,
+                  rec.warning)
+
+
+def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
+    """Check that an invisp JPEG or MP4 still gives back its RAW, writing nothing: metadata checksum, model
+    checkpoint SHA-256 against the hash stored in the file, the residual layer's SHA-256 when present, and a full
+    decode in memory. Returns a one-line description; raises the InvispError of the first check that fails."""
+    from .video.formats import VIDEO_SUFFIXES
+
+    if Path(src).is_dir():
+        raise InputError(f"{src}: is a folder; name a file")
+    if Path(src).suffix.lower() in VIDEO_SUFFIXES:
+        from .video.codec import verify_video
+
+        return verify_video(src, tile)
+    rec = recover_file(src, tile)
+    how = rec.layer or "approximate RAW (no residual layer)"
+    return f"{rec.params.model_id}, {how}" + (f"; warning: {rec.warning}" if rec.warning else "")

@@ -38,3 +38,10 @@ class OutputError(InvispError):
     """The output exists (and --force was not given) or cannot be written."""
 
     exit_code = 6
+
+
+class SomeFilesFailed(InvispError):
+    """A command over several files (``verify``, batch ``encode``/``decode -d``) finished, and at least one file
+    failed; each failure was reported on its own line."""
+
+    exit_code = 8

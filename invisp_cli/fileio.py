@@ -1,25 +1,70 @@
-"""Atomic output files: write to a temporary file beside the target, then rename.
+"""Output safety: what invisp may write, and writing it atomically.
 
-A crash or an error mid-write leaves the target untouched and no temporary file behind."""
+The guarantees (README, "Safety"):
+
+* an input is never an output: the same path, the same file through a hard or symbolic link, or the same name on
+  a case-insensitive file system is refused, ``--force`` or not;
+* only regular files are ever replaced (never a folder, device, FIFO, socket or symbolic link), and only with
+  ``--force``;
+* every file is written to a temporary file beside its target and renamed onto it at the end, so a crash, a
+  full disk or a signal leaves the target as it was; temporary files carry the writer's PID, and a later run
+  removes those whose writer is gone;
+* a folder output (video decode) is filled file by file the same way: nothing that was in the folder before is
+  removed, and only same-named regular files that invisp wrote are replaced (with ``--force``)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import OutputError
 
+PathLike = str | os.PathLike
+#: errors of the output medium (full disk, quota, read-only, I/O) reported as OutputError, exit 6
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
 
-def check_output(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse an existing output unless ``force``; refuse a missing or unwritable directory."""
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """True if ``a`` and ``b`` name one file: the same inode (hard/symbolic links, case-insensitive names) or
+    the same absolute path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def refuse_inputs(output: PathLike, inputs: Iterable[PathLike]) -> None:
+    """Raise OutputError if ``output`` is one of ``inputs``."""
+    for src in inputs:
+        if same_file(output, src):
+            raise OutputError(f"{output}: output is the input {src}; invisp never overwrites its input "
+                              "(choose another output name)")
+
+
+def check_output(path: PathLike, force: bool, inputs: Iterable[PathLike] = ()) -> Path:
+    """Refuse an input as output, an existing output unless ``force``, anything but a regular file as the thing
+    replaced, and a missing or unwritable directory."""
     p = Path(path)
-    if p.exists() and not force:
-        raise OutputError(f"{p}: output exists (use --force to overwrite)")
+    refuse_inputs(p, inputs)
     if p.is_dir():
-        raise OutputError(f"{p}: output is a directory")
+        raise OutputError(f"{p}: output is a folder (name a file)")
+    try:
+        mode = os.lstat(p).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise OutputError(f"{p}: cannot inspect output ({e.strerror})") from None
+    if mode is not None:
+        if not stat.S_ISREG(mode):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise OutputError(f"{p}: output exists and is {kind}; invisp only ever replaces regular files")
+        if not force:
+            raise OutputError(f"{p}: output exists (use --force to overwrite)")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{parent}: output directory does not exist")
@@ -28,25 +73,137 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.invisp-"
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Remove temporary files left beside ``target`` by an invisp run that was killed (its PID is gone)."""
+    prefix = _temp_prefix(target)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent if str(target.parent) else "."):
+            if not (entry.name.startswith(prefix) and ".part" in entry.name):
+                continue
+            pid = entry.name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_error(target: PathLike, e: OSError) -> OutputError:
+    """The one-line OutputError for a failed write of ``target`` (never naming the temporary file)."""
+    return OutputError(f"{target}: cannot write output ({e.strerror or type(e).__name__})")
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+def atomic_output(path: PathLike, force: bool = False, inputs: Iterable[PathLike] = ()) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and the target is left as it was."""
-    target = check_output(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
-                               dir=target.parent if str(target.parent) else ".")
+    On any exception (a full disk included: ``OutputError``) the temporary file is removed and the target is
+    left as it was."""
+    inputs = list(inputs)
+    target = check_output(path, force, inputs)
+    remove_stale_temps(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}-", suffix=".part" + target.suffix,
+                                   dir=target.parent if str(target.parent) else ".")
+    except OSError as e:
+        raise write_error(target, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; a normal output file follows the umask
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a normal output file follows the umask
     try:
-        yield tmp_path
-        if not force and target.exists():
-            raise OutputError(f"{target}: output appeared while writing (use --force to overwrite)")
+        try:
+            yield tmp_path
+        except OSError as e:
+            if e.errno in _WRITE_ERRNOS:
+                raise write_error(target, e) from None
+            raise
+        check_output(target, force, inputs)  # nothing changed under us while writing
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+class OutputFolder:
+    """A folder of outputs (the DNG frames of a video decode), written file by file with ``atomic_output``.
+
+    The folder is created if missing (with normal permissions). A non-empty existing folder is written into only
+    with ``force``, and then nothing in it is removed: a file of the same name is replaced only if it is a regular
+    file invisp wrote (``wrote_by_invisp``). On failure, the files this run wrote are removed and a folder it created is
+    removed if empty."""
+
+    def __init__(self, path: PathLike, force: bool, inputs: Iterable[PathLike] = ()):
+        self.path = Path(path)
+        self.force = force
+        self.inputs = list(inputs)
+        if self.path.name in ("", ".", ".."):
+            raise OutputError(f"{path}: name the output folder")
+        if self.path.exists() and not self.path.is_dir():
+            raise OutputError(f"{self.path}: output exists and is not a folder")
+        refuse_inputs(self.path, self.inputs)
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise OutputError(f"{parent}: output directory does not exist")
+        self.created = not self.path.exists()
+        if not self.created and any(self.path.iterdir()) and not force:
+            raise OutputError(f"{self.path}: output folder exists and is not empty (use --force to write into it; "
+                              "nothing in it is removed)")
+        if not self.created and not os.access(self.path, os.W_OK):
+            raise OutputError(f"{self.path}: output folder is not writable")
+        if self.created and not os.access(parent, os.W_OK):
+            raise OutputError(f"{parent}: output directory is not writable")
+        self.written: list[Path] = []
+
+    def check(self, names: Iterable[str], wrote_by_invisp) -> None:
+        """Before any work: refuse names that would replace an input, a non-invisp file, or (without force) any
+        existing file."""
+        for name in names:
+            target = self.path / name
+            refuse_inputs(target, self.inputs)
+            if not (target.exists() or target.is_symlink()):
+                continue
+            if not self.force:
+                raise OutputError(f"{target}: output exists (use --force to overwrite)")
+            check_output(target, True)
+            if not wrote_by_invisp(target):
+                raise OutputError(f"{target}: exists and was not written by invisp; refusing to replace it")
+
+    @contextlib.contextmanager
+    def file(self, name: str) -> Iterator[Path]:
+        """A temporary path for ``name`` inside the folder, renamed onto it on success."""
+        if self.created and not self.path.exists():
+            try:
+                os.mkdir(self.path, 0o777)
+            except OSError as e:
+                raise write_error(self.path, e) from None
+        with atomic_output(self.path / name, self.force, self.inputs) as tmp:
+            yield tmp
+        self.written.append(self.path / name)
+
+    def abort(self) -> None:
+        """Remove what this run wrote (only that), and the folder if this run created it and it is empty."""
+        for p in self.written:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()

@@ -44,6 +44,8 @@ def describe_video(path: Path) -> list[tuple[str, object]]:
 
 
 def describe(path: Path) -> list[tuple[str, object]]:
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; name a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in VIDEO_SUFFIXES:

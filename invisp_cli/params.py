@@ -8,7 +8,8 @@ Schema ``invisp/1`` (all that decode needs, plus the camera's EXIF basics):
              "visible_size": [H, W], "raw_size": [H, W], "margins": [top, left], "flip": 0..7,
              "wb": [r, g, b], "wb_source": str, "rgb_cam": 3×3, "xyz_to_cam": 3×3},
      "render": {"codec": "jpeg", "quality": int, "subsampling": str, "demosaic": "mhc"|"bilinear",
-                "exposure_gain": float, "highlight_knee": float in (0, 1), optional},
+                "exposure_gain": float, "highlight_knee": float in (0, 1), optional,
+                "layer": N, optional: the file was written with a residual layer guaranteeing ±N},
      "camera": {make, model, datetime, exposure_time, f_number, iso, focal_length, lens},
      "checksum": sha256 of the canonical JSON of everything above}
 
@@ -26,8 +27,13 @@ import numpy as np
 from .errors import MetadataError
 from .rawio import RawImage
 from .steps import CFA_LAYOUTS, DEFAULT_DEMOSAIC, DEMOSAICS
+from .video.formats import CODECS, PIX_FMTS
 
 SCHEMA = "invisp/1"
+SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+#: plausibility bounds of a stored image size (a 16000 × 12000 sensor is 192 MP)
+MAX_SIDE = 1 << 16
+MAX_PIXELS = 1 << 30
 
 
 @dataclass
@@ -68,13 +74,17 @@ class ReconstructionParams:
     @classmethod
     def from_json(cls, text: str) -> ReconstructionParams:
         try:
-            body = json.loads(text)
+            body = json.loads(text, parse_constant=_reject_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise MetadataError(f"invisp metadata is not valid JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:
+            raise MetadataError(f"invisp metadata is not valid JSON ({e})") from None
         if not isinstance(body, dict) or not str(body.get("schema", "")).startswith("invisp/"):
             raise MetadataError("no invisp metadata schema in file")
         if body["schema"] != SCHEMA:
             raise MetadataError(f"unsupported metadata schema {body['schema']!r} (this invisp reads {SCHEMA})")
+        if not isinstance(body.get("model"), dict):
+            raise MetadataError("invisp metadata is missing its model record")
         checksum = body.pop("checksum", None)
         if checksum != _checksum(body):
             raise MetadataError("invisp metadata checksum mismatch: the stored parameters were modified")
@@ -87,29 +97,16 @@ class ReconstructionParams:
         return p
 
     def validate(self) -> None:
-        """Check types and ranges of everything decode relies on; raise MetadataError otherwise."""
-        r = self.raw
+        """Check the type and range of every value decode relies on; raise MetadataError otherwise.
+
+        Numbers must be finite and plausible for a camera (a checksummed but edited record with NaN, 1e-300 or
+        absurd sizes is refused here, before any work), render settings must be valid for their container."""
         try:
-            ok = (
-                r["cfa"] in CFA_LAYOUTS
-                and len(r["visible_size"]) == 2 and all(int(v) > 0 for v in r["visible_size"])
-                and 0 < int(r["white"]) < 2**16 and 1 <= int(r["bits"]) <= 16
-                and np.asarray(r["black"], dtype=float).shape == (2, 2)
-                and np.all(np.asarray(r["black"], dtype=float) < int(r["white"]))
-                and np.asarray(r["wb"], dtype=float).shape == (3,) and np.all(np.asarray(r["wb"]) > 0)
-                and np.asarray(r["rgb_cam"], dtype=float).shape == (3, 3)
-                and abs(np.linalg.det(np.asarray(r["rgb_cam"], dtype=float))) > 1e-8
-                and np.asarray(r["xyz_to_cam"], dtype=float).shape == (3, 3)
-                and int(r["flip"]) in range(8)
-                and 0 < float(self.render["exposure_gain"]) < 64
-                and self.render.get("demosaic", DEFAULT_DEMOSAIC) in DEMOSAICS
-                and (self.render.get("highlight_knee") is None or 0 < float(self.render["highlight_knee"]) < 1)
-                and isinstance(self.model_id, str) and len(self.model_sha256) == 64
-            )
-        except (KeyError, TypeError, ValueError) as e:
+            problem = _raw_problem(self.raw) or _render_problem(self.render) or _model_problem(self)
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise MetadataError(f"invisp metadata field invalid or missing: {e}") from None
-        if not ok:
-            raise MetadataError("invisp metadata holds out-of-range reconstruction parameters")
+        if problem:
+            raise MetadataError(f"invisp metadata holds out-of-range reconstruction parameters ({problem})")
 
     def raw_template(self) -> RawImage:
         """A RawImage carrying the stored parameters and an empty mosaic of the visible size."""
@@ -122,6 +119,81 @@ class ReconstructionParams:
             flip=int(r["flip"]), bits=int(r["bits"]), raw_size=tuple(r.get("raw_size", (h, w))),
             margins=tuple(r.get("margins", (0, 0))), exif=dict(self.camera),
         )
+
+
+def _finite(value, shape: tuple[int, ...], lo: float, hi: float) -> bool:
+    """``value`` is a real array of ``shape`` with every entry finite and in [lo, hi]."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "iuf" or a.shape != shape:
+        return False
+    a = a.astype(np.float64)
+    return bool(np.all(np.isfinite(a)) and np.all(a >= lo) and np.all(a <= hi))
+
+
+def _int(value, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _raw_problem(r: dict) -> str:
+    """Why the ``raw`` record is not a plausible Bayer sensor description ("" if it is)."""
+    size, full, margins = r["visible_size"], r.get("raw_size", r["visible_size"]), r.get("margins", [0, 0])
+    if r["cfa"] not in CFA_LAYOUTS:
+        return f"cfa {r['cfa']!r}"
+    if not (_finite(size, (2,), 2, MAX_SIDE) and all(_int(v, 2, MAX_SIDE) for v in size)
+            and size[0] * size[1] <= MAX_PIXELS):
+        return "visible_size"
+    if not (all(_int(v, 1, MAX_SIDE) for v in full) and len(full) == 2
+            and all(_int(v, 0, MAX_SIDE) for v in margins) and len(margins) == 2):
+        return "raw_size/margins"
+    if not (_int(r["white"], 1, 65535) and _int(r["bits"], 1, 16) and r["white"] < 2 ** r["bits"]):
+        return "white/bits"
+    if not (_finite(r["black"], (2, 2), 0, 65535) and np.all(np.asarray(r["black"], float) < r["white"])):
+        return "black"
+    if not _finite(r["wb"], (3,), 1e-3, 1e3):
+        return "wb"
+    if not (_finite(r["rgb_cam"], (3, 3), -100, 100) and abs(np.linalg.det(np.asarray(r["rgb_cam"], float))) > 1e-8):
+        return "rgb_cam"
+    if not _finite(r["xyz_to_cam"], (3, 3), -100, 100):
+        return "xyz_to_cam"
+    if not (_int(r["flip"], 0, 7) and isinstance(r.get("wb_source", ""), str)):
+        return "flip/wb_source"
+    return ""
+
+
+def _render_problem(render: dict) -> str:
+    """Why ``render`` is not a valid set of render settings for its container ("" if it is)."""
+    codec = render.get("codec", "jpeg")
+    if codec == "jpeg":
+        if not (_int(render["quality"], 1, 100) and render["subsampling"] in SUBSAMPLINGS):
+            return "JPEG quality/subsampling"
+        if render.get("layer") is not None and not _int(render["layer"], 0, 65535):
+            return "layer"
+    elif codec in CODECS:
+        if not (_int(render["crf"], 0, 51) and render["pix_fmt"] in PIX_FMTS):
+            return "video crf/pix_fmt"
+    else:
+        return f"codec {codec!r}"
+    if not _finite(render["exposure_gain"], (), 1e-3, 64):
+        return "exposure_gain"
+    if render.get("demosaic", DEFAULT_DEMOSAIC) not in DEMOSAICS:
+        return "demosaic"
+    knee = render.get("highlight_knee")
+    if knee is not None and not _finite(knee, (), 1e-3, 1 - 1e-3):
+        return "highlight_knee"
+    return ""
+
+
+def _model_problem(p: ReconstructionParams) -> str:
+    if not (isinstance(p.model_id, str) and 0 < len(p.model_id) <= 200 and isinstance(p.model_sha256, str)
+            and len(p.model_sha256) == 64 and all(c in "0123456789abcdef" for c in p.model_sha256)):
+        return "model id/sha256"
+    if not isinstance(p.camera, dict):
+        return "camera"
+    return ""
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"non-finite number {name}")
 
 
 def _checksum(body: dict) -> str:

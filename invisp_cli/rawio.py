@@ -508,6 +508,9 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         white = int(raw.white_level)
         if white <= 0 or white > 65535:
             raise InputError(f"{name}: implausible white level {white}")
+        if np.any(black >= white) or np.any(black < 0):
+            raise InputError(f"{name}: implausible levels: black {black.ravel().tolist()} not within [0, white "
+                             f"{white})")
         sizes = raw.sizes
         flip = int(sizes.flip) & 7
 
@@ -655,6 +658,18 @@ def _colour_matrix_for_dng(raw: RawImage) -> np.ndarray:
         if np.all(pre_mul > 0):
             return xyz_to_cam_from_rgb_cam(rgb_cam, pre_mul)
     return xyz_to_cam_from_rgb_cam(rgb_cam)
+
+
+def is_invisp_dng(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a TIFF/DNG whose Software tag says invisp wrote it (``write_dng``)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(os.fspath(path)) as tif:
+            software = tif.pages[0].tags.get("Software")
+            return software is not None and str(software.value).startswith("invisp")
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
 
 
 def write_dng(path: str | os.PathLike, raw: RawImage) -> None:

@@ -453,7 +453,7 @@ def strip_file(src: str | os.PathLike, dst: str | os.PathLike | None, force: boo
             return src, 0
         if not force:
             raise OutputError(f"{src}: refusing to rewrite the file in place (use -o OUT, or --force)")
-    with atomic_output(target, force) as tmp:
+    with atomic_output(target, force, inputs=[src] if dst is not None else ()) as tmp:
         tmp.write_bytes(plain)
         if dst is None:
             shutil.copymode(src, tmp)

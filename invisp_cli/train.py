@@ -32,7 +32,7 @@ from safetensors.torch import load_file
 
 from . import rawio
 from .containers import jpeg
-from .errors import InputError
+from .errors import InputError, ModelError
 from .flows import build
 from .metrics import mac_per_pixel, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
 from .params import ReconstructionParams
@@ -323,7 +323,7 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     others = [p for n, p in flow.named_parameters() if "curve" not in n]
     opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 2}], lr=cfg.lr)
     if cfg.resume and state_file.is_file():
-        state = torch.load(state_file, weights_only=True, map_location=device)
+        state = load_train_state(state_file, device)
         flow.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         step0 = int(state["step"])
@@ -388,6 +388,19 @@ def training_progress(label: str, rank: int) -> Progress:
     columns = (TextColumn(f"[bold]{label}[/] {{task.completed}}/{{task.total}}"), BarColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
     return Progress(*columns, console=console, disable=rank != 0)
+
+
+def load_train_state(state_file: Path, device) -> dict:
+    """OUT/train_state.pt for ``--resume``, loaded safely (tensors and plain containers only, never arbitrary
+    pickled objects); anything else is a ModelError naming the file."""
+    try:
+        state = torch.load(state_file, weights_only=True, map_location=device)
+    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError/RuntimeError/EOFError/… on foreign files
+        raise ModelError(f"{state_file}: not an invisp training state ({type(e).__name__}); refusing to load it "
+                         "(delete it to start afresh)") from None
+    if not (isinstance(state, dict) and {"model", "optim", "step"} <= state.keys()):
+        raise ModelError(f"{state_file}: not an invisp training state (missing model/optim/step)")
+    return state
 
 
 def save_progress(out: Path, rec: dict, flow: nn.Module, opt: torch.optim.Optimizer) -> None:

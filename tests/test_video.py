@@ -264,5 +264,6 @@ def test_output_folder_rules_and_failure_mid_decode(tmp_path, video_registry, mo
     assert sorted(p.name for p in out.iterdir()) == ["precious.txt"] and leftovers(tmp_path) == []
     monkeypatch.setattr(rawio, "write_dng", write_dng)
     assert run("decode", mp4, "-o", out, "--force").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["frame_000.dng", "frame_001.dng", "frame_002.dng"]
-    assert leftovers(tmp_path) == []
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000.dng", "frame_001.dng", "frame_002.dng",
+                                                      "precious.txt"]  # --force never removes what it did not write
+    assert (out / "precious.txt").read_text() == "keep" and leftovers(tmp_path) == []

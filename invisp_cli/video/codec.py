@@ -6,7 +6,8 @@
 Both stream: a frame is read, rendered or recovered, and written as soon as its window is complete, so memory holds
 W frames (W = 3 for the video flow; an image flow runs per frame, W = 1) whatever the clip's length. Each frame is
 processed in tiles (``tiling.run_tiled``), neighbours included, so large frames stay bounded too. Sequence ends
-replicate the edge frame. Outputs are atomic: a temporary file/folder beside the target, renamed at the end."""
+replicate the edge frame. Outputs are atomic (``fileio``): the MP4 and each DNG are written to a temporary file
+beside the target and renamed at the end; a decode never removes anything it did not write."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import torch
 from .. import rawio
 from ..codec import DEFAULT_TILE, front_end_settings
 from ..errors import InputError, ModelError
-from ..fileio import atomic_output, check_output
+from ..fileio import OutputFolder, atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
@@ -148,8 +149,8 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         raise InputError(f"{dst}: video output must be .mp4")
     if codec not in CODECS:
         raise InputError(f"unknown codec {codec!r} (use {' or '.join(CODECS)})")
-    check_output(dst, force)
     files = fr.frame_files(inputs)
+    check_output(dst, force, inputs=files)
     first = rawio.read_raw(files[0])
     if loaded is None:
         entry = resolve_video_model(model_id, first.exif.get("make", ""))
@@ -160,7 +161,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
     h, w = first.mosaic.shape
     height, width = (w, h) if first.flip & 4 else (h, w)
     infos: list[FrameInfo] = []
-    with atomic_output(dst, force) as tmp:
+    with atomic_output(dst, force, inputs=files) as tmp:
         writer = Mp4Writer(tmp, codec, crf, pix_fmt, rate, width, height, preset)
         try:
             with progress_bar("encoding frames", total=len(files)) as advance:
@@ -193,10 +194,28 @@ def decode_video(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool 
     if model is None:
         model = load_model(find_model(doc.model_id), expected_sha256=doc.model_sha256)
     names = fr.output_names([f.name for f in doc.frames])
-    with fr.atomic_output_dir(dst, force) as tmp:
+    folder = OutputFolder(dst, force, inputs=[src])
+    folder.check(names, rawio.is_invisp_dng)
+    try:
         with progress_bar("decoding frames", total=len(doc.frames)) as advance:
             for i, window in enumerate(fr.sliding(iter_frames(src, doc), window_of(model))):
-                rawio.write_dng(tmp / names[i], recover_frame(window, doc.frames[i].params, model, tile))
+                with folder.file(names[i]) as tmp:
+                    rawio.write_dng(tmp, recover_frame(window, doc.frames[i].params, model, tile))
                 advance(1)
-        size = sum(p.stat().st_size for p in tmp.iterdir())
+    except BaseException:
+        folder.abort()
+        raise
+    size = sum(p.stat().st_size for p in folder.written)
     return VideoResult(Path(dst), doc.model_id, len(doc.frames), time.perf_counter() - t0, size)
+
+
+def verify_video(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
+    """``codec.verify_file`` for an invisp MP4: document checksum, model hash, and every frame decoded in
+    memory (nothing written)."""
+    doc = read_doc(src)
+    model = load_model(find_model(doc.model_id), expected_sha256=doc.model_sha256)
+    with progress_bar("verifying frames", total=len(doc.frames)) as advance:
+        for i, window in enumerate(fr.sliding(iter_frames(src, doc), window_of(model))):
+            recover_frame(window, doc.frames[i].params, model, tile)
+            advance(1)
+    return f"{doc.model_id}, {len(doc.frames)} frames (approximate RAW)"

@@ -1,14 +1,11 @@
 """RAW frame sequences: listing and checking the frames, frame rate from capture times, centred sliding windows,
-atomic output folders, and short test sequences cut from one real RAW by a moving crop window."""
+and short test sequences cut from one real RAW by a moving crop window."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from .. import rawio
-from ..errors import InputError, OutputError
+from ..errors import InputError
 from ..rawio import RawImage
 from ..train import crop_raw, raw_files
 
@@ -100,39 +97,6 @@ def sliding(items: Iterable[T], window: int) -> Iterator[tuple[T, ...]]:
         nxt = next(it, end)
         if nxt is not end:
             ahead.append(nxt)
-
-
-@contextlib.contextmanager
-def atomic_output_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an existing non-empty folder
-    only with ``force``). On any exception the temporary folder is removed and ``path`` is left as it was."""
-    target = Path(path)
-    if target.name in ("", ".", ".."):
-        raise OutputError(f"{path}: name the output folder")
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"{target}: output exists and is not a folder")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise OutputError(f"{target}: output folder exists and is not empty (use --force to replace it)")
-    parent = target.parent
-    if not parent.is_dir():
-        raise OutputError(f"{parent}: output directory does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{parent}: output directory is not writable")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
-    try:
-        yield tmp
-        old = None
-        if target.exists():
-            if any(target.iterdir()) and not force:
-                raise OutputError(f"{target}: output appeared while writing (use --force to replace it)")
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
-            os.replace(target, old / target.name)
-        os.replace(tmp, target)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def output_names(names: Sequence[str]) -> list[str]:

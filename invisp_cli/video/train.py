@@ -40,6 +40,7 @@ from ..train import (
     crop_raw,
     distributed,
     isp_of,
+    load_train_state,
     raw_files,
     rgb_floor,
     rgb_loss,
@@ -207,14 +208,9 @@ def _build(cfg: VideoTrainConfig) -> nn.Module:
     return flow
 
 
-def train_video(base: TrainConfig, crf: str = "18-32", device: str = "cpu") -> ModelEntry | None:
-    """Train the video flow with the image training's settings (``base``) plus a simulated CRF range
-    ("lo-hi" or one value); returns the registry entry on rank 0."""
-    lo, _, hi = crf.partition("-")
-    try:
-        crf_range = (int(lo), int(hi or lo))
-    except ValueError:
-        raise InputError(f"--crf: expected CRF or lo-hi, got {crf!r}") from None
+def train_video(base: TrainConfig, crf_range: tuple[int, int] = (18, 32), device: str = "cpu") -> ModelEntry | None:
+    """Train the video flow with the image training's settings (``base``) plus a simulated CRF range (lo, hi);
+    returns the registry entry on rank 0."""
     arch = base.arch if is_video_arch(base.arch) else f"video-{base.arch}"
     if arch not in ARCHITECTURES:
         video_archs = ", ".join(a for a in ARCHITECTURES if is_video_arch(a))
@@ -249,7 +245,7 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
     opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 2}], lr=cfg.lr)  # as train.py
     state_file, step0 = out / "train_state.pt", 0
     if cfg.resume and state_file.is_file():
-        state = torch.load(state_file, weights_only=True, map_location=device)
+        state = load_train_state(state_file, device)
         flow.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         step0 = int(state["step"])
