@@ -23,7 +23,7 @@ from .errors import InputError, MetadataError
 from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
 from .rawio import RawImage
-from .steps import DEFAULT_DEMOSAIC, Chain, Flow, front_end, libraw_maximum_gain
+from .steps import DEFAULT_DEMOSAIC, Chain, Flow, Gamma, front_end, libraw_maximum_gain
 from .tiling import run_tiled
 from .zoo import ModelEntry, find_model, load_model, select_model
 
@@ -58,34 +58,56 @@ def render_settings(raw: RawImage, quality: int = 90, subsampling: str = "4:4:4"
 
 @torch.inference_mode()
 def render(raw: RawImage, model: torch.nn.Module, settings: Mapping, tile: int = DEFAULT_TILE) -> np.ndarray:
-    """RAW → upright sRGB uint8 (H', W', 3), as stored in the JPEG (``settings`` from ``render_settings``)."""
+    """RAW → upright sRGB uint8 (H', W', 3), as stored in the JPEG (``settings`` from ``render_settings``).
+
+    Tiles are converted from the uint16 mosaic as they are read and written straight into an (H, W, 3) array.
+    When the chain ends with the gamma (the front end alone: no flow after it), the gamma and the clip to
+    [0, 1] are fused (``Gamma.forward_unit``: the same values)."""
     chain = isp_chain(raw, model, settings)
     h, w = raw.mosaic.shape
-    x = torch.from_numpy(raw.mosaic.astype(np.float32)).view(1, 1, h, w)
-    out = np.empty((1, 3, h, w), np.uint8)
+    mosaic = raw.mosaic if raw.mosaic.dtype in (np.uint16, np.float32) else raw.mosaic.astype(np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(mosaic)).view(1, 1, h, w)
+    out = np.empty((1, h, w, 3), np.uint8)
+    last = chain.steps[-1] if chain.steps else None
+    if isinstance(last, Gamma):
+        body, unit = Chain(chain.steps[:-1]).forward, last.forward_unit
+    else:
+        body, unit = chain.forward, (lambda t: t.clamp(0, 1))
 
-    def to_u8(t: torch.Tensor) -> np.ndarray:
-        return (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    def to_u8(t: torch.Tensor) -> np.ndarray:  # (1, 3, h, w) → a (1, 3, h, w) view of (1, h, w, 3) uint8
+        return (unit(t) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy().transpose(0, 3, 1, 2)
 
-    run_tiled(chain.forward, x, out, tile=tile, halo=chain.receptive_field, align=chain.align, post=to_u8,
-              description="rendering")
-    return np.ascontiguousarray(rawio.apply_flip(out[0].transpose(1, 2, 0), raw.flip))
+    run_tiled(lambda t: body(t.float()), x, out.transpose(0, 3, 1, 2), tile=tile, halo=chain.receptive_field,
+              align=chain.align, post=to_u8, description="rendering")
+    return rawio.apply_flip(out[0], raw.flip)
 
 
 @torch.inference_mode()
 def recover(rgb: np.ndarray, params: ReconstructionParams, model: torch.nn.Module,
             tile: int = DEFAULT_TILE) -> RawImage:
-    """Upright sRGB uint8 + stored parameters → RAW (mosaic in the original bit depth and orientation)."""
+    """Upright sRGB uint8 + stored parameters → RAW (mosaic in the original bit depth and orientation).
+
+    When the chain ends with the gamma (the front end alone), its inverse is looked up for the 256 levels
+    (``Gamma.inverse_lut``: the same values) instead of evaluated per pixel."""
     raw = params.raw_template()
     chain = isp_chain(raw, model, params.render)
-    sensor = np.ascontiguousarray(rawio.undo_flip(rgb, raw.flip).transpose(2, 0, 1))[None]
-    h, w = sensor.shape[-2:]
+    sensor = rawio.undo_flip(rgb, raw.flip)  # (h, w, 3), read tile by tile through a (1, 3, h, w) view
+    h, w = sensor.shape[:2]
     out = np.empty((1, 1, h, w), np.uint16)
+    last = chain.steps[-1] if chain.steps else None
+    if isinstance(last, Gamma):
+        lut, body = last.inverse_lut().numpy(), Chain(chain.steps[:-1]).inverse
+
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            return body(torch.from_numpy(lut[t.numpy()]))
+    else:
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            return chain.inverse(t.float() / 255.0)
 
     def to_raw_units(t: torch.Tensor) -> np.ndarray:
-        return t.round().clamp(0, raw.white).to(torch.int32).numpy().astype(np.uint16)
+        return t.round().clamp(0, raw.white).to(torch.uint16).numpy()
 
-    run_tiled(lambda t: chain.inverse(t.float() / 255.0), torch.from_numpy(sensor), out, tile=tile,
+    run_tiled(fn, torch.from_numpy(sensor)[None].permute(0, 3, 1, 2), out, tile=tile,
               halo=chain.receptive_field, align=chain.align, post=to_raw_units, description="recovering RAW")
     raw.mosaic = out[0, 0]
     return raw
@@ -125,10 +147,10 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
 
     ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N."""
     t0 = time.perf_counter()
+    check_output(dst, force, inputs=[src])
     suffix = Path(dst).suffix.lower()
     if suffix not in JPEG_SUFFIXES:
         raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .jpg)")
-    check_output(dst, force, inputs=[src])
     raw = rawio.read_raw(src)
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_model(entry)
@@ -178,10 +200,10 @@ def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool =
                 tile: int = DEFAULT_TILE) -> Result:
     """Read an invisp JPEG, recover the RAW (``recover_file``) and write it as a DNG atomically."""
     t0 = time.perf_counter()
+    check_output(dst, force, inputs=[src])
     suffix = Path(dst).suffix.lower()
     if suffix != ".dng":
         raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .dng)")
-    check_output(dst, force, inputs=[src])
     rec = recover_file(src, tile)
     with atomic_output(dst, force, inputs=[src]) as tmp:
         rawio.write_dng(tmp, rec.raw)
