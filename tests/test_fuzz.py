@@ -1,0 +1,36 @@
+"""A bounded fuzz run in the default tests: mutated RAW headers and invisp JPEGs (truncation, bit flips, TIFF
+field mutations, checksummed record edits, residual-layer damage), each checked by ``fuzzing.check``. The long
+run is ``benchmarks/fuzz.py``."""
+
+from __future__ import annotations
+
+import random
+
+from conftest import run
+from fuzzing import check, jpeg_cases, raw_cases, summary
+from synthraw import write_synthetic_dng
+
+CASES_PER_KIND = 24
+
+
+def test_fuzz_raw_inputs(tmp_path, test_registry):
+    dng = tmp_path / "seed.dng"
+    write_synthetic_dng(dng, h=40, w=56)
+    rng = random.Random(1)
+    results = [(case, *check(case, tmp_path / f"c{i}"))
+               for i, case in enumerate(raw_cases(dng.read_bytes(), rng, CASES_PER_KIND))]
+    assert summary(results)["failures"] == 0, summary(results)["failed"]
+    assert len({code for _, code, _ in results} - {0}) >= 1  # the mutations do reach the error paths
+
+
+def test_fuzz_invisp_jpegs(tmp_path, test_registry):
+    dng = tmp_path / "seed.dng"
+    write_synthetic_dng(dng, h=40, w=56)
+    plain, exact = tmp_path / "plain.jpg", tmp_path / "exact.jpg"
+    assert run("encode", dng, "-o", plain).exit_code == 0
+    assert run("encode", dng, "-o", exact, "--exact").exit_code == 0
+    rng = random.Random(2)
+    cases = jpeg_cases(plain.read_bytes(), exact.read_bytes(), rng, CASES_PER_KIND, tmp_path)
+    results = [(case, *check(case, tmp_path / f"c{i}")) for i, case in enumerate(cases)]
+    assert summary(results)["failures"] == 0, summary(results)["failed"]
+    assert {2, 4} <= {code for _, code, _ in results}  # unreadable files and refused metadata both occur
