@@ -15,7 +15,6 @@ The guarantees (README, "Safety"):
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 import tempfile
@@ -25,8 +24,6 @@ from pathlib import Path
 from .errors import OutputError
 
 PathLike = str | os.PathLike
-#: errors of the output medium (full disk, quota, read-only, I/O) reported as OutputError, exit 6
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
 
 
 def same_file(a: PathLike, b: PathLike) -> bool:
@@ -108,7 +105,7 @@ def _alive(pid: int) -> bool:
 
 def write_error(target: PathLike, e: OSError) -> OutputError:
     """The one-line OutputError for a failed write of ``target`` (never naming the temporary file)."""
-    return OutputError(f"{target}: cannot write output ({e.strerror or type(e).__name__})")
+    return OutputError(f"{target}: cannot write output ({e.strerror or e or type(e).__name__})")
 
 
 @contextlib.contextmanager
@@ -131,10 +128,8 @@ def atomic_output(path: PathLike, force: bool = False, inputs: Iterable[PathLike
     try:
         try:
             yield tmp_path
-        except OSError as e:
-            if e.errno in _WRITE_ERRNOS:
-                raise write_error(target, e) from None
-            raise
+        except OSError as e:  # writing the output failed (disk full, quota, I/O, …): name the target, not the temp
+            raise write_error(target, e) from None
         check_output(target, force, inputs)  # nothing changed under us while writing
         os.replace(tmp_path, target)
     except BaseException:
