@@ -24,6 +24,7 @@ import glob
 import logging
 import math
 import os
+import struct
 import sys
 import threading
 from collections.abc import Iterator
@@ -34,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, OutputError, UnsupportedSensorError
+from . import metadata
+from .errors import InputError, UnsupportedSensorError
 
 
 @dataclass
@@ -56,7 +58,9 @@ class RawImage:
     raw_size:   (raw_height, raw_width) of the full sensor readout.
     margins:    (top, left) of the visible area inside the raw readout.
     exif:       camera EXIF basics present in the file: make, model, datetime, exposure_time, f_number, iso,
-                focal_length, lens (keys only where present; str/int/float values).
+                focal_length, lens (keys only where present; str/int/float values); for TIFF-based files also
+                the packed "exif" tree, "xmp" packet and "dng" tags (``_carried_metadata``) that the JPEG and
+                the DNG written from it carry on.
     """
 
     mosaic: np.ndarray
@@ -361,6 +365,24 @@ def _read_exif(path: str, other: Any, libraw_ids: dict) -> dict:
     return exif
 
 
+def _carried_metadata(path: str) -> dict:
+    """What a re-written file must carry beyond the basics (TIFF-based files: DNG, KDC, …), packed for
+    ``RawImage.exif``: "exif" (the whole EXIF tree), "xmp" (the XMP packet), "dng" (the DNG tags a converter
+    needs to render like the original: colour matrices, illuminants, opcode lists, noise profile, crops, …)."""
+    try:
+        tree, dng, xmp = metadata.raw_file_metadata(path)
+    except (OSError, ValueError, struct.error):
+        return {}
+    out: dict = {}
+    if any(tree.values()):
+        out["exif"] = metadata.pack_tree(tree)
+    if xmp:
+        out["xmp"] = xmp.decode("utf-8", "replace").strip("\0")
+    if dng:
+        out["dng"] = metadata.pack_ifd(dng)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- read
 
 
@@ -426,6 +448,10 @@ def _open_raw(path: str | os.PathLike) -> tuple[Any, str]:
         with _quiet_libraw():
             raw = rawpy.imread(str(p))
     except rawpy.LibRawFileUnsupportedError:
+        small = _tiff_size(p)
+        if small and min(small) < MIN_SIDE:
+            raise InputError(f"{p}: image too small ({small[1]}×{small[0]}; RAW images need at least "
+                             f"{MIN_SIDE}×{MIN_SIDE} pixels)") from None
         raise InputError(f"{p}: not a RAW file LibRaw can read (unknown format or damaged header)") from None
     except (rawpy.LibRawError, OSError, ValueError, MemoryError) as e:
         raise InputError(f"{p}: cannot read RAW ({_err(e)})") from None
@@ -438,6 +464,22 @@ def _open_raw(path: str | os.PathLike) -> tuple[Any, str]:
         raw.close()
         raise InputError(f"{p}: corrupt or truncated RAW ({_err(e)})") from None
     return raw, str(p)
+
+
+#: LibRaw refuses images with a side below 22 pixels
+MIN_SIDE = 22
+
+
+def _tiff_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) of the largest image of a TIFF/DNG file, or None if it is not a readable TIFF."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shapes = [tuple(page.shape[:2]) for page in tif.pages]
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not a TIFF we can size
+        return None
+    return max(shapes, key=lambda s: s[0] * s[1]) if shapes else None
 
 
 def _err(e: BaseException) -> str:
@@ -558,6 +600,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         lens = _safe(lambda: raw.lens)
         if "lens" not in exif and lens is not None and getattr(lens, "model", ""):
             exif["lens"] = str(lens.model).strip()
+        exif.update(_carried_metadata(name))
 
     return RawImage(
         mosaic=mosaic,
@@ -672,19 +715,77 @@ def is_invisp_dng(path: str | os.PathLike) -> bool:
         return False
 
 
+DNG_TILE = 256
+PREVIEW_SIDE = 256
+
+
+def _tile_size(h: int, w: int) -> tuple[int, int]:
+    """(tile length, tile width): DNG_TILE, or the image's own side where it is smaller (LibRaw wraps a tile's
+    rows at the image width, so a tile must not be wider than the image)."""
+    return min(DNG_TILE, h), min(DNG_TILE, w)
+
+
+def _lj92_tiles(mosaic: np.ndarray, bits: int) -> list[bytes]:
+    """The mosaic as lossless-JPEG (LJ92, one component, predictor 1) tiles (``_tile_size``), row-major, the
+    edge tiles padded by repeating the last row/column (which compresses to nearly nothing)."""
+    import imagecodecs
+
+    h, w = mosaic.shape
+    th, tw = _tile_size(h, w)
+    pad = np.pad(mosaic, ((0, -h % th), (0, -w % tw)), mode="edge")
+    return [imagecodecs.ljpeg_encode(np.ascontiguousarray(pad[y : y + th, x : x + tw]), bitspersample=bits)
+            for y in range(0, pad.shape[0], th) for x in range(0, pad.shape[1], tw)]
+
+
+def _preview(raw: RawImage) -> np.ndarray:
+    """A small sRGB uint8 rendering (sensor orientation) for the DNG's preview IFD: 2×2 CFA cells binned to
+    RGB, white-balanced, ``rgb_cam``, sRGB gamma; block-averaged to ≤ PREVIEW_SIDE pixels on the long side."""
+    m = np.asarray(raw.mosaic, dtype=np.float32)
+    h2, w2 = m.shape[0] // 2, m.shape[1] // 2
+    f = max(1, -(-max(h2, w2) // PREVIEW_SIDE))
+    ph, pw = max(1, h2 // f), max(1, w2 // f)
+    cells = m[: 2 * ph * f, : 2 * pw * f].reshape(ph, f, 2, pw, f, 2).mean(axis=(1, 4))  # (ph, 2, pw, 2)
+    black = np.asarray(raw.black, dtype=np.float32).reshape(2, 2)
+    cells = (cells - black[None, :, None, :]) / max(float(raw.white) - float(black.mean()), 1.0)
+    rgb = np.zeros((ph, pw, 3), np.float32)
+    for r in range(2):
+        for c in range(2):
+            k = _COLOUR_INDEX[raw.cfa[2 * r + c]]
+            rgb[..., k] += cells[:, r, :, c] * (0.5 if k == 1 else 1.0)
+    rgb = np.clip(rgb * np.asarray(raw.wb, dtype=np.float32)[:3], 0, 1) @ np.asarray(raw.rgb_cam, np.float32).T
+    rgb = np.clip(rgb, 0, 1)
+    srgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
+    return (srgb * 255 + 0.5).astype(np.uint8)
+
+
+def _dng_exif(exif: dict, make: str, model: str) -> metadata.Tree:
+    """The EXIF tree of the DNG: the photo's (``exif['exif']``, i.e. the JPEG's EXIF as it is now, or the RAW's)
+    completed with the basics; Make/Model as the DNG states them, no JPEG Interop IFD."""
+    tree = metadata.camera_tree(exif)
+    tree["0th"].update({271: metadata.ascii_entry(make), 272: metadata.ascii_entry(model)})
+    tree["0th"].pop(305, None)
+    tree["Interop"] = {}
+    for tag in metadata.JPEG_ONLY_EXIF:
+        tree["Exif"].pop(tag, None)
+    if tree["Exif"]:
+        tree["Exif"].setdefault(36864, metadata.Entry(metadata.UNDEFINED, 4, b"0232"))  # ExifVersion
+    return tree
+
+
 def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
-    """Write ``raw`` as an uncompressed 16-bit CFA DNG at exactly ``path`` (no temp file; the caller renames).
+    """Write ``raw`` as a lossless-JPEG-compressed CFA DNG at exactly ``path`` (no temp file; the caller renames).
 
     LibRaw reads it back with the same visible mosaic, CFA pattern, per-position black levels, white level,
-    flip and as-shot white balance; ``ColorMatrix1`` (D65) reproduces ``rgb_cam``."""
-    import tifffile
-
+    flip and as-shot white balance. IFD0 holds the raw image, the DNG tags carried from the original
+    (``exif['dng']``: colour matrices with their illuminants, forward matrices, opcode lists, noise profile,
+    baseline exposure, crops, …; otherwise a ``ColorMatrix1`` (D65) reproducing ``rgb_cam``), the photo's EXIF
+    (Exif and GPS IFDs) and XMP; a sub-IFD holds a small sRGB preview."""
     mosaic = np.asarray(raw.mosaic)
     if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
         raise ValueError(f"mosaic must be a 2-D uint16 array, got {mosaic.dtype} {mosaic.shape}")
     if raw.cfa not in BAYER_LAYOUTS:
         raise ValueError(f"cfa must be one of {BAYER_LAYOUTS}, got {raw.cfa!r}")
-    h = mosaic.shape[0]
+    h, w = mosaic.shape
     black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
     wb = np.asarray(raw.wb, dtype=np.float64).ravel()[:3]
     if not (np.all(np.isfinite(wb)) and np.all(wb > 0)):
@@ -693,56 +794,49 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     make = _ascii(exif.get("make") or "invisp")
     model = _ascii(exif.get("model") or "Unknown")
     unique = model if model.lower().startswith(make.lower()) else f"{make} {model}"
+    bits = max(2, int(raw.bits), int(mosaic.max(initial=0)).bit_length())
 
-    B, H, L, R, SR = 1, 3, 4, 5, 10  # TIFF BYTE, SHORT, LONG, RATIONAL, SRATIONAL
-    tags: list[tuple[int, int | str, int, Any, bool]] = [
-        (254, L, 1, 0, True),  # NewSubFileType: main image
-        (271, "s", 0, make, True),
-        (272, "s", 0, model, True),
-        (274, H, 1, flip_to_exif(raw.flip), True),
-        (33421, H, 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, B, 4, tuple(_COLOUR_INDEX[c] for c in raw.cfa), True),  # CFAPattern
-        (50706, B, 4, (1, 4, 0, 0), True),  # DNGVersion
-        (50707, B, 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
-        (50708, "s", 0, unique, True),  # UniqueCameraModel
-        (50710, B, 3, (0, 1, 2), True),  # CFAPlaneColor
-        (50711, H, 1, 1, True),  # CFALayout: rectangular
-        (50713, H, 2, (2, 2), True),  # BlackLevelRepeatDim
-        (50717, L, 1, int(raw.white), True),  # WhiteLevel
-        (50721, SR, 9, _rationals(_colour_matrix_for_dng(raw), True), True),  # ColorMatrix1
-        (50728, R, 3, [v for m in wb / wb[1] for v in _neutral_rational(m)], True),  # AsShotNeutral
-        (50778, H, 1, 21, True),  # CalibrationIlluminant1: D65
-    ]
+    md = metadata
+    B, H, L, R, SR = md.BYTE, md.SHORT, md.LONG, md.RATIONAL, md.SRATIONAL
+    tags: md.Ifd = {
+        254: md.num_entry(L, [0]),  # NewSubFileType: main image
+        256: md.num_entry(L, [w]), 257: md.num_entry(L, [h]), 258: md.num_entry(H, [bits]),
+        259: md.num_entry(H, [7]),  # lossless JPEG
+        262: md.num_entry(H, [32803]),  # CFA
+        274: md.num_entry(H, [flip_to_exif(raw.flip)]),
+        277: md.num_entry(H, [1]), 284: md.num_entry(H, [1]),
+        305: md.ascii_entry("invisp"),
+        322: md.num_entry(L, [_tile_size(h, w)[1]]), 323: md.num_entry(L, [_tile_size(h, w)[0]]),
+        33421: md.num_entry(H, [2, 2]),  # CFARepeatPatternDim
+        33422: md.num_entry(B, [_COLOUR_INDEX[c] for c in raw.cfa]),  # CFAPattern
+        50706: md.num_entry(B, [1, 4, 0, 0]),  # DNGVersion
+        50707: md.num_entry(B, [1, 1, 0, 0]),  # DNGBackwardVersion
+        50708: md.ascii_entry(unique),  # UniqueCameraModel
+        50710: md.num_entry(B, [0, 1, 2]),  # CFAPlaneColor
+        50711: md.num_entry(H, [1]),  # CFALayout: rectangular
+        50713: md.num_entry(H, [2, 2]),  # BlackLevelRepeatDim
+        50717: md.num_entry(L, [int(raw.white)]),  # WhiteLevel
+        50728: md.num_entry(R, [v for m in wb / wb[1] for v in _neutral_rational(m)]),  # AsShotNeutral
+    }
     if np.all(black == np.round(black)) and np.all(black >= 0):
-        tags.append((50714, L, 4, tuple(int(v) for v in black.ravel()), True))  # BlackLevel
+        tags[50714] = md.num_entry(L, [int(v) for v in black.ravel()])  # BlackLevel
     else:
-        tags.append((50714, R, 4, _rationals(np.maximum(black, 0), False), True))
-    for key, code in (("exposure_time", 33434), ("f_number", 33437), ("focal_length", 37386)):
-        v = exif.get(key)
-        if isinstance(v, (int, float)) and v > 0 and math.isfinite(v):
-            tags.append((code, R, 1, _rationals([v], False), True))
-    iso = exif.get("iso")
-    if isinstance(iso, (int, float)) and 0 < iso < 65536:
-        tags.append((34855, H, 1, int(round(iso)), True))  # ISOSpeedRatings
-    dt = exif.get("datetime")
-    if isinstance(dt, str) and dt.strip():
-        tags.append((306, "s", 0, _ascii(dt)[:19], True))  # DateTime
-        tags.append((36867, "s", 0, _ascii(dt)[:19], True))  # DateTimeOriginal
-    if exif.get("lens"):
-        tags.append((42036, "s", 0, _ascii(exif["lens"]), True))  # LensModel
-
-    try:
-        with tifffile.TiffWriter(os.fspath(path), bigtiff=False, byteorder="<") as tw:
-            tw.write(
-                mosaic,
-                photometric=32803,  # CFA
-                compression=None,
-                rowsperstrip=h,
-                software="invisp",
-                datetime=False,
-                metadata=None,
-                description=None,
-                extratags=tags,
-            )
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write DNG ({e.strerror or e})") from None
+        tags[50714] = md.num_entry(R, _rationals(np.maximum(black, 0), False))
+    carried = md.unpack_ifd(exif["dng"]) if exif.get("dng") else {}
+    if 50721 not in carried:
+        tags[50721] = md.num_entry(SR, _rationals(_colour_matrix_for_dng(raw), True))  # ColorMatrix1
+        tags[50778] = md.num_entry(H, [21])  # CalibrationIlluminant1: D65
+    tags.update({t: e for t, e in carried.items() if t not in tags})
+    tree = _dng_exif(exif, make, model)
+    root = md.tree_node(tree, tags)
+    if exif.get("xmp"):
+        root.entries[md.XMP_TAG] = md.Entry(B, len(x := str(exif["xmp"]).encode("utf-8")), x)
+    root.blocks[324] = _lj92_tiles(mosaic, bits)
+    pv = _preview(raw)
+    root.subs[md.SUB_IFDS] = [md.Node(
+        {254: md.num_entry(L, [1]), 256: md.num_entry(L, [pv.shape[1]]), 257: md.num_entry(L, [pv.shape[0]]),
+         258: md.num_entry(H, [8, 8, 8]), 259: md.num_entry(H, [1]), 262: md.num_entry(H, [2]),
+         277: md.num_entry(H, [3]), 278: md.num_entry(L, [pv.shape[0]]), 284: md.num_entry(H, [1]),
+         50970: md.num_entry(L, [2])},  # PreviewColorSpace: sRGB
+        blocks={273: [pv.tobytes()]})]
+    Path(path).write_bytes(md.write_tiff(root))  # an OSError is reported by fileio.atomic_output, naming the target

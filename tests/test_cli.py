@@ -16,7 +16,6 @@ from PIL import Image
 from synthraw import write_synthetic_dng
 
 from invisp_cli import metrics, rawio, zoo
-from invisp_cli.containers.jpeg import _ASCII
 from invisp_cli.errors import InputError, MetadataError, ModelError, OutputError, UnsupportedSensorError
 
 
@@ -133,18 +132,23 @@ def test_jpeg_without_invisp_metadata(tmp_path, test_registry):
 
 
 def _rewrite_params(src: Path, dst: Path, edit, fix_checksum: bool) -> None:
-    """Copy an invisp JPEG with its stored parameters edited (optionally re-signing the checksum)."""
+    """Copy an invisp JPEG with its stored parameters (the XMP record) edited (optionally re-signing the checksum)."""
+    from xml.sax.saxutils import escape, unescape
+
     from invisp_cli.params import _checksum
 
-    exif = piexif.load(str(src))
-    body = json.loads(exif["Exif"][piexif.ExifIFD.UserComment][len(_ASCII):])
+    data = src.read_bytes()
+    start = data.index(b"<invisp:Record>") + len(b"<invisp:Record>")
+    end = data.index(b"</invisp:Record>")
+    body = json.loads(unescape(data[start:end].decode()))
     edit(body)
     if fix_checksum:
         body.pop("checksum")
         body["checksum"] = _checksum(body)
-    exif["Exif"][piexif.ExifIFD.UserComment] = _ASCII + json.dumps(body).encode()
-    dst.write_bytes(src.read_bytes())
-    piexif.insert(piexif.dump(exif), str(dst))
+    new = escape(json.dumps(body)).encode()
+    seg = data.rfind(b"\xff\xe1", 0, start)  # the XMP APP1 segment holding the record
+    length = int.from_bytes(data[seg + 2 : seg + 4], "big") + len(new) - (end - start)
+    dst.write_bytes(data[: seg + 2] + length.to_bytes(2, "big") + data[seg + 4 : start] + new + data[end:])
 
 
 def test_tampered_metadata(encoded, tmp_path):

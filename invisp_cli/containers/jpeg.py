@@ -1,78 +1,137 @@
-"""JPEG container: Pillow-encoded sRGB pixels plus the invisp schema in EXIF.
+"""JPEG container: Pillow-encoded sRGB pixels, the photo's own metadata, and the invisp record in XMP.
 
-Where things go (all in the APP1 EXIF segment, ≤ 64 KiB):
-  0th IFD   Make, Model, DateTime, Orientation = 1 (pixels are stored upright),
-            Software = "invisp <version>", ImageDescription = "invisp model <id> sha256 <hash>"
-            — the model ID is readable by exiftool, exifread and piexif;
-  Exif IFD  UserComment = the full ``ReconstructionParams`` JSON (ASCII character code), and copies of the
-            camera's DateTimeOriginal, ExposureTime, FNumber, ISOSpeedRatings, FocalLength, LensModel.
+Where things go:
+  APP1 EXIF  the original's EXIF, all of it (IFD0's descriptive tags, Exif IFD incl. maker notes where they fit,
+             GPS, Interop), completed so that it validates for a JPEG: Orientation = 1 (pixels are stored
+             upright), X/YResolution, ExifVersion, ColorSpace = sRGB, PixelX/YDimension; where the original has
+             none, ImageDescription = "invisp model <id> sha256 <hash>" and Software = "invisp <version>";
+  APP1 XMP   the original's XMP packet plus one ``rdf:Description`` in the invisp namespace whose
+             ``invisp:Record`` is the ``ReconstructionParams`` JSON (schema invisp/1 and its checksum) — its
+             own place, so editing any EXIF field (UserComment included) leaves decode intact;
+  APP2 ICC   an sRGB profile.
 
-Optional (``encode --exact``/``--max-error``): APP11 segments after the EXIF block carry the residual layer
+Files written before the record moved to XMP carry it in Exif ``UserComment``; they still decode.
+On decode (``read_jpeg``) the EXIF and XMP *as they are in the JPEG now* (GPS, copyright, keywords, ratings added
+later by a photo manager) go into ``params.camera`` ("exif", "xmp"), from where ``rawio.write_dng`` writes them.
+
+Optional (``encode --exact``/``--max-error``): APP11 segments after these carry the residual layer
 (``containers/layer.py``, ``residual.py``); it is separate from schema invisp/1 and its checksum."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
-from fractions import Fraction
+import struct
+import threading
 from pathlib import Path
 
 import numpy as np
-import piexif
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from .. import __version__
+from .. import metadata as md
 from ..errors import InputError, MetadataError
 from ..params import ReconstructionParams
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
-_ASCII = b"ASCII\x00\x00\x00"
+_ASCII = b"ASCII\x00\x00\x00"  # the legacy record's UserComment prefix
 EXIF_LIMIT = 65533
+_EXIF_HEADER = b"Exif\x00\x00"
+#: keys of ``params.camera`` that travel in the JPEG's own EXIF/XMP blocks, not in the record
+TRANSIENT = ("exif", "xmp")
+#: never dropped to fit the segment: what makes the block valid for a JPEG
+_REQUIRED = {"0th": {271, 272, 274, 282, 283, 296, 531}, "Exif": {36864, 37121, 40960, 40961, 40962, 40963}}
 
 
-def _rational(v: float) -> tuple[int, int]:
-    f = Fraction(float(v)).limit_denominator(100000)
-    return f.numerator, f.denominator
+def exif_tree(params: ReconstructionParams, width: int, height: int) -> md.Tree:
+    """The EXIF tree of the JPEG: the camera's own (``params.camera['exif']``), completed as a JPEG needs."""
+    tree = md.camera_tree(params.camera)
+    zeroth, exif = tree["0th"], tree["Exif"]
+    zeroth.setdefault(270, md.ascii_entry(f"invisp model {params.model_id} sha256 {params.model_sha256}"))
+    zeroth.setdefault(305, md.ascii_entry(f"invisp {__version__}"))
+    zeroth[274] = md.num_entry(md.SHORT, [1])  # the pixels are stored upright
+    if 282 not in zeroth or 283 not in zeroth:
+        zeroth.update({282: md.num_entry(md.RATIONAL, [72, 1]), 283: md.num_entry(md.RATIONAL, [72, 1]),
+                       296: md.num_entry(md.SHORT, [2])})
+    zeroth.setdefault(296, md.num_entry(md.SHORT, [2]))
+    zeroth[531] = md.num_entry(md.SHORT, [1])  # YCbCrPositioning: centred (libjpeg)
+    exif.setdefault(36864, md.Entry(md.UNDEFINED, 4, b"0232"))
+    exif[37121] = md.Entry(md.UNDEFINED, 4, b"\x01\x02\x03\x00")  # ComponentsConfiguration: Y Cb Cr
+    exif.setdefault(40960, md.Entry(md.UNDEFINED, 4, b"0100"))
+    exif[40961] = md.num_entry(md.SHORT, [1])  # ColorSpace: sRGB
+    exif[40962] = md.num_entry(md.LONG, [width])
+    exif[40963] = md.num_entry(md.LONG, [height])
+    tree["Interop"] = {1: md.ascii_entry("R98"), 2: md.Entry(md.UNDEFINED, 4, b"0100")}
+    return tree
 
 
-def build_exif(params: ReconstructionParams) -> bytes:
-    """The EXIF block carrying the schema and the camera basics; raises if it would exceed a segment."""
-    cam = params.camera
-    zeroth = {
-        piexif.ImageIFD.Software: f"invisp {__version__}",
-        piexif.ImageIFD.ImageDescription: f"invisp model {params.model_id} sha256 {params.model_sha256}",
-        piexif.ImageIFD.Orientation: 1,
-    }
-    exif: dict = {piexif.ExifIFD.UserComment: _ASCII + params.to_json().encode("ascii")}
-    if cam.get("make"):
-        zeroth[piexif.ImageIFD.Make] = str(cam["make"])
-    if cam.get("model"):
-        zeroth[piexif.ImageIFD.Model] = str(cam["model"])
-    if cam.get("datetime"):
-        zeroth[piexif.ImageIFD.DateTime] = str(cam["datetime"])
-        exif[piexif.ExifIFD.DateTimeOriginal] = str(cam["datetime"])
-    for key, tag in (("exposure_time", piexif.ExifIFD.ExposureTime), ("f_number", piexif.ExifIFD.FNumber),
-                     ("focal_length", piexif.ExifIFD.FocalLength)):
-        if cam.get(key):
-            exif[tag] = _rational(cam[key])
-    if cam.get("iso"):
-        exif[piexif.ExifIFD.ISOSpeedRatings] = int(float(cam["iso"]))
-    if cam.get("lens"):
-        exif[piexif.ExifIFD.LensModel] = str(cam["lens"])
-    blob = piexif.dump({"0th": zeroth, "Exif": exif})
-    if len(blob) > EXIF_LIMIT:
-        raise MetadataError(f"metadata is {len(blob)} bytes, over the {EXIF_LIMIT}-byte EXIF segment limit")
-    return blob
+def build_exif(params: ReconstructionParams, width: int, height: int) -> bytes:
+    """The APP1 EXIF block (``exif_tree``); maker notes, then the bulkiest optional tags, are left out if it
+    would exceed one segment."""
+    tree = exif_tree(params, width, height)
+    while True:
+        blob = _EXIF_HEADER + md.write_tiff(md.tree_node(tree))
+        if len(blob) <= EXIF_LIMIT:
+            return blob
+        optional = [(len(e.data) + (1 << 30 if tag == md.MAKER_NOTE else 0), ifd, tag) for ifd in ("0th", "Exif", "GPS")
+                    for tag, e in tree[ifd].items() if tag not in _REQUIRED.get(ifd, ())]
+        if not optional:
+            raise MetadataError(f"metadata is {len(blob)} bytes, over the {EXIF_LIMIT}-byte EXIF segment limit")
+        _, ifd, tag = max(optional)
+        del tree[ifd][tag]
+
+
+def record_params(params: ReconstructionParams) -> ReconstructionParams:
+    """``params`` as the record stores it: without the metadata that travels in the EXIF/XMP blocks."""
+    camera = {k: v for k, v in params.camera.items() if k not in TRANSIENT}
+    return ReconstructionParams(params.model_id, params.model_sha256, params.raw, params.render, camera)
+
+
+def build_xmp(params: ReconstructionParams) -> bytes:
+    """The XMP packet: the camera's own (``params.camera['xmp']``, if it fits) plus the invisp record."""
+    record = record_params(params).to_json()
+    xmp = md.xmp_with_record(record, str(params.camera.get("xmp") or "").encode("utf-8"))
+    if len(xmp) > _XMP_LIMIT:
+        xmp = md.xmp_with_record(record)
+    if len(xmp) > _XMP_LIMIT:
+        raise MetadataError(f"invisp record is {len(xmp)} bytes, over the {_XMP_LIMIT}-byte XMP segment limit")
+    return xmp
+
+
+_XMP_LIMIT = EXIF_LIMIT - len(b"http://ns.adobe.com/xap/1.0/\x00")
+
+
+@functools.cache
+def srgb_icc() -> bytes:
+    """An sRGB ICC profile (LittleCMS's built-in)."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
-    """JPEG bytes of an upright uint8 (H, W, 3) image with the invisp EXIF block."""
+    """JPEG bytes of an upright uint8 (H, W, 3) image with its EXIF, the XMP record and an sRGB profile."""
     quality = int(params.render["quality"])
     subsampling = SUBSAMPLING[params.render["subsampling"]]
+    exif = build_exif(params, rgb.shape[1], rgb.shape[0])
+    xmp, icc = build_xmp(params), srgb_icc()
+    _reserve_output_buffer(4 * rgb.shape[0] * rgb.shape[1] + len(exif) + len(xmp) + len(icc) + (1 << 16))
     buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, "JPEG", quality=quality, subsampling=subsampling,
-                                     exif=build_exif(params), optimize=True)
+    Image.fromarray(rgb, "RGB").save(buf, "JPEG", quality=quality, subsampling=subsampling, exif=exif,
+                                     xmp=xmp, icc_profile=icc, optimize=True)
     return buf.getvalue()
+
+
+_BUFFER_LOCK = threading.Lock()
+
+
+def _reserve_output_buffer(nbytes: int) -> None:
+    """Let Pillow's one-shot buffer hold the whole JPEG. With ``optimize=True`` libjpeg writes the file in one
+    pass into a buffer Pillow sizes at W·H bytes, which noisy content (high ISO) at high quality outgrows
+    ("Suspension not allowed here"); 4 bytes per pixel is above any baseline JPEG of 8-bit RGB (uniform noise at
+    quality 100, 4:4:4: 2.92 bytes per pixel). The buffer is allocated lazily by the OS, so untouched pages cost
+    no memory."""
+    with _BUFFER_LOCK:
+        ImageFile.MAXBLOCK = max(ImageFile.MAXBLOCK, nbytes)
 
 
 def write_jpeg(path: str | os.PathLike, rgb: np.ndarray, params: ReconstructionParams) -> None:
@@ -81,22 +140,63 @@ def write_jpeg(path: str | os.PathLike, rgb: np.ndarray, params: ReconstructionP
 
 
 def read_params(img: Image.Image, name: str) -> ReconstructionParams:
-    """The ReconstructionParams stored in an opened JPEG; MetadataError if absent or invalid."""
-    blob = img.info.get("exif")
-    if not blob:
-        raise MetadataError(f"{name}: no invisp metadata (the JPEG has no EXIF block)")
+    """The ReconstructionParams stored in an opened JPEG (XMP record, or the legacy Exif UserComment);
+    MetadataError if absent or invalid."""
+    record = md.xmp_record(img.info.get("xmp") or b"")
+    if record is None:
+        record = _legacy_record(img, name)
     try:
-        comment = piexif.load(blob).get("Exif", {}).get(piexif.ExifIFD.UserComment, b"")
-    except Exception as e:  # piexif raises bare ValueError/struct.error on damaged EXIF
-        raise MetadataError(f"{name}: EXIF block is damaged ({e})") from None
-    if not comment.startswith(_ASCII + b"{"):
-        raise MetadataError(f"{name}: no invisp metadata (not written by invisp encode)")
-    try:
-        return ReconstructionParams.from_json(comment[len(_ASCII):].decode("ascii"))
-    except UnicodeDecodeError:
-        raise MetadataError(f"{name}: invisp metadata is not ASCII: the file was modified") from None
+        return ReconstructionParams.from_json(record)
     except MetadataError as e:
         raise MetadataError(f"{name}: {e}") from None
+
+
+def _legacy_record(img: Image.Image, name: str) -> str:
+    """The record as invisp wrote it before it moved to XMP: Exif UserComment, ASCII character code."""
+    blob = img.info.get("exif")
+    if not blob:
+        raise MetadataError(f"{name}: no invisp metadata (the JPEG has neither an invisp XMP record nor EXIF)")
+    try:
+        comment = md.read_tree(blob[len(_EXIF_HEADER):] if blob.startswith(_EXIF_HEADER) else blob)[0]["Exif"]
+    except (ValueError, struct.error) as e:
+        raise MetadataError(f"{name}: EXIF block is damaged ({e})") from None
+    data = comment[md.USER_COMMENT].data if md.USER_COMMENT in comment else b""
+    if not data.startswith(_ASCII + b"{"):
+        raise MetadataError(f"{name}: no invisp metadata (not written by invisp encode)")
+    try:
+        return data[len(_ASCII):].decode("ascii")
+    except UnicodeDecodeError:
+        raise MetadataError(f"{name}: invisp metadata is not ASCII: the file was modified") from None
+
+
+def current_metadata(img: Image.Image) -> dict:
+    """The photo metadata a JPEG carries now, for the DNG: {"exif": packed tree, "xmp": packet} (keys only where
+    present), less what describes the JPEG encoding and what invisp itself put there."""
+    out: dict = {}
+    blob = img.info.get("exif") or b""
+    try:
+        tree = md.read_tree(blob[len(_EXIF_HEADER):] if blob.startswith(_EXIF_HEADER) else blob)[0]
+    except (ValueError, struct.error):
+        tree = {}
+    if tree:
+        zeroth, exif = tree["0th"], tree["Exif"]
+        for tag in (282, 283, 296):
+            zeroth.pop(tag, None)
+        if 270 in zeroth and zeroth[270].text().startswith("invisp model "):
+            del zeroth[270]
+        if 305 in zeroth and zeroth[305].text().startswith("invisp"):
+            del zeroth[305]
+        for tag in md.JPEG_ONLY_EXIF:
+            exif.pop(tag, None)
+        if md.USER_COMMENT in exif and exif[md.USER_COMMENT].data.startswith(_ASCII + b"{"):
+            del exif[md.USER_COMMENT]
+        tree["Interop"] = {}
+        if any(tree.values()):
+            out["exif"] = md.pack_tree(tree)
+    xmp = md.xmp_without_record(img.info.get("xmp") or b"")
+    if xmp:
+        out["xmp"] = xmp.decode("utf-8", "replace")
+    return out
 
 
 def open_jpeg(path: str | os.PathLike) -> tuple[Image.Image, str]:
@@ -114,7 +214,8 @@ def open_jpeg(path: str | os.PathLike) -> tuple[Image.Image, str]:
 
 
 def read_jpeg(path: str | os.PathLike) -> tuple[np.ndarray, ReconstructionParams]:
-    """Decoded uint8 RGB pixels (H, W, 3) and the validated reconstruction parameters."""
+    """Decoded uint8 RGB pixels (H, W, 3) and the validated reconstruction parameters; ``params.camera`` also
+    holds the photo metadata the JPEG carries now (``current_metadata``), for the DNG."""
     img, name = open_jpeg(path)
     params = read_params(img, name)
     rgb = np.asarray(img.convert("RGB"))
@@ -123,4 +224,5 @@ def read_jpeg(path: str | os.PathLike) -> tuple[np.ndarray, ReconstructionParams
     if rgb.shape[:2] != tuple(expect):
         raise MetadataError(f"{name}: image is {rgb.shape[1]}×{rgb.shape[0]} but its metadata says "
                             f"{expect[1]}×{expect[0]}: the file was modified")
+    params.camera.update(current_metadata(img))
     return rgb, params

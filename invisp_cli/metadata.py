@@ -1,0 +1,340 @@
+"""TIFF/EXIF metadata: read the IFDs of a TIFF-based file, write them back (EXIF blocks, DNG files); XMP packets.
+
+An IFD is a ``dict`` tag → ``Entry`` (TIFF type, count, value bytes in little-endian order); a ``Tree`` names the
+IFDs the way EXIF does: "0th" (the descriptive tags of IFD0 only), "Exif", "GPS" and "Interop". Big-endian
+files are converted on reading; maker notes are kept as the opaque bytes they are.
+
+``write_tiff`` lays out any IFD structure (sub-IFDs, image data blocks) in one little-endian TIFF stream; it
+writes both the EXIF block of a JPEG and whole DNG files."""
+
+from __future__ import annotations
+
+import base64
+import math
+import mmap
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE, IFD = range(1, 14)
+_UNIT = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 4, SBYTE: 1, UNDEFINED: 1, SSHORT: 2, SLONG: 4,
+         SRATIONAL: 4, FLOAT: 4, DOUBLE: 8, IFD: 4}  # byte-swap unit
+_PER = {RATIONAL: 2, SRATIONAL: 2}  # units per value
+_FMT = {BYTE: "B", SHORT: "H", LONG: "I", SBYTE: "b", SSHORT: "h", SLONG: "i", RATIONAL: "I", SRATIONAL: "i",
+        FLOAT: "f", DOUBLE: "d", IFD: "I", UNDEFINED: "B"}
+
+EXIF_IFD, GPS_IFD, INTEROP_IFD, SUB_IFDS, XMP_TAG = 34665, 34853, 40965, 330, 700
+MAKER_NOTE, USER_COMMENT = 37500, 37510
+
+#: IFD0 tags that describe the photo (not the image structure): copied between RAW, JPEG and DNG.
+DESCRIPTIVE_IFD0 = frozenset({270, 271, 272, 282, 283, 296, 305, 306, 315, 33432, 18246, 18249,
+                              40091, 40092, 40093, 40094, 40095})
+#: DNG tags of a RAW's own IFDs that a re-written DNG must carry to render like the original (not the
+#: ones invisp writes itself: levels, CFA layout, as-shot neutral, active area, digests).
+DNG_CARRIED = frozenset({
+    50709, 50718, 50719, 50720, 50721, 50722, 50723, 50724, 50725, 50726, 50727, 50730, 50731, 50732, 50733,
+    50734, 50735, 50736, 50738, 50739, 50778, 50779, 50780, 50827, 50931, 50932, 50934, 50936, 50937, 50938,
+    50939, 50940, 50941, 50942, 50964, 50965, 50966, 50981, 50982, 51008, 51009, 51022, 51041, 51107, 51108,
+    51109, 51110, 51125})
+#: EXIF tags that describe a JPEG's own encoding, not the photo: left out of DNGs.
+JPEG_ONLY_EXIF = frozenset({37121, 40960, 40961, 40962, 40963})
+
+
+@dataclass(frozen=True)
+class Entry:
+    type: int
+    count: int
+    data: bytes  # little-endian
+
+    def values(self) -> tuple:
+        """The numbers (rationals as flat numerator/denominator pairs); ASCII/UNDEFINED give their bytes."""
+        if self.type in (ASCII,):
+            return (self.data,)
+        fmt = _FMT.get(self.type, "B")
+        return struct.unpack(f"<{len(self.data) // struct.calcsize(fmt)}{fmt}", self.data)
+
+    def text(self) -> str:
+        return self.data.split(b"\0")[0].decode("utf-8", "replace").strip()
+
+
+Ifd = dict[int, Entry]
+Tree = dict[str, Ifd]
+
+
+def ascii_entry(s: str | bytes) -> Entry:
+    b = (s.encode("utf-8") if isinstance(s, str) else bytes(s)).replace(b"\0", b" ") + b"\0"
+    return Entry(ASCII, len(b), b)
+
+
+def num_entry(type_: int, values: list | tuple) -> Entry:
+    vals = list(values)
+    count = len(vals) // _PER.get(type_, 1)
+    return Entry(type_, count, struct.pack(f"<{len(vals)}{_FMT[type_]}", *vals))
+
+
+# ----------------------------------------------------------------------------------------------- read
+
+
+class _Reader:
+    def __init__(self, data: bytes | mmap.mmap) -> None:
+        if data[:4] not in (b"II*\0", b"MM\0*"):
+            raise ValueError("not a TIFF stream")
+        self.data, self.e = data, "<" if data[:2] == b"II" else ">"
+
+    def first(self) -> int:
+        return struct.unpack_from(self.e + "I", self.data, 4)[0]
+
+    def ifd(self, off: int) -> tuple[Ifd, int]:
+        """Entries of the IFD at ``off`` (damaged entries skipped) and the next IFD's offset (0 if none)."""
+        d, e = self.data, self.e
+        if off < 8 or off + 2 > len(d):
+            return {}, 0
+        n = struct.unpack_from(e + "H", d, off)[0]
+        out: Ifd = {}
+        for k in range(n):
+            p = off + 2 + 12 * k
+            if p + 12 > len(d):
+                break
+            tag, typ, count = struct.unpack_from(e + "HHI", d, p)
+            if typ not in _UNIT:
+                continue
+            size = _UNIT[typ] * _PER.get(typ, 1) * count
+            at = p + 8 if size <= 4 else struct.unpack_from(e + "I", d, p + 8)[0]
+            if at + size > len(d) or size > 1 << 24:
+                continue
+            raw = d[at : at + size]
+            unit = _UNIT[typ]
+            if e == ">" and unit > 1 and tag != MAKER_NOTE:
+                raw = b"".join(raw[i : i + unit][::-1] for i in range(0, size, unit))
+            out[tag] = Entry(typ, count, raw)
+        p = off + 2 + 12 * n
+        nxt = struct.unpack_from(e + "I", d, p)[0] if p + 4 <= len(d) else 0
+        return out, nxt
+
+    def pointer(self, ifd: Ifd, tag: int) -> Ifd:
+        ent = ifd.get(tag)
+        if ent is None or ent.type not in (LONG, IFD) or ent.count < 1:
+            return {}
+        return self.ifd(struct.unpack_from("<I", ent.data)[0])[0]
+
+
+def read_tree(data: bytes | mmap.mmap) -> tuple[Tree, Ifd]:
+    """(the EXIF tree of a TIFF stream, all of IFD0's entries); sub-IFD pointers resolved, not kept."""
+    r = _Reader(data)
+    ifd0, _ = r.ifd(r.first())
+    exif = r.pointer(ifd0, EXIF_IFD)
+    tree: Tree = {"0th": {t: v for t, v in ifd0.items() if t in DESCRIPTIVE_IFD0},
+                  "Exif": {t: v for t, v in exif.items() if t != INTEROP_IFD},
+                  "GPS": r.pointer(ifd0, GPS_IFD), "Interop": r.pointer(exif, INTEROP_IFD)}
+    return tree, ifd0
+
+
+def raw_file_metadata(path: str) -> tuple[Tree, dict[int, Entry], bytes]:
+    """(EXIF tree, DNG tags worth carrying, XMP packet) of a TIFF-based RAW file; empty for other formats.
+
+    DNG tags are taken from IFD0 and from the raw image's sub-IFD (NewSubFileType 0), the latter winning."""
+    with open(path, "rb") as fh:
+        if fh.read(4) not in (b"II*\0", b"MM\0*"):
+            return {}, {}, b""
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _raw_file_metadata(data)
+
+
+def _raw_file_metadata(data: bytes | mmap.mmap) -> tuple[Tree, dict[int, Entry], bytes]:
+    r = _Reader(data)
+    tree, ifd0 = read_tree(data)
+    dng = {t: v for t, v in ifd0.items() if t in DNG_CARRIED}
+    if SUB_IFDS in ifd0 and 50706 in ifd0:
+        for off in ifd0[SUB_IFDS].values():
+            sub, _ = r.ifd(int(off))
+            kind = sub.get(254)
+            if kind is not None and kind.values()[0] == 0:
+                dng.update({t: v for t, v in sub.items() if t in DNG_CARRIED})
+    if 50735 in dng and 42033 not in tree["Exif"]:  # CameraSerialNumber → EXIF BodySerialNumber
+        tree["Exif"][42033] = ascii_entry(dng[50735].text())
+    xmp = ifd0[XMP_TAG].data if XMP_TAG in ifd0 else b""
+    return tree, dng, xmp
+
+
+# ---------------------------------------------------------------------------------------------- write
+
+
+@dataclass
+class Node:
+    """One IFD to write: its entries, sub-IFDs by pointer tag, image data blocks by offsets tag (273/324, with
+    the byte counts written to 279/325), and the next IFD in its chain."""
+
+    entries: Ifd = field(default_factory=dict)
+    subs: dict[int, list[Node]] = field(default_factory=dict)
+    blocks: dict[int, list[bytes]] = field(default_factory=dict)
+    next: Node | None = None
+
+
+_COUNTS = {273: 279, 324: 325}
+
+
+def write_tiff(root: Node) -> bytes:
+    """One little-endian TIFF stream holding ``root`` (IFD0) and everything it points to."""
+    buf = bytearray(b"II*\0\0\0\0\0")
+    struct.pack_into("<I", buf, 4, _write_node(buf, root))
+    return bytes(buf)
+
+
+def _align(buf: bytearray) -> None:
+    if len(buf) % 2:
+        buf.append(0)
+
+
+def _write_node(buf: bytearray, node: Node) -> int:
+    entries = dict(node.entries)
+    for tag, blocks in node.blocks.items():
+        entries[tag] = Entry(LONG, len(blocks), bytes(4 * len(blocks)))
+        entries[_COUNTS[tag]] = num_entry(LONG, [len(b) for b in blocks])
+    for tag, subs in node.subs.items():
+        entries[tag] = Entry(LONG if tag != SUB_IFDS else IFD, len(subs), bytes(4 * len(subs)))
+    _align(buf)
+    start = len(buf)
+    tags = sorted(entries)
+    buf += struct.pack("<H", len(tags)) + bytes(12 * len(tags) + 4)
+    where: dict[int, int] = {}  # tag → offset of its value bytes
+    for k, tag in enumerate(tags):
+        ent = entries[tag]
+        p = start + 2 + 12 * k
+        struct.pack_into("<HHI", buf, p, tag, ent.type, ent.count)
+        if len(ent.data) <= 4:
+            buf[p + 8 : p + 8 + len(ent.data)] = ent.data
+            where[tag] = p + 8
+        else:
+            _align(buf)
+            struct.pack_into("<I", buf, p + 8, len(buf))
+            where[tag] = len(buf)
+            buf += ent.data
+    for tag, subs in node.subs.items():
+        for i, sub in enumerate(subs):
+            struct.pack_into("<I", buf, where[tag] + 4 * i, _write_node(buf, sub))
+    for tag, blocks in node.blocks.items():
+        for i, block in enumerate(blocks):
+            _align(buf)
+            struct.pack_into("<I", buf, where[tag] + 4 * i, len(buf))
+            buf += block
+    if node.next is not None:
+        struct.pack_into("<I", buf, start + 2 + 12 * len(tags), _write_node(buf, node.next))
+    return start
+
+
+def tree_node(tree: Tree, extra0: Ifd | None = None) -> Node:
+    """IFD0 (``tree['0th']`` plus ``extra0``) with the Exif, GPS and Interop IFDs the tree holds."""
+    root = Node({**tree.get("0th", {}), **(extra0 or {})})
+    exif = Node(dict(tree.get("Exif", {})))
+    if tree.get("Interop"):
+        exif.subs[INTEROP_IFD] = [Node(dict(tree["Interop"]))]
+    if exif.entries or exif.subs:
+        root.subs[EXIF_IFD] = [exif]
+    if tree.get("GPS"):
+        root.subs[GPS_IFD] = [Node(dict(tree["GPS"]))]
+    return root
+
+
+#: the EXIF basics of ``RawImage.exif``/``params.camera`` as (key, IFD, tag, TIFF type)
+BASICS = (("make", "0th", 271, ASCII), ("model", "0th", 272, ASCII), ("datetime", "0th", 306, ASCII),
+          ("datetime", "Exif", 36867, ASCII), ("exposure_time", "Exif", 33434, RATIONAL),
+          ("f_number", "Exif", 33437, RATIONAL), ("focal_length", "Exif", 37386, RATIONAL),
+          ("iso", "Exif", 34855, SHORT), ("lens", "Exif", 42036, ASCII))
+
+
+def _rational(v: float) -> tuple[int, int]:
+    f = Fraction(float(v)).limit_denominator(100000)
+    return f.numerator, f.denominator
+
+
+def camera_tree(camera: dict) -> Tree:
+    """The EXIF tree for ``camera`` (a ``RawImage.exif``/``params.camera``): its packed "exif" tree if any, with
+    the basics (make, model, exposure, …) added where the tree lacks them."""
+    packed = camera.get("exif")
+    tree = unpack_tree(packed) if packed else {}
+    tree = {k: dict(tree.get(k, {})) for k in ("0th", "Exif", "GPS", "Interop")}
+    for key, ifd, tag, type_ in BASICS:
+        value = camera.get(key)
+        if value is None or tag in tree[ifd]:
+            continue
+        if type_ == ASCII:
+            if str(value).strip():
+                tree[ifd][tag] = ascii_entry(str(value))
+            continue
+        v = float(value)
+        if v > 0 and math.isfinite(v):
+            tree[ifd][tag] = num_entry(type_, [min(65535, round(v))] if type_ == SHORT else _rational(v))
+    return tree
+
+
+# ------------------------------------------------------------------------------------ compact storage
+
+
+def pack_ifd(ifd: Ifd) -> str:
+    """An IFD as compact text for JSON (zlib-compressed one-IFD TIFF, base64)."""
+    return base64.b64encode(zlib.compress(write_tiff(Node(dict(ifd))), 9)).decode("ascii")
+
+
+def unpack_ifd(text: str) -> Ifd:
+    r = _Reader(zlib.decompress(base64.b64decode(text)))
+    return r.ifd(r.first())[0]
+
+
+def pack_tree(tree: Tree) -> str:
+    return base64.b64encode(write_tiff(tree_node(tree))).decode("ascii")
+
+
+def unpack_tree(text: str) -> Tree:
+    return read_tree(base64.b64decode(text))[0]
+
+
+# ----------------------------------------------------------------------------------------------- XMP
+
+INVISP_NS = "http://ns.invisp.dev/1.0/"
+_RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_OURS = re.compile(rb'\s*<rdf:Description rdf:about="" xmlns:invisp="' + re.escape(INVISP_NS.encode())
+                   + rb'">.*?</rdf:Description>', re.S)
+
+
+def xmp_with_record(record: str, source: bytes = b"") -> bytes:
+    """An XMP packet holding ``record`` as invisp:Record, merged into ``source`` (an existing packet) if given."""
+    ours = (f'<rdf:Description rdf:about="" xmlns:invisp="{INVISP_NS}">'
+            f"<invisp:Record>{escape(record)}</invisp:Record></rdf:Description>").encode("ascii")
+    source = _OURS.sub(b"", source.rstrip(b"\0 \r\n\t"))
+    at = source.rfind(b"</rdf:RDF>")
+    if at < 0:
+        return (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+                b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="' + _RDF_NS.encode() + b'">'
+                + ours + b"</rdf:RDF></x:xmpmeta>\n" + b'<?xpacket end="w"?>')
+    return source[:at] + ours + source[at:]
+
+
+def xmp_record(packet: bytes) -> str | None:
+    """The invisp:Record of an XMP packet (element or attribute form, as XMP tools may rewrite it), or None."""
+    if INVISP_NS.encode() not in packet:
+        return None
+    try:
+        root = ElementTree.fromstring(packet.strip(b"\0 \r\n\t"))
+    except ElementTree.ParseError:
+        return None
+    name = f"{{{INVISP_NS}}}Record"
+    for el in root.iter():
+        if el.tag == name and el.text:
+            return el.text
+        if name in el.attrib:
+            return el.attrib[name]
+    return None
+
+
+def xmp_without_record(packet: bytes) -> bytes:
+    """The packet less the invisp description ``xmp_with_record`` added; b"" if nothing else is left."""
+    rest = _OURS.sub(b"", packet)
+    try:
+        root = ElementTree.fromstring(rest.strip(b"\0 \r\n\t"))
+    except ElementTree.ParseError:
+        return rest
+    return rest if any(len(d) or len(d.attrib) > 1 for d in root.iter(f"{{{_RDF_NS}}}Description")) else b""
