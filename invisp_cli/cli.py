@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -60,13 +62,116 @@ def _knee(text: str) -> float | None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="invisp")
 def main() -> None:
-    """invisp: render camera RAW into an ordinary JPEG, and recover the RAW from that JPEG."""
+    """invisp: render camera RAW into an ordinary JPEG, and recover the RAW from that JPEG.
+
+    \b
+    Examples:
+      invisp encode photo.CR2 -o photo.jpg
+      invisp encode shoot/ -r -d jpegs/          # batch: one JPEG per RAW file, sub-folders mirrored
+      invisp decode photo.jpg -o photo.dng
+      invisp COMMAND --help                      # each command's options and an example"""
+    console.quiet = False  # --quiet of an earlier command run in this process does not carry over
+
+
+def _verbosity(fn):
+    """``-v/--verbose`` and ``--quiet`` (no progress or messages on stderr; results, errors and exit code stay).
+    ``-q`` stays ``--quality`` on encode, as it always was."""
+
+    @click.option("-v", "--verbose", is_flag=True, help="more detail (batch: skipped files, worker set-up)")
+    @click.option("--quiet", is_flag=True, help="no progress bars or messages on stderr (errors still are)")
+    @functools.wraps(fn)
+    def wrapper(*args, quiet: bool, **kwargs):
+        console.quiet = quiet
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _json_option(what: str):
+    return click.option("--json", "as_json", is_flag=True, help=f"print {what} as JSON on stdout (keys: README)")
+
+
+_BATCH_OPTIONS = [
+    click.option("-d", "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="batch: write one output per input file into this folder (folders' sub-folders mirrored)"),
+    click.option("-r", "--recursive", is_flag=True, help="batch: also take the files in sub-folders of folders"),
+    click.option("-j", "--jobs", type=click.IntRange(1), default=None,
+                 help="batch: worker processes  [default: all cores; torch threads are split between them]"),
+    click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                 help="batch: run the files on this Dask distributed cluster instead of local workers"),
+    click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="batch: JSON Lines record of every file  [default: OUTDIR/invisp-manifest.jsonl]"),
+]
+
+
+def _batch_options(fn):
+    """``-d OUTDIR`` and the other options of batch mode (``invisp_cli/batch.py``), for encode and decode."""
+    for option in reversed(_BATCH_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _mode(srcs: tuple[Path, ...], dst: Path | None, out_dir: Path | None, batch_only: dict) -> bool:
+    """Whether this encode/decode is a batch (``-d``); refuses contradictory or missing outputs."""
+    if dst is not None and out_dir is not None:
+        raise click.UsageError("-o and -d exclude each other: -o names one output file, -d a folder for many")
+    if dst is None and out_dir is None:
+        raise click.UsageError("missing -o OUTPUT (one file) or -d OUTDIR (batch: many files or folders)")
+    if out_dir is None and any(batch_only.values()):
+        given = ", ".join(f"--{k.replace('_', '-')}" for k, v in batch_only.items() if v)
+        raise click.UsageError(f"{given}: batch options, for use with -d OUTDIR")
+    if batch_only.get("jobs") and batch_only.get("scheduler"):
+        raise click.UsageError("--jobs runs local workers, --scheduler a Dask cluster's: give one of them")
+    return out_dir is not None
+
+
+def _run_batch(op: str, srcs: tuple[Path, ...], out_dir: Path, options: dict, *, recursive: bool, jobs: int | None,
+               scheduler: str | None, manifest: Path | None, force: bool, as_json: bool, verbose: bool) -> None:
+    """Batch encode/decode (``invisp_cli/batch.py``): summary on stderr (``--json``: on stdout), exit code 8 when
+    any file failed, 130 when interrupted (what finished is kept and recorded)."""
+    from . import batch
+    from .errors import SomeFilesFailed
+
+    jobs, threads = (1, 1) if scheduler else batch.split_threads(jobs)
+    tasks = batch.build_tasks(op, srcs, out_dir, recursive=recursive, options=options, threads=threads, force=force)
+    summary = batch.run_batch(tasks, manifest or out_dir / batch.MANIFEST_NAME, jobs=jobs, scheduler=scheduler,
+                              verbose=verbose)
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
+    console.print(summary.line(), markup=False, highlight=False, soft_wrap=True)
+    if summary.interrupted:
+        click.echo("invisp: interrupted; finished files are kept and recorded: run the same command again to resume",
+                   err=True)
+        sys.exit(130)
+    if summary.failed:
+        raise SomeFilesFailed(f"{summary.failed} of {summary.files} files failed (see {summary.manifest})")
+
+
+def _json_key(label: str) -> str:
+    """A table label as a stable JSON key: "RAW-PSNR-γ (dB)" → "raw_psnr_gamma_db", "white balance" →
+    "white_balance"."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower().replace("γ", "gamma")).strip("_")
+
+
+def _jsonable(value: object) -> object:
+    """Numbers stay numbers (NaN, e.g. an undefined RGB-PSNR, becomes null); anything else its text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value if isinstance(value, int | bool) or value is None else str(value)
+
+
+def _result_json(op: str, src: Path, r) -> None:
+    """``--json`` of a single-file encode/decode: the keys of a manifest record that apply."""
+    click.echo(json.dumps({"op": op, "input": str(src), "output": str(r.output), "status": "ok", "model": r.model_id,
+                           "output_bytes": r.bytes, "seconds": round(r.seconds, 3), "layer": r.layer or None,
+                           "warning": getattr(r, "warning", "") or None}, ensure_ascii=False))
 
 
 @main.command()
 @click.argument("src", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path),
-              help="output .jpg (.mp4: RAW frames or a folder of them → video)")
+@click.option("-o", "--output", "dst", default=None, type=click.Path(path_type=Path),
+              help="output .jpg of one RAW file (.mp4: RAW frames, files or a folder, → video)")
+@_batch_options
 @click.option("--model", "model_id", default=None, help="model ID (default: chosen from the camera make)")
 @click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100))
 @click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
@@ -75,42 +180,83 @@ def main() -> None:
 @click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
 @click.option("--max-error", type=click.IntRange(0, 65535), default=None, metavar="N",
               help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact)")
-@click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
+@click.option("-f", "--force", is_flag=True, help="overwrite an existing output (batch: redo every file)")
 @video_cli.video_encode_options
+@_json_option("the result (batch: the summary)")
+@_verbosity
 @_errors
-def encode(src: Path, dst: Path, model_id: str | None, quality: int, subsampling: str, tile: int, exact: bool,
-           max_error: int | None, force: bool, **video) -> None:
-    """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG, or RAW frames (files or a
-    folder) into an invisp MP4."""
-    if video_cli.is_video_encode(src, dst):  # RAW frames → MP4 (invisp_cli/video)
-        if exact or max_error is not None:
-            raise click.UsageError("--exact/--max-error are for JPEG output; MP4 has no residual layer")
+def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recursive: bool, jobs: int | None,
+           scheduler: str | None, manifest: Path | None, model_id: str | None, quality: int, subsampling: str,
+           tile: int, exact: bool, max_error: int | None, force: bool, as_json: bool, verbose: bool, **video) -> None:
+    """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG; many RAW files or folders
+    into one JPEG each (-d); or RAW frames (files or a folder) into an invisp MP4 (-o CLIP.mp4).
+
+    \b
+    Examples:
+      invisp encode photo.CR2 -o photo.jpg --quality 95
+      invisp encode card/DCIM/ -r -d jpegs/ --jobs 4       # batch; rerun to resume
+      invisp encode frames/ -o clip.mp4 --crf 20           # video"""
+    if exact and max_error:
+        raise click.UsageError("--exact and --max-error N > 0 contradict each other")
+    options = {"model_id": model_id, "quality": quality, "subsampling": subsampling, "tile": tile,
+               "max_error": 0 if exact else max_error}
+    batch_only = {"recursive": recursive, "jobs": jobs, "scheduler": scheduler, "manifest": manifest}
+    if _mode(src, dst, out_dir, batch_only):
+        return _run_batch("encode", src, out_dir, options, **batch_only, force=force, as_json=as_json,
+                          verbose=verbose)
+    if video_cli.is_video_encode(dst):  # RAW frames → MP4 (invisp_cli/video)
+        if exact or max_error is not None or as_json:
+            raise click.UsageError("--exact/--max-error/--json are for JPEG output; MP4 has no residual layer")
         return video_cli.encode(src, dst, model_id=model_id, tile=tile, force=force, **video)
+    if len(src) > 1 or src[0].is_dir():
+        raise click.UsageError("several RAW files or a folder: use -d OUTDIR for one JPEG each (batch), "
+                               "or -o CLIP.mp4 for a video of them")
     (src,) = src
     from .codec import encode_file
 
-    if exact and max_error:
-        raise click.UsageError("--exact and --max-error N > 0 contradict each other")
-    r = encode_file(src, dst, model_id=model_id, quality=quality, subsampling=subsampling, force=force,
-                    tile=tile, max_error=0 if exact else max_error)
+    r = encode_file(src, dst, force=force, **options)
+    if as_json:
+        _result_json("encode", src, r)
     layer = f", {r.layer}" if r.layer else ""
     console.print(f"{src} → {r.output}  [{r.model_id}, {r.bytes / 1e6:.2f} MB{layer}, {r.seconds:.1f} s]", markup=False)
 
 
 @main.command()
-@click.argument("src", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path),
-              help="output .dng (a folder for an MP4)")
+@click.argument("src", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "dst", default=None, type=click.Path(path_type=Path),
+              help="output .dng of one JPEG (a folder for an MP4)")
+@_batch_options
 @click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
-@click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
+@click.option("-f", "--force", is_flag=True, help="overwrite an existing output (batch: redo every file)")
+@_json_option("the result (batch: the summary)")
+@_verbosity
 @_errors
-def decode(src: Path, dst: Path, tile: int, force: bool) -> None:
-    """Recover the RAW from an invisp JPEG and write it as a DNG (from an invisp MP4: a folder of DNGs)."""
+def decode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recursive: bool, jobs: int | None,
+           scheduler: str | None, manifest: Path | None, tile: int, force: bool, as_json: bool, verbose: bool) -> None:
+    """Recover the RAW from an invisp JPEG and write it as a DNG; many JPEGs or folders into one DNG each (-d);
+    an invisp MP4 into a folder of DNGs.
+
+    \b
+    Examples:
+      invisp decode photo.jpg -o photo.dng
+      invisp decode jpegs/ -r -d raws/ --jobs 4            # batch; rerun to resume
+      invisp decode clip.mp4 -o frames/                    # video"""
+    batch_only = {"recursive": recursive, "jobs": jobs, "scheduler": scheduler, "manifest": manifest}
+    if _mode(src, dst, out_dir, batch_only):
+        return _run_batch("decode", src, out_dir, {"tile": tile}, **batch_only, force=force, as_json=as_json,
+                          verbose=verbose)
+    if len(src) > 1 or src[0].is_dir():
+        raise click.UsageError("several JPEGs or a folder: use -d OUTDIR for one DNG each (batch)")
+    (src,) = src
     if video_cli.is_video_decode(src):  # MP4 → one DNG per frame (invisp_cli/video)
+        if as_json:
+            raise click.UsageError("--json is for JPEG → DNG and batch decoding")
         return video_cli.decode(src, dst, tile=tile, force=force)
     from .codec import decode_file
 
     r = decode_file(src, dst, force=force, tile=tile)
+    if as_json:
+        _result_json("decode", src, r)
     layer = f", {r.layer}" if r.layer else ""
     console.print(f"{src} → {r.output}  [{r.model_id}{layer}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]", markup=False)
 
@@ -135,23 +281,42 @@ def strip(src: Path, dst: Path | None, force: bool) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@_json_option("the fields")
 @_errors
-def info(path: Path) -> None:
-    """Show what a file carries: an invisp JPEG's model, camera and sizes, or a RAW file's parameters."""
+def info(path: Path, as_json: bool) -> None:
+    """Show what a file carries: an invisp JPEG's model, camera and sizes, or a RAW file's parameters.
+
+    \b
+    Example:
+      invisp info photo.jpg --json"""
     from .inspect import describe
 
+    fields = describe(path)
+    if as_json:
+        click.echo(json.dumps({_json_key(k): _jsonable(v) for k, v in fields}, ensure_ascii=False))
+        return
     table = Table(show_header=False, box=None)
-    for key, value in describe(path):
+    for key, value in fields:
         table.add_row(f"[bold]{key}[/]", str(value))
     out.print(table)
 
 
 @main.command()
+@_json_option("the registry entries")
 @_errors
-def models() -> None:
-    """List the installed models: ID, cameras, architecture, size, training data, measured metrics."""
+def models(as_json: bool) -> None:
+    """List the installed models: ID, cameras, architecture, size, training data, measured metrics.
+
+    \b
+    Example:
+      INVISP_WEIGHTS=my-nikon invisp models --json"""
     from .zoo import list_models
 
+    if as_json:
+        entries = [{**e.to_json(), "path": str(e.path),
+                    "size_bytes": e.path.stat().st_size if e.path.is_file() else None} for e in list_models()]
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
     table = Table(title="invisp models")
     table.add_column("ID", no_wrap=True)
     for col in ("cameras", "arch", "kMAC/px", "size", "trained on", "held-out γ / lin / RGB dB"):
@@ -232,15 +397,24 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
 @click.argument("original", type=click.Path(path_type=Path))
 @click.argument("recovered", type=click.Path(path_type=Path))
 @click.option("--jpeg", type=click.Path(path_type=Path), default=None, help="the invisp JPEG, for bpp/RGB metrics")
+@_json_option("the metrics")
 @_errors
-def compare(original: Path, recovered: Path, jpeg: Path | None) -> None:
-    """Measure a recovered RAW (and its JPEG) against the original RAW file."""
+def compare(original: Path, recovered: Path, jpeg: Path | None, as_json: bool) -> None:
+    """Measure a recovered RAW (and its JPEG) against the original RAW file.
+
+    \b
+    Example:
+      invisp compare photo.CR2 photo.dng --jpeg photo.jpg --json"""
     from .compare import compare_files
 
+    metrics = compare_files(original, recovered, jpeg)
+    if as_json:
+        click.echo(json.dumps({_json_key(k): _jsonable(v) for k, v in metrics.items()}, ensure_ascii=False))
+        return
     table = Table(title=f"{recovered.name} vs {original.name}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in compare_files(original, recovered, jpeg).items():
+    for k, v in metrics.items():
         table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
     out.print(table)
 

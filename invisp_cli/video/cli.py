@@ -36,9 +36,10 @@ def video_encode_options(fn: Callable) -> Callable:
     return fn
 
 
-def is_video_encode(srcs: Sequence[Path], dst: Path) -> bool:
-    """An encode makes a video when its output is .mp4, or it has several inputs or a folder."""
-    return dst.suffix.lower() == ".mp4" or len(srcs) > 1 or any(s.is_dir() for s in srcs)
+def is_video_encode(dst: Path | None) -> bool:
+    """An encode makes a video when its output (``-o``) is .mp4; several inputs or a folder without it are a batch
+    (``-d OUTDIR``, invisp_cli/batch.py) or a usage error."""
+    return dst is not None and dst.suffix.lower() == ".mp4"
 
 
 def is_video_decode(src: Path) -> bool:

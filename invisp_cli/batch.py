@@ -1,0 +1,411 @@
+"""Batch mode: many RAW files (or JPEGs) in one process, models loaded once per worker.
+
+    invisp encode PATH… -d OUTDIR [-r] [--jobs N | --scheduler tcp://HOST:PORT]
+    invisp decode JPEG… -d OUTDIR [-r] [--jobs N | --scheduler tcp://HOST:PORT]
+
+``build_tasks`` lists the work (folders walked, optionally recursively, their sub-folders mirrored under OUTDIR);
+``run_batch`` skips what a previous run finished (manifest record, same input, same settings, same output size),
+runs the rest with ``run_task`` — in this process (``--jobs 1``), in a pool of worker processes, or on a Dask
+cluster — and appends one JSON line per file to the manifest. One bad file is one ``error`` record, never the
+end of the batch. Nothing here imports torch: the workers do, through ``codec``."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import itertools
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from .errors import InputError, InvispError
+from .progress import console, progress_bar
+
+#: RAW file name endings a folder is searched for on encode (LibRaw's formats; files named directly are always taken)
+RAW_SUFFIXES = frozenset(
+    ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .orf .rw2 .raf .pef .ptx .kdc .dcr .dcs .mrw .3fr .erf .mef .mos "
+    ".srw .iiq .rwl .raw .gpr .qtk .x3f".split())
+JPEG_SUFFIXES = frozenset((".jpg", ".jpeg"))
+MANIFEST_NAME = "invisp-manifest.jsonl"
+OUTPUT_SUFFIX = {"encode": ".jpg", "decode": ".dng"}
+#: settings that change an output's bytes: a file done with other values is done again
+SETTINGS_KEYS = {"encode": ("model_id", "quality", "subsampling", "max_error"), "decode": ()}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file of a batch: ``op`` ("encode" or "decode") ``src`` into ``dst``; picklable for any worker."""
+
+    op: str
+    src: str
+    dst: str
+    options: dict = field(default_factory=dict)  # keyword arguments of codec.encode_file / decode_file
+    threads: int = 1  # torch threads while running it (0: leave as is)
+    force: bool = False
+    error: str = ""  # set when the task is refused before running (name collision, input = output)
+
+    @property
+    def settings(self) -> dict:
+        return {k: self.options.get(k) for k in SETTINGS_KEYS[self.op]}
+
+
+def _say(text: str) -> None:
+    """One message line on stderr (never wrapped, no markup)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _files(folder: Path, suffixes: frozenset[str], recursive: bool, exclude: Path) -> Iterator[Path]:
+    """Files in ``folder`` with one of ``suffixes`` (sorted; hidden ones and anything under ``exclude`` left out)."""
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            if recursive and not p.is_symlink() and p.resolve() != exclude:  # no symlink loops, never OUTDIR
+                yield from _files(p, suffixes, recursive, exclude)
+        elif p.suffix.lower() in suffixes and p.is_file():
+            yield p
+
+
+def build_tasks(op: str, inputs: Sequence[Path], out_dir: Path, *, recursive: bool = False,
+                options: dict | None = None, threads: int = 1, force: bool = False) -> list[Task]:
+    """One task per input file: files named map to ``OUTDIR/<stem>.jpg`` (``.dng`` on decode), files found in a
+    folder to the same place under OUTDIR relative to that folder. Two inputs mapping to one output, or an output
+    that is an input, are refused (a task carrying its ``error``) rather than written."""
+    suffixes = RAW_SUFFIXES if op == "encode" else JPEG_SUFFIXES
+    out_dir = out_dir.resolve()
+    pairs: dict[Path, Path] = {}  # resolved input → output
+    for p in map(Path, inputs):
+        if p.is_dir():
+            found = [(f, f.relative_to(p).parent) for f in _files(p, suffixes, recursive, out_dir)]
+            if not found:
+                _say(f"warning: no {'RAW' if op == 'encode' else 'JPEG'} files in {p}"
+                     f"{'' if recursive else ' (use -r for sub-folders)'}")
+        else:
+            found = [(p, Path())]  # a missing or unreadable file fails in its own task
+        for f, rel in found:
+            pairs.setdefault(f.resolve(), out_dir / rel / (f.stem + OUTPUT_SUFFIX[op]))
+    if not pairs:
+        raise InputError(f"nothing to {op} in {', '.join(map(str, inputs))}")
+    by_output: dict[str, list[Path]] = {}
+    for src, dst in pairs.items():
+        by_output.setdefault(str(dst.resolve()).casefold(), []).append(src)
+    tasks = []
+    for src, dst in pairs.items():
+        clash = [s for s in by_output[str(dst.resolve()).casefold()] if s != src]
+        error = ""
+        if dst.resolve() in pairs:
+            error = f"its output {dst} is an input of this batch; choose another -d"
+        elif clash:
+            error = f"{', '.join(map(str, clash))} would also be written to {dst}; rename one or run them separately"
+        tasks.append(Task(op, str(src), str(dst), dict(options or {}), threads, force, error))
+    return tasks
+
+
+# ------------------------------------------------------------------------------------------------ one file
+
+
+def _record(task: Task, status: str, *, seconds: float = 0.0, model: str | None = None,
+            output_bytes: int | None = None, megapixels: float | None = None, error: str | None = None,
+            warning: str | None = None) -> dict:
+    """A manifest line (keys documented in README "Batch and archives")."""
+    try:
+        st = os.stat(task.src)
+        in_bytes, in_mtime = st.st_size, st.st_mtime_ns
+    except OSError:
+        in_bytes = in_mtime = None
+    return {"op": task.op, "input": task.src, "output": task.dst, "status": status, "error": error,
+            "input_bytes": in_bytes, "input_mtime_ns": in_mtime, "output_bytes": output_bytes,
+            "megapixels": megapixels, "model": model, "settings": task.settings, "seconds": round(seconds, 3),
+            "warning": warning or None, "host": socket.gethostname(),
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _megapixels(jpeg_path: str) -> float:
+    from PIL import Image
+
+    with Image.open(jpeg_path) as img:
+        return round(img.width * img.height / 1e6, 3)
+
+
+def _valid_output(task: Task) -> str | None:
+    """The model ID of an existing, valid output (an invisp JPEG whose metadata verifies, or a readable DNG)."""
+    try:
+        if task.op == "encode":
+            from .containers import jpeg
+
+            img, name = jpeg.open_jpeg(task.dst)
+            return jpeg.read_params(img, name).model_id
+        from . import rawio
+
+        rawio.read_raw(task.dst)
+        return ""
+    except InvispError:
+        return None
+
+
+def run_task(task: Task) -> dict:
+    """Encode or decode one file and return its manifest record; never raises for a bad file.
+
+    An existing output the manifest does not know (a crash between writing it and recording it) is kept when
+    it is a valid file (status ``skipped``); otherwise ``--force`` decides, as for a single file."""
+    if task.error:
+        return _record(task, "error", error=task.error)
+    t0 = time.perf_counter()
+    try:
+        if not task.force and os.path.exists(task.dst) and (model := _valid_output(task)) is not None:
+            mp = _megapixels(task.dst if task.op == "encode" else task.src)
+            return _record(task, "skipped", model=model or None, output_bytes=os.path.getsize(task.dst),
+                           megapixels=mp, warning="output existed without a manifest record; kept (valid)")
+        if task.threads > 0:
+            import torch
+
+            torch.set_num_threads(task.threads)
+        from .codec import decode_file, encode_file
+
+        Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
+        fn = encode_file if task.op == "encode" else decode_file
+        r = fn(task.src, task.dst, force=task.force, **task.options)
+        mp = _megapixels(task.dst if task.op == "encode" else task.src)
+        return _record(task, "ok", seconds=time.perf_counter() - t0, model=r.model_id, output_bytes=r.bytes,
+                       megapixels=mp, warning=getattr(r, "warning", ""))
+    except InvispError as e:
+        return _record(task, "error", seconds=time.perf_counter() - t0, error=str(e))
+    except Exception as e:  # noqa: BLE001 - a bug on one file must not end the batch; recorded with its type
+        return _record(task, "error", seconds=time.perf_counter() - t0,
+                       error=f"internal error: {type(e).__name__}: {e}")
+
+
+# ------------------------------------------------------------------------------------------------ manifest
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """The last record per output path (a torn last line, from a crash, is ignored)."""
+    last: dict[str, dict] = {}
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                    last[rec["output"]] = rec
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+    return last
+
+
+def owns_output(task: Task, rec: dict | None) -> bool:
+    """The output is one an earlier run wrote (or kept) and recorded, unchanged since (same size)."""
+    if rec is None or rec.get("status") not in ("ok", "skipped"):
+        return False
+    try:
+        return rec.get("output_bytes") == os.stat(task.dst).st_size
+    except OSError:
+        return False
+
+
+def is_done(task: Task, rec: dict | None) -> bool:
+    """Finished by an earlier run: its recorded output, from the same input file with the same settings."""
+    if task.force or task.error or not owns_output(task, rec):
+        return False
+    try:
+        src = os.stat(task.src)
+    except OSError:
+        return False
+    return (rec.get("input") == task.src and rec.get("settings") == task.settings
+            and rec.get("input_bytes") == src.st_size and rec.get("input_mtime_ns") == src.st_mtime_ns)
+
+
+class Manifest:
+    """Append-only JSON Lines: one ``os.write`` of one whole line per record (O_APPEND), so a crash leaves at most
+    a torn last line, which ``read_manifest`` skips."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+
+    def append(self, rec: dict) -> None:
+        os.write(self._fd, (json.dumps(rec, ensure_ascii=False) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+@dataclass
+class Summary:
+    """What a batch did (the ``--json`` output; keys documented in README "Batch and archives")."""
+
+    op: str
+    files: int
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    megapixels: float = 0.0
+    input_bytes: int = 0
+    output_bytes: int = 0
+    jobs: int = 1
+    threads_per_job: int = 1
+    scheduler: str | None = None
+    manifest: str = ""
+    interrupted: bool = False
+    failures: list[dict] = field(default_factory=list)
+
+    def add(self, rec: dict) -> None:
+        if rec["status"] == "error":
+            self.failed += 1
+            self.failures.append({"input": rec["input"], "error": rec["error"]})
+            return
+        if rec["status"] == "ok":
+            self.ok += 1
+            self.megapixels += rec.get("megapixels") or 0.0
+            self.input_bytes += rec.get("input_bytes") or 0
+            self.output_bytes += rec.get("output_bytes") or 0
+        else:
+            self.skipped += 1
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        minutes = max(self.seconds, 1e-9) / 60
+        d.update(seconds=round(self.seconds, 3), megapixels=round(self.megapixels, 3),
+                 files_per_minute=round(self.ok / minutes, 2),
+                 megapixels_per_second=round(self.megapixels / max(self.seconds, 1e-9), 3))
+        return d
+
+    def line(self) -> str:
+        j = self.to_json()
+        return (f"{self.op}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed of {self.files} files in "
+                f"{self.seconds:.1f} s ({j['files_per_minute']} files/min, {j['megapixels_per_second']} MP/s); "
+                f"manifest {self.manifest}")
+
+
+def cpu_count() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def split_threads(jobs: int | None) -> tuple[int, int]:
+    """(workers, torch threads per worker): all cores by default, never more threads than cores in total."""
+    cores = cpu_count()
+    jobs = jobs or cores
+    return jobs, max(1, cores // jobs)
+
+
+def _worker_init(env: dict[str, str]) -> None:
+    """A pool worker: the parent's model registry, and no progress bars of its own (the parent draws one)."""
+    os.environ.update(env)
+    console.quiet = True
+
+
+def _pool(jobs: int) -> cf.Executor:
+    import multiprocessing
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("INVISP_")}
+    # spawn: a fresh interpreter per worker (forking a process that already runs torch threads can deadlock)
+    return cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                                  initargs=(env,))
+
+
+def _dask(address: str) -> tuple[cf.Executor, int, Callable[[bool], None]]:
+    """A concurrent.futures view of a Dask cluster: (executor, worker threads in all, close)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InvispError("--scheduler needs Dask: pip install 'invisp[dask]'") from None
+    try:  # waits up to distributed.comm.timeouts.connect (Dask's configuration; 30 s by default)
+        client = Client(address)
+    except OSError as e:
+        raise InvispError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+    slots = max(1, sum(client.nthreads().values()))
+    return client.get_executor(pure=False), slots, lambda interrupted: client.close()
+
+
+def _run_futures(executor: cf.Executor, tasks: Iterable[Task], window: int) -> Iterator[tuple[Task, dict]]:
+    """Run tasks with at most ``window`` in flight (a million files are never all queued at once)."""
+    it = iter(tasks)
+    pending: dict[cf.Future, Task] = {}
+
+    def fill() -> None:
+        while len(pending) < window and (t := next(it, None)) is not None:
+            pending[executor.submit(run_task, t)] = t
+
+    fill()
+    while pending:
+        done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        for f in done:
+            t = pending.pop(f)
+            try:
+                rec = f.result()
+            except Exception as e:  # noqa: BLE001 - the worker died (crash, out of memory, lost Dask worker)
+                rec = _record(t, "error", error=f"worker failed: {type(e).__name__}: {e}")
+            yield t, rec
+        fill()
+
+
+def run_batch(tasks: list[Task], manifest_path: Path, *, jobs: int = 1, scheduler: str | None = None,
+              verbose: bool = False) -> Summary:
+    """Run ``tasks`` (skipping those done), print one line per file and a bar, append to the manifest."""
+    records = read_manifest(manifest_path)
+    todo, done = [], []
+    for t in tasks:
+        rec = records.get(t.dst)
+        if is_done(t, rec):
+            done.append(t)
+        else:  # an output of ours from another input or other settings is replaced; any other is refused
+            todo.append(replace(t, force=True) if owns_output(t, rec) and not t.error else t)
+    summary = Summary(tasks[0].op if tasks else "", len(tasks), jobs=jobs, scheduler=scheduler,
+                      threads_per_job=tasks[0].threads if tasks else 1, manifest=str(manifest_path))
+    summary.skipped = len(done)
+    if verbose:
+        for t in done:
+            _say(f"skip {t.src} (done: {t.dst})")
+        where = f"Dask cluster {scheduler}" if scheduler else f"{jobs} worker(s) × {summary.threads_per_job} thread(s)"
+        _say(f"{len(todo)} to do, {summary.skipped} done already; {where}")
+    manifest = Manifest(manifest_path)
+    close: Callable[[bool], None] = lambda interrupted: None  # noqa: E731
+    t0 = time.perf_counter()
+    try:
+        runnable = [t for t in todo if not t.error]  # refused tasks are recorded here, without a worker
+        results: Iterable[tuple[Task, dict]] = ((t, run_task(t)) for t in todo if t.error)
+        if runnable and scheduler:
+            executor, slots, close = _dask(scheduler)
+            results = itertools.chain(results, _run_futures(executor, runnable, 2 * slots))
+        elif jobs > 1 and len(runnable) > 1:
+            executor = _pool(min(jobs, len(runnable)))
+            close = lambda interrupted: executor.shutdown(wait=not interrupted, cancel_futures=True)  # noqa: E731
+            results = itertools.chain(results, _run_futures(executor, runnable, 2 * jobs))
+        else:
+            results = itertools.chain(results, ((t, run_task(t)) for t in runnable))
+        with progress_bar(f"{summary.op} {len(todo)} files", total=max(len(todo), 1), enabled=bool(todo)) as advance:
+            for t, rec in results:
+                manifest.append(rec)
+                summary.add(rec)
+                _print(t, rec, verbose)
+                advance(1)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.seconds = time.perf_counter() - t0
+        manifest.close()
+        close(summary.interrupted)
+    return summary
+
+
+def _print(task: Task, rec: dict, verbose: bool) -> None:
+    if rec["status"] == "error":
+        _say(f"FAILED {task.src}: {rec['error']}")
+        return
+    if rec["status"] == "skipped" and not verbose:
+        return
+    mb = (rec["output_bytes"] or 0) / 1e6
+    note = f"; warning: {rec['warning']}" if rec.get("warning") else ""
+    _say(f"{rec['status']:>4} {task.src} → {task.dst}  [{rec['model']}, {mb:.2f} MB, {rec['seconds']:.1f} s]{note}")
