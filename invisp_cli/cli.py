@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 import click
@@ -21,11 +25,28 @@ from .video import cli as video_cli  # RAW video: hooks in encode, decode, train
 out = Console()  # results go to stdout; progress and messages to stderr (progress.console)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (and SIGHUP) end a run like Ctrl-C: the atomic writers remove their temporary files."""
+    raise KeyboardInterrupt
+
+
+def _quiet_libraries() -> None:
+    """Damaged files make the readers invisp uses (tifffile, exifread, Pillow) log or warn on stderr before invisp
+    reports the problem itself: keep stderr to invisp's own lines."""
+    for name in ("tifffile", "exifread"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+
+
 def _errors(fn):
     """Turn an InvispError (or an unexpected failure) into one line on stderr and a non-zero exit."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _quiet_libraries()
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(sig, _terminate)
         try:
             return fn(*args, **kwargs)
         except InvispError as e:
@@ -57,6 +78,29 @@ def _knee(text: str) -> float | None:
     if not 0.0 < knee < 1.0:
         raise click.BadParameter(f"{text!r}: expected a number in (0, 1) or 'none'", param_hint="--highlight-knee")
     return knee
+
+
+def _hparams(text: str) -> dict:
+    """``--hparams``: a JSON object of architecture hyper-parameters."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"{text!r}: expected a JSON object, e.g. '{{\"blocks\": 3}}'", param_hint="--hparams")
+    return value
+
+
+def _range(text: str, lo: int, hi: int, hint: str) -> tuple[int, int]:
+    """An integer or a range ``a-b`` within [lo, hi] (``--jpeg-quality 80-95``, ``--crf 18-32``)."""
+    a, _, b = text.strip().partition("-")
+    try:
+        first, last = int(a), int(b or a)
+    except ValueError:
+        first, last = -1, -1
+    if not lo <= first <= last <= hi:
+        raise click.BadParameter(f"{text!r}: expected N or LO-HI within {lo}..{hi}", param_hint=hint)
+    return first, last
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -257,6 +301,8 @@ def decode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
     r = decode_file(src, dst, force=force, tile=tile)
     if as_json:
         _result_json("decode", src, r)
+    if r.warning:
+        click.echo(f"invisp: warning: {r.warning}", err=True)
     layer = f", {r.layer}" if r.layer else ""
     console.print(f"{src} → {r.output}  [{r.model_id}{layer}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]", markup=False)
 
@@ -299,6 +345,31 @@ def info(path: Path, as_json: bool) -> None:
     for key, value in fields:
         table.add_row(f"[bold]{key}[/]", str(value))
     out.print(table)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@_errors
+def verify(paths: tuple[Path, ...], tile: int) -> None:
+    """Check that invisp JPEGs/MP4s still give back their RAW, writing nothing: metadata checksum, model hash,
+    residual-layer SHA-256, a full decode in memory. One line per file; exit 0 if all are intact.
+
+    Example: invisp verify archive/*.jpg"""
+    from .codec import verify_file
+    from .errors import SomeFilesFailed
+
+    failed: list[InvispError] = []
+    for p in paths:
+        try:
+            out.print(f"ok      {p}: {verify_file(p, tile)}", markup=False, highlight=False, soft_wrap=True)
+        except InvispError as e:
+            failed.append(e)
+            out.print(f"FAILED  {p}: {e}", markup=False, highlight=False, soft_wrap=True)
+    if len(failed) == 1 and len(paths) == 1:
+        raise failed[0]
+    if failed:
+        raise SomeFilesFailed(f"{len(failed)} of {len(paths)} files failed verification")
 
 
 @main.command()
@@ -372,12 +443,16 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
           synthetic_template, every, model_id, seed, resume, init, hard_fraction, demosaic, highlight_knee,
           clip_aware, device, video, crf) -> None:
     """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
+    from .flows import ARCHITECTURES
     from .train import TrainConfig
     from .train import train as run
 
-    lo, _, hi = jpeg_quality.partition("-")
-    cfg = TrainConfig(camera=camera, data=list(data), val=list(val), out=out, arch=arch, hparams=json.loads(hparams),
-                      steps=steps, batch=batch, patch=patch, lr=lr, quality=(int(lo), int(hi or lo)),
+    if arch not in ARCHITECTURES:
+        raise click.BadParameter(f"{arch!r}: known architectures are {', '.join(sorted(ARCHITECTURES))}",
+                                 param_hint="--arch")
+    cfg = TrainConfig(camera=camera, data=list(data), val=list(val), out=out, arch=arch, hparams=_hparams(hparams),
+                      steps=steps, batch=batch, patch=patch, lr=lr, quality=_range(jpeg_quality, 1, 100,
+                                                                                   "--jpeg-quality"),
                       subsampling=subsampling, lam=lam, synthetic=synthetic,
                       synthetic_templates=list(synthetic_template), every=every, model_id=model_id,
                       seed=seed, resume=resume, init=init, demosaic=demosaic,
@@ -385,7 +460,7 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
     if video:  # the video flow (invisp_cli/video/train.py)
         from .video.train import train_video
 
-        entry = train_video(cfg, crf, device=device)
+        entry = train_video(cfg, _range(crf, 0, 51, "--crf"), device=device)
     else:
         entry = run(cfg, device=device)
     if entry is not None:
@@ -462,3 +537,75 @@ def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualiti
         out.print(table)
     written = write_outputs(result, out_dir, plots=not no_plots)
     console.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+def _wb(ctx: click.Context, param: click.Parameter, value: str) -> tuple:
+    from .develop import parse_wb
+
+    try:
+        return parse_wb(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "dst", required=True, type=click.Path(path_type=Path),
+              help=".jpg (8-bit sRGB) or .tif (16-bit sRGB; with --linear 16-bit float linear light)")
+@click.option("--exposure", default=0.0, show_default=True, type=click.FloatRange(-10, 10), metavar="EV",
+              help="linear values × 2^EV")
+@click.option("--wb", default="as-shot", show_default=True, callback=_wb, metavar="as-shot|TK|R,G,B",
+              help="white balance: a temperature (5200K: multipliers m = c_G/c, c = xyz_to_cam·XYZ(x, y) of the "
+              "illuminant at that temperature and the as-shot tint) or R,G,B multipliers")
+@click.option("--tint", default=0.0, show_default=True, type=click.FloatRange(-150, 150),
+              help="added to the white balance's tint (DNG-SDK scale: (u, v) moved by tint/−3000 along the "
+              "isotemperature line); 0 keeps it")
+@click.option("--highlights", default=0.0, show_default=True, type=click.FloatRange(-1, 0), metavar="H",
+              help="clipped channels are rebuilt from the unclipped ones; H < 0 compresses everything above the "
+              "knee k = 1 + H/2 into [k, 1]: k + d/(1 + a·d), d = x − k, a = 1/(1 − k) − 1/(M − k), M the "
+              "brightest value; 0 clips at white")
+@click.option("--shadows", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="S",
+              help="luminance gain 1 + S·p²/(Y² + p²), p = 0.1 (S = 1: +1 EV in deep shadows)")
+@click.option("--contrast", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="C",
+              help="Y' = 0.18·(Y/0.18)^(2^C), applied as a gain Y'/Y to R, G, B")
+@click.option("--saturation", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="SIGMA",
+              help="RGB' = Y + (1 + SIGMA)(RGB − Y) (−1: greyscale)")
+@click.option("--linear", is_flag=True, help=".tif only: scene-referred linear light (float16, not clipped above "
+              "white, no shoulder) with a linear ICC profile")
+@click.option("--primaries", default="rec709", show_default=True, type=click.Choice(["rec709", "prophoto"]),
+              help="with --linear: Rec.709 (sRGB) or ProPhoto RGB primaries")
+@click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100), help="JPEG quality")
+@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
+              help="JPEG chroma subsampling")
+@click.option("--compare", type=click.Path(path_type=Path), default=None,
+              help="also write a .png: before | after, and a 100 % crop of each")
+@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
+@_errors
+def develop(src: Path, dst: Path, exposure: float, wb: tuple, tint: float, highlights: float, shadows: float,
+            contrast: float, saturation: float, linear: bool, primaries: str, quality: int, subsampling: str,
+            compare: Path | None, tile: int, force: bool) -> None:
+    """Edit a photo on its RAW: an invisp JPEG (its RAW recovered in memory, as decode does) or any RAW file,
+    developed to a JPEG or 16-bit TIFF.
+
+    \b
+    Linear pipeline (README "develop"): levels → base exposure of the invisp render → white balance →
+    MHC demosaic → highlight reconstruction → camera matrix (→ linear Rec.709) → × 2^EV → shadows → contrast →
+    saturation → [highlight shoulder → clip → sRGB curve].
+
+    \b
+    Examples:
+      invisp develop photo.jpg -o edit.jpg --exposure +1.5 --highlights -1 --wb 5200K
+      invisp develop photo.jpg -o scene.tif --linear
+      invisp develop photo.jpg -o edit.jpg --exposure +2 --compare side.png"""
+    from .develop import Edit, develop_file
+
+    temperature, multipliers = wb
+    if multipliers is not None and tint:
+        raise click.UsageError("--tint applies to a temperature white balance, not to R,G,B multipliers")
+    edit = Edit(exposure=exposure, temperature=temperature, tint=tint, multipliers=multipliers,
+                highlights=highlights, shadows=shadows, contrast=contrast, saturation=saturation)
+    r = develop_file(src, dst, edit, quality=quality, subsampling=subsampling, linear=linear, primaries=primaries,
+                     compare=compare, force=force, tile=tile)
+    extra = f", compare {r.compare}" if r.compare else ""
+    console.print(f"{src} → {r.output}  [{r.origin}{extra}, {r.seconds:.1f} s]", markup=False)
