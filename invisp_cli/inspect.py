@@ -67,7 +67,7 @@ def describe(path: Path) -> list[tuple[str, object]]:
             ("jpeg", f"quality {p.render['quality']}, {p.render['subsampling']}"),
             ("front end", _front_end(p.render)),
             ("exif", ", ".join(f"{k}={v}" for k, v in p.camera.items()) or "none"),
-            ("raw layer", residual.describe_layer(path.read_bytes(), name)),  # residual layer (issue 6)
+            ("raw layer", residual.describe_layer(path.read_bytes(), name)),
         ]
     raw = rawio.read_raw(path)
     h, w = raw.mosaic.shape

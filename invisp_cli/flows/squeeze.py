@@ -4,7 +4,7 @@ pixel-unshuffled tensor.
     x ─▶ unshuffle(f) ─▶ mix_in ─▶ [1×1(3f²) ─▶ coupling]×B ─▶ mix_out ─▶ curve ─▶ shuffle(f)
 
 Squeezing by f turns 3 channels into 3f² at 1/f² of the positions, so subnets run as wide, dense convs
-(which use the CPU 2–3× better per MAC than thin full-resolution layers, ../shared/PERF-NOTES.md) while the
+(which use the CPU 2–3× better per MAC than thin full-resolution layers, as measured on 2-core CPUs) while the
 3×3 colour mixes and the per-colour monotone output curve do the global colour/tone/highlight work at O(1) cost
 per pixel (the curve is what lets highlights that LibRaw clips survive the 8-bit JPEG, compressed). Those
 per-pixel stages treat every colour sample alike whatever its position in the f×f cell, so they run on the
