@@ -217,7 +217,8 @@ def _result_json(op: str, src: Path, r) -> None:
               help="output .jpg of one RAW file (.mp4: RAW frames, files or a folder, → video)")
 @_batch_options
 @click.option("--model", "model_id", default=None, help="model ID (default: chosen from the camera make)")
-@click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100))
+@click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100),
+              help="JPEG quality (-q is --quality; --quiet has no short form)")
 @click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               help="JPEG chroma subsampling")
 @click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
@@ -314,7 +315,11 @@ def decode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
 @click.option("-f", "--force", is_flag=True, help="overwrite OUT, or allow rewriting SRC in place")
 @_errors
 def strip(src: Path, dst: Path | None, force: bool) -> None:
-    """Remove the residual layer of `encode --exact/--max-error`, leaving the plain invisp JPEG."""
+    """Remove the residual layer of `encode --exact/--max-error`, leaving the plain invisp JPEG.
+
+    \b
+    Example:
+      invisp strip photo.jpg -o photo-small.jpg"""
     from .residual import strip_file
 
     written, removed = strip_file(src, dst, force)
@@ -442,7 +447,11 @@ def models(as_json: bool) -> None:
 def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_quality, subsampling, lam, synthetic,
           synthetic_template, every, model_id, seed, resume, init, hard_fraction, demosaic, highlight_knee,
           clip_aware, device, video, crf) -> None:
-    """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP)."""
+    """Train a per-camera flow on a folder of RAW files (runs under torchrun for DDP).
+
+    \b
+    Example:
+      invisp train --camera nikon --data ~/raws/nikon/ --val ~/raws/holdout/ --out my-nikon"""
     from .flows import ARCHITECTURES
     from .train import TrainConfig
     from .train import train as run
@@ -522,7 +531,11 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
 @_errors
 def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualities: list[int], subsampling: str,
           baselines: str | None, limit: int | None, crop: int | None, out_dir: Path, no_plots: bool) -> None:
-    """Benchmark RAW → JPEG → RAW on RAW files or folders (default: examples/) against baselines."""
+    """Benchmark RAW → JPEG → RAW on RAW files or folders (default: examples/) against baselines.
+
+    \b
+    Example:
+      invisp bench ../shared/data/raw --quality 70,90 --out bench_out"""
     from .bench import BenchConfig, run_bench, write_outputs
     from .bench.report import tables
 

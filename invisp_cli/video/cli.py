@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InvispError
 from ..progress import console
 from .formats import CODECS, PIX_FMTS, VIDEO_SUFFIXES
 
@@ -46,8 +47,17 @@ def is_video_decode(src: Path) -> bool:
     return src.suffix.lower() in VIDEO_SUFFIXES
 
 
+def require_av() -> None:
+    """PyAV is the ``[video]`` extra: say so instead of failing on the import."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        raise InvispError("video needs PyAV: pip install 'invisp[video]'") from None
+
+
 def encode(srcs: Sequence[Path], dst: Path, *, model_id: str | None, tile: int, force: bool, codec: str, crf: int,
            fps: float | None, pix_fmt: str, preset: str) -> None:
+    require_av()
     from .codec import encode_video
 
     r = encode_video(srcs, dst, model_id=model_id, codec=codec, crf=crf, fps=fps, pix_fmt=pix_fmt, preset=preset,
@@ -57,6 +67,7 @@ def encode(srcs: Sequence[Path], dst: Path, *, model_id: str | None, tile: int, 
 
 
 def decode(src: Path, dst: Path, *, tile: int, force: bool) -> None:
+    require_av()
     from .codec import decode_video
 
     r = decode_video(src, dst, force=force, tile=tile)
