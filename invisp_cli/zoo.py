@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import ModelError
-from .flows import ARCHITECTURES, build
+from .flows import build, is_video
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 REGISTRY = "registry.json"
@@ -41,6 +41,7 @@ class ModelEntry:
     description: str = ""
     isp: dict = field(default_factory=dict)  # analytic front-end the flow was trained behind, e.g. {"demosaic": "mhc"}
     superseded_by: str = ""  # a newer model replaces it for encoding; kept so that its files still decode
+    default: bool = False  # encode picks it for every camera of its registry folder unless --model names another
     folder: Path = WEIGHTS_DIR
 
     @property
@@ -56,18 +57,29 @@ class ModelEntry:
 
 
 def registry_dirs() -> list[Path]:
+    """``$INVISP_WEIGHTS`` folders (each must exist), then the shipped ``weights/``."""
     extra = [Path(p) for p in os.environ.get("INVISP_WEIGHTS", "").split(os.pathsep) if p]
+    for p in extra:
+        if not p.is_dir():
+            raise ModelError(f"INVISP_WEIGHTS names {p}, which is not a folder")
     return [*extra, WEIGHTS_DIR]
 
 
 def read_registry(folder: Path) -> list[ModelEntry]:
+    """The entries of ``folder/registry.json``; ModelError for anything malformed (encoding, JSON, fields)."""
     f = folder / REGISTRY
     if not f.is_file():
         return []
     try:
-        return [ModelEntry(**e, folder=folder) for e in json.loads(f.read_text())["models"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ModelError(f"{f}: malformed model registry ({e})") from None
+        entries = [ModelEntry(**e, folder=folder) for e in json.loads(f.read_bytes().decode("utf-8"))["models"]]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, RecursionError) as e:
+        raise ModelError(f"{f}: malformed model registry ({type(e).__name__})") from None
+    for e in entries:
+        if not (isinstance(e.id, str) and isinstance(e.file, str) and isinstance(e.sha256, str)
+                and isinstance(e.arch, str) and isinstance(e.hparams, dict) and isinstance(e.cameras, list)
+                and Path(e.file).name == e.file):
+            raise ModelError(f"{f}: malformed model registry (entry {str(e.id)[:40]!r})")
+    return entries
 
 
 def write_registry(folder: Path, entries: list[ModelEntry]) -> None:
@@ -95,17 +107,20 @@ def find_model(model_id: str) -> ModelEntry:
 
 
 def select_model(make: str, video: bool = False) -> ModelEntry:
-    """The model for a camera make: a camera-specific one if any matches, else the generic ('*') one.
-    ``video`` chooses among video (windowed) architectures instead of image ones; superseded models are only
-    loaded to decode the files they wrote."""
-    models = [e for e in list_models()
-              if (getattr(ARCHITECTURES.get(e.arch), "window", 1) > 1) == video and not e.superseded_by]
-    for e in models:
-        if e.matches(make):
-            return e
-    for e in models:
-        if "*" in e.cameras:
-            return e
+    """The model encode uses for a camera make when ``--model`` names none.
+
+    Registry folders are searched in order (``$INVISP_WEIGHTS`` first, then the shipped ``weights/``); in the
+    first folder with a candidate: the entry flagged ``default`` if any (the shipped one is the analytic front end,
+    ``invisp-frontend-v1``: no learned stage measured better than it, README "Where it stands"), else a
+    camera-specific one matching the make, else the generic ('*') one. ``video`` chooses among video (windowed)
+    architectures instead of image ones; superseded models are only loaded to decode the files they wrote."""
+    for folder in registry_dirs():
+        models = [e for e in read_registry(folder)
+                  if is_video(e.arch) == video and not e.superseded_by]
+        for rule in (lambda e: e.default, lambda e: e.matches(make), lambda e: "*" in e.cameras):
+            for e in models:
+                if rule(e):
+                    return e
     raise ModelError(f"no generic {'video ' if video else ''}model installed "
                      "(weights/registry.json has no entry for cameras '*')")
 
@@ -135,12 +150,33 @@ def _load(path: Path, registered: str, expected: str, arch: str, hparams: str, m
     if actual != expected:
         raise ModelError(f"model {model_id}: checkpoint {path.name} has sha256 {actual[:12]}…, "
                          f"expected {expected[:12]}… (corrupt or replaced file)")
-    model = build(arch, **json.loads(hparams))
     try:
-        model.load_state_dict(load_file(str(path)), strict=True)
+        state = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types on a damaged blob
+        raise ModelError(f"model {model_id}: checkpoint {path.name} is not a readable safetensors file "
+                         f"({type(e).__name__})") from None
+    model = _build_checked(arch, json.loads(hparams), sum(t.numel() for t in state.values()), model_id)
+    try:
+        model.load_state_dict(state, strict=True)
     except (RuntimeError, OSError) as e:
-        raise ModelError(f"model {model_id}: checkpoint does not fit architecture {arch}: {e}") from None
+        raise ModelError(f"model {model_id}: checkpoint does not fit architecture {arch}: "
+                         f"{' '.join(str(e).split())[:200]}") from None
     return model.eval()
+
+
+def _build_checked(arch: str, hparams: dict, numel: int, model_id: str) -> torch.nn.Module:
+    """Build ``arch`` — first without memory (meta device), refusing unknown architectures, bad hyper-parameters,
+    and ones whose size does not match the checkpoint's (absurd hparams would otherwise allocate gigabytes)."""
+    try:
+        with torch.device("meta"):
+            size = sum(t.numel() for t in build(arch, **hparams).state_dict().values())
+    except Exception as e:  # noqa: BLE001 - a constructor may raise anything on bad hyper-parameters
+        raise ModelError(f"model {model_id}: cannot build architecture {arch!r} with {hparams} "
+                         f"({type(e).__name__}: {str(e)[:120]})") from None
+    if size != numel:
+        raise ModelError(f"model {model_id}: architecture {arch} with {hparams} has {size} parameters, "
+                         f"its checkpoint {numel}")
+    return build(arch, **hparams)
 
 
 def save_checkpoint(model: torch.nn.Module, folder: Path, model_id: str) -> tuple[str, str]:

@@ -1,7 +1,8 @@
-"""Invertible network architectures behind one registry (``build(arch, **hparams)``)."""
+"""Invertible network architectures, image and video, behind one contract (``base.InvertibleFlow``) and one
+registry (``build(arch, **hparams)``)."""
 
-from ..video import flow as _video_flow  # noqa: F401  (registers the video architecture "video-squeeze")
-from . import paper, squeeze  # noqa: F401  (register the architectures)
-from .registry import ARCHITECTURES, build, register
+from . import frontend, paper, squeeze, video  # noqa: F401  (register the architectures)
+from .base import InvertibleFlow
+from .registry import ARCHITECTURES, build, is_video, register
 
-__all__ = ["ARCHITECTURES", "build", "register"]
+__all__ = ["ARCHITECTURES", "InvertibleFlow", "build", "is_video", "register"]

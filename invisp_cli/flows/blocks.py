@@ -65,30 +65,36 @@ class AffineCoupling(nn.Module):
         n₂ = m₂ ⊙ exp(s(n₁)) + t(n₁)          m₁ = n₁ − r(m₂)
 
     with s soft-clamped to (−clamp, clamp) by clamp·tanh(·/clamp) for stability. ``s`` and ``t`` come from
-    one subnet with 2·(D−d) outputs. Subnets' last layers start at zero, so the block starts as identity."""
+    one subnet with 2·(D−d) outputs. Subnets' last layers start at zero, so the block starts as identity.
+    With ``cond_channels`` K > 0 every subnet also reads a conditioning tensor e (K channels) — r([m₂, e]),
+    s, t([n₁, e]) — and the block is a bijection of x for every fixed e (the video flow's neighbours)."""
 
-    def __init__(self, channels: int, split: int, subnet: SubnetFactory, clamp: float = 1.0):
+    def __init__(self, channels: int, split: int, subnet: SubnetFactory, clamp: float = 1.0, cond_channels: int = 0):
         super().__init__()
         self.d = split
         self.clamp = clamp
-        self.r = subnet(channels - split, split)
-        self.st = subnet(split, 2 * (channels - split))
+        self.r = subnet(channels - split + cond_channels, split)
+        self.st = subnet(split + cond_channels, 2 * (channels - split))
 
-    def _s_t(self, n1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self.st(n1).chunk(2, dim=1)
+    @staticmethod
+    def _with(a: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
+        return a if e is None else torch.cat([a, e], dim=1)
+
+    def _s_t(self, n1: torch.Tensor, e: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        s, t = self.st(self._with(n1, e)).chunk(2, dim=1)
         return self.clamp * torch.tanh(s / self.clamp), t
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
         m1, m2 = x[:, : self.d], x[:, self.d :]
-        n1 = m1 + self.r(m2)
-        s, t = self._s_t(n1)
+        n1 = m1 + self.r(self._with(m2, e))
+        s, t = self._s_t(n1, e)
         return torch.cat([n1, m2 * torch.exp(s) + t], dim=1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
         n1, n2 = y[:, : self.d], y[:, self.d :]
-        s, t = self._s_t(n1)
+        s, t = self._s_t(n1, e)
         m2 = (n2 - t) * torch.exp(-s)
-        return torch.cat([n1 - self.r(m2), m2], dim=1)
+        return torch.cat([n1 - self.r(self._with(m2, e)), m2], dim=1)
 
 
 def zero_last(module: nn.Module) -> nn.Module:

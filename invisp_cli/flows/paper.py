@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .base import InvertibleFlow
 from .blocks import AffineCoupling, InvConv1x1, zero_last
 from .registry import register
 
@@ -28,7 +29,7 @@ class DenseSubnet(nn.Module):
 
 
 @register("paper")
-class PaperFlow(nn.Module):
+class PaperFlow(InvertibleFlow):
     """InvISP (Xing et al., CVPR 2021): stack of InvConv1x1 + AffineCoupling blocks on RGB."""
 
     align = 1
@@ -45,12 +46,12 @@ class PaperFlow(nn.Module):
         # each coupling runs two subnets in sequence, each five 3×3 convs deep
         self.receptive_field = blocks * 2 * 5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x)
         return x
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         for layer in reversed(self.layers):
             y = layer.inverse(y)
         return y

@@ -28,18 +28,12 @@ from ..fileio import OutputFolder, atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
-from ..steps import Chain, Flow, front_end
+from ..steps import Chain, front_end
 from ..tiling import run_tiled
 from ..zoo import ModelEntry, find_model, load_model, select_model
 from . import frames as fr
 from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
-from .flow import run_aligned
 from .formats import CODECS
-
-
-def window_of(model: torch.nn.Module) -> int:
-    """Frames a model looks at: its ``window`` (video flows), 1 for image flows (run per frame)."""
-    return int(getattr(model, "window", 1))
 
 
 def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
@@ -66,16 +60,12 @@ def render_frame(window: Sequence[RawImage], gains: Sequence[float], model: torc
     k = len(window) // 2
     chains = [_analytic(r, g, isp or {}) for r, g in zip(window, gains, strict=True)]
     centre = window[k]
-    if len(window) == 1:
-        flow = Flow(model)
-        fn, rf, align = (lambda t: flow.forward(chains[0].forward(t))), flow.receptive_field, flow.align
-    else:
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            x = [c.forward(t[:, i : i + 1]) for i, c in enumerate(chains)]
-            cond = torch.cat(x[:k] + x[k + 1 :], 1).clamp(0, 1)
-            return run_aligned(model.forward, x[k], cond, model.align)
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        x = [c.forward(t[:, i : i + 1]) for i, c in enumerate(chains)]
+        cond = torch.cat(x[:k] + x[k + 1 :], 1).clamp(0, 1) if k else None
+        return model.padded(x[k], cond)
 
-        rf, align = model.receptive_field, model.align
+    rf, align = model.receptive_field, model.align
     h, w = centre.mosaic.shape
     x = torch.from_numpy(np.stack([r.mosaic for r in window]).astype(np.float32))[None]
     out = np.empty((1, 3, h, w), np.float32)
@@ -94,15 +84,11 @@ def recover_frame(window: Sequence[np.ndarray], params: ReconstructionParams, mo
     sensor = np.stack([rawio.undo_flip(f, raw.flip).transpose(2, 0, 1) for f in window]).astype(np.float32)
     h, w = sensor.shape[-2:]
     x = torch.from_numpy(sensor.reshape(1, -1, h, w))
-    if len(window) == 1:
-        flow = Flow(model)
-        fn, rf, align = (lambda t: chain.inverse(flow.inverse(t))), flow.receptive_field, flow.align
-    else:
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            cond = torch.cat([t[:, : 3 * k], t[:, 3 * k + 3 :]], 1)
-            return chain.inverse(run_aligned(model.inverse, t[:, 3 * k : 3 * k + 3], cond, model.align))
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        cond = torch.cat([t[:, : 3 * k], t[:, 3 * k + 3 :]], 1) if k else None
+        return chain.inverse(model.padded(t[:, 3 * k : 3 * k + 3], cond, inverse=True))
 
-        rf, align = model.receptive_field, model.align
+    rf, align = model.receptive_field, model.align
     out = np.empty((1, 1, h, w), np.uint16)
 
     def to_raw_units(t: torch.Tensor) -> np.ndarray:
@@ -166,7 +152,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         try:
             with progress_bar("encoding frames", total=len(files)) as advance:
                 frames = _read_frames(files, first, codec, crf, pix_fmt, entry.isp)
-                for window in fr.sliding(frames, window_of(model)):
+                for window in fr.sliding(frames, model.window):
                     path, raw, settings = window[len(window) // 2]
                     gains = [s["exposure_gain"] for _, _, s in window]
                     writer.write(render_frame([r for _, r, _ in window], gains, model, tile, entry.isp))
@@ -175,7 +161,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
                     advance(1)
             video = {"codec": codec, "encoder": CODECS[codec], "crf": int(crf), "pix_fmt": pix_fmt,
                      "preset": preset, "fps": f"{rate.numerator}/{rate.denominator}", "frames": len(infos),
-                     "width": writer.width, "height": writer.height, "window": window_of(model)}
+                     "width": writer.width, "height": writer.height, "window": model.window}
             writer.close(VideoDoc(entry.id, entry.sha256, video, infos).to_tags())
         except BaseException:
             writer.abort()
@@ -198,7 +184,7 @@ def decode_video(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool 
     folder.check(names, rawio.is_invisp_dng)
     try:
         with progress_bar("decoding frames", total=len(doc.frames)) as advance:
-            for i, window in enumerate(fr.sliding(iter_frames(src, doc), window_of(model))):
+            for i, window in enumerate(fr.sliding(iter_frames(src, doc), model.window)):
                 with folder.file(names[i]) as tmp:
                     rawio.write_dng(tmp, recover_frame(window, doc.frames[i].params, model, tile))
                 advance(1)
@@ -215,7 +201,7 @@ def verify_video(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
     doc = read_doc(src)
     model = load_model(find_model(doc.model_id), expected_sha256=doc.model_sha256)
     with progress_bar("verifying frames", total=len(doc.frames)) as advance:
-        for i, window in enumerate(fr.sliding(iter_frames(src, doc), window_of(model))):
+        for i, window in enumerate(fr.sliding(iter_frames(src, doc), model.window)):
             recover_frame(window, doc.frames[i].params, model, tile)
             advance(1)
     return f"{doc.model_id}, {len(doc.frames)} frames (approximate RAW)"

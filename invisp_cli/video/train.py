@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 
 from .. import rawio
 from ..errors import InputError
-from ..flows import ARCHITECTURES, build
+from ..flows import ARCHITECTURES, build, is_video
 from ..metrics import flicker, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
 from ..train import (
     PatchSampler,
@@ -50,7 +50,6 @@ from ..train import (
 from ..zoo import ModelEntry
 from .codec import decode_video, encode_video
 from .container import iter_frames, read_doc
-from .flow import is_video_arch
 from .frames import output_names, slide_sequence
 from .simulator import VideoCodecSim
 
@@ -211,9 +210,9 @@ def _build(cfg: VideoTrainConfig) -> nn.Module:
 def train_video(base: TrainConfig, crf_range: tuple[int, int] = (18, 32), device: str = "cpu") -> ModelEntry | None:
     """Train the video flow with the image training's settings (``base``) plus a simulated CRF range (lo, hi);
     returns the registry entry on rank 0."""
-    arch = base.arch if is_video_arch(base.arch) else f"video-{base.arch}"
+    arch = base.arch if is_video(base.arch) else f"video-{base.arch}"
     if arch not in ARCHITECTURES:
-        video_archs = ", ".join(a for a in ARCHITECTURES if is_video_arch(a))
+        video_archs = ", ".join(a for a in ARCHITECTURES if is_video(a))
         raise InputError(f"--video needs a video architecture ({video_archs}), not {base.arch!r}")
     if base.synthetic:
         raise InputError("--synthetic is not supported with --video (windows need real RAW frames)")
