@@ -171,3 +171,67 @@ def mac_per_pixel(
     with torch.no_grad(), counter:
         model(x, **kwargs)
     return counter.get_total_flops() / 2.0 / (n * h * w)
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB values in [0, 1] (…, 3) → CIELAB (D65 white): the sRGB curve undone (IEC 61966-2-1), linear Rec.709
+    → XYZ (D65), then L* = 116·f(Y/Yn) − 16, a* = 500·(f(X/Xn) − f(Y/Yn)), b* = 200·(f(Y/Yn) − f(Z/Zn)), with
+    f(t) = t^(1/3) above (6/29)³, else t/(3·(6/29)²) + 4/29."""
+    v = np.asarray(rgb, dtype=np.float64)
+    lin = np.where(v <= 0.04045, v / 12.92, ((np.clip(v, 0.04045, None) + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    d = 6.0 / 29.0
+    f = np.where(xyz > d**3, np.cbrt(np.clip(xyz, d**3, None)), xyz / (3 * d * d) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference ΔE₀₀ (CIE 142-2001; Sharma, Wu & Dalal 2005, eq. 1–18; k_L = k_C = k_H = 1) of
+    CIELAB arrays (…, 3), element-wise. Hue angles in degrees as in the paper; the mean hue and Δh follow its
+    conventions for |h₁ − h₂| > 180° and for a zero chroma product."""
+    L1, a1, b1 = np.moveaxis(np.asarray(lab1, dtype=np.float64), -1, 0)
+    L2, a2, b2 = np.moveaxis(np.asarray(lab2, dtype=np.float64), -1, 0)
+    c_bar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2.0
+    g = 0.5 * (1.0 - np.sqrt(c_bar**7 / (c_bar**7 + 25.0**7)))
+    a1p, a2p = (1.0 + g) * a1, (1.0 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360.0
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360.0
+    zero = c1p * c2p == 0
+    dh = h2p - h1p
+    dh = np.where(dh > 180.0, dh - 360.0, np.where(dh < -180.0, dh + 360.0, dh))
+    dh = np.where(zero, 0.0, dh)
+    d_lp, d_cp = L2 - L1, c2p - c1p
+    d_hp = 2.0 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh / 2.0))
+    l_bar, c_bar_p = (L1 + L2) / 2.0, (c1p + c2p) / 2.0
+    h_sum = h1p + h2p
+    h_bar = np.where(np.abs(h1p - h2p) <= 180.0, h_sum / 2.0,
+                     np.where(h_sum < 360.0, (h_sum + 360.0) / 2.0, (h_sum - 360.0) / 2.0))
+    h_bar = np.where(zero, h_sum, h_bar)
+    t = (1.0 - 0.17 * np.cos(np.radians(h_bar - 30.0)) + 0.24 * np.cos(np.radians(2.0 * h_bar))
+         + 0.32 * np.cos(np.radians(3.0 * h_bar + 6.0)) - 0.20 * np.cos(np.radians(4.0 * h_bar - 63.0)))
+    d_theta = 30.0 * np.exp(-(((h_bar - 275.0) / 25.0) ** 2))
+    r_c = 2.0 * np.sqrt(c_bar_p**7 / (c_bar_p**7 + 25.0**7))
+    s_l = 1.0 + 0.015 * (l_bar - 50.0) ** 2 / np.sqrt(20.0 + (l_bar - 50.0) ** 2)
+    s_c = 1.0 + 0.045 * c_bar_p
+    s_h = 1.0 + 0.015 * c_bar_p * t
+    r_t = -np.sin(np.radians(2.0 * d_theta)) * r_c
+    return np.sqrt((d_lp / s_l) ** 2 + (d_cp / s_c) ** 2 + (d_hp / s_h) ** 2 + r_t * (d_cp / s_c) * (d_hp / s_h))
+
+
+def mean_ciede2000(img: np.ndarray, ref: np.ndarray, chunk: int = 1 << 20) -> float:
+    """Mean ΔE₀₀ over the pixels of two sRGB images (uint8, uint16 or floats in [0, 1]; (H, W, 3)), via
+    ``srgb_to_lab``; computed in chunks of ``chunk`` pixels to bound memory."""
+    if np.shape(img) != np.shape(ref):
+        raise ValueError(f"shape mismatch: {np.shape(img)} vs {np.shape(ref)}")
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a)
+        return a.reshape(-1, 3) / (np.iinfo(a.dtype).max if np.issubdtype(a.dtype, np.integer) else 1.0)
+
+    x, y = unit(img), unit(ref)
+    total = sum(float(ciede2000(srgb_to_lab(x[i:i + chunk]), srgb_to_lab(y[i:i + chunk])).sum())
+                for i in range(0, len(x), chunk))
+    return total / len(x)

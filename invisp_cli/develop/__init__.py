@@ -1,0 +1,128 @@
+"""``invisp develop``: edit a photo on its recovered RAW (or on any RAW file) and write a JPEG or 16-bit TIFF.
+
+The input is an invisp JPEG, whose RAW is recovered in memory exactly as ``invisp decode`` does
+(``codec.recover_file``: the residual layer when present, else the file's model), or any Bayer RAW file
+(``rawio.read_raw``). The pipeline and each option's math: ``pipeline``; colour: ``colour``; files: ``output``."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..fileio import atomic_output, check_output
+from ..rawio import RawImage
+from ..steps import libraw_maximum_gain
+from . import colour, output
+from .pipeline import Edit, develop
+
+__all__ = ["Edit", "Source", "develop", "develop_file", "load_source", "parse_wb"]
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+TIFF_SUFFIXES = (".tif", ".tiff")
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@dataclass
+class Source:
+    """A develop input: the RAW, the base exposure g₀ of its invisp render, and where it came from."""
+
+    raw: RawImage
+    base_gain: float
+    origin: str
+
+
+def load_source(path: str | os.PathLike, tile: int = 1024) -> Source:
+    """An invisp JPEG (recovered as ``invisp decode`` does; g₀ as stored in it) or a RAW file (g₀ computed as
+    ``invisp encode`` computes it, so both inputs of one photo develop alike)."""
+    from .. import codec, rawio
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    with open(p, "rb") as fh:
+        is_jpeg = fh.read(3) == _JPEG_MAGIC
+    if is_jpeg:
+        rec = codec.recover_file(p, tile)
+        how = rec.layer or "approximate RAW"
+        return Source(rec.raw, float(rec.params.render["exposure_gain"]), f"{rec.params.model_id}, {how}")
+    raw = rawio.read_raw(p)
+    return Source(raw, libraw_maximum_gain(raw.mosaic, raw.black, raw.white), "RAW file")
+
+
+def parse_wb(text: str) -> tuple[float | None, tuple[float, float, float] | None]:
+    """``--wb``: "as-shot", a temperature "5200K" (2000–50000 K), or multipliers "R,G,B" →
+    (temperature or None, multipliers or None). ValueError with a message otherwise."""
+    t = text.strip().lower()
+    if t in ("as-shot", "asshot", "camera"):
+        return None, None
+    if m := re.fullmatch(r"([0-9]+(?:\.[0-9]*)?)\s*k", t):
+        kelvin = float(m.group(1))
+        if not 2000.0 <= kelvin <= 50000.0:
+            raise ValueError(f"{text!r}: temperature must lie in 2000K..50000K")
+        return kelvin, None
+    try:
+        values = tuple(float(v) for v in t.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(v > 0 for v in values):
+        raise ValueError(f"{text!r}: expected as-shot, a temperature like 5200K, or three positive multipliers R,G,B")
+    return None, (values[0], values[1], values[2])
+
+
+@dataclass
+class DevelopResult:
+    output: Path
+    origin: str
+    seconds: float
+    compare: Path | None
+
+
+def _check_paths(src: Path, dst: Path, linear: bool, primaries: str, compare: Path | None, force: bool) -> None:
+    suffix = dst.suffix.lower()
+    if suffix not in JPEG_SUFFIXES + TIFF_SUFFIXES:
+        raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .jpg or .tif)")
+    if (linear or primaries != "rec709") and suffix not in TIFF_SUFFIXES:
+        raise InputError(f"{dst}: linear (--linear, --primaries) output is a 16-bit TIFF: use .tif")
+    if primaries != "rec709" and not linear:
+        raise InputError("--primaries prophoto is for --linear output (sRGB output has sRGB primaries)")
+    check_output(dst, force, inputs=[src])
+    if compare is not None:
+        if compare.suffix.lower() != ".png":
+            raise InputError(f"{compare}: the comparison is a PNG: use .png")
+        check_output(compare, force, inputs=[src, dst])
+
+
+def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, quality: int = 90,
+                 subsampling: str = "4:4:4", linear: bool = False, primaries: str = "rec709",
+                 compare: str | os.PathLike | None = None, force: bool = False, tile: int = 1024) -> DevelopResult:
+    """Develop ``src`` (invisp JPEG or RAW) with ``edit`` into ``dst`` (.jpg: 8-bit sRGB; .tif: 16-bit sRGB, or
+    with ``linear`` float16 linear light in Rec.709/ProPhoto primaries), atomically; ``compare``: a before/after
+    PNG (before = the same input developed with no edit)."""
+    t0 = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    compare = Path(compare) if compare is not None else None
+    _check_paths(src, dst, linear, primaries, compare, force)
+    source = load_source(src, tile)
+    raw, gain = source.raw, source.base_gain
+    camera = dict(raw.exif)
+    is_jpeg = dst.suffix.lower() in JPEG_SUFFIXES
+    mode = "srgb8" if is_jpeg else "linear" if linear else "srgb16"
+    image = develop(raw, gain, edit, mode, primaries, tile)
+    note = f"invisp develop from {src.name}: {edit}"
+    with atomic_output(dst, force, inputs=[src]) as tmp:
+        if is_jpeg:
+            output.write_jpeg(tmp, image, camera, colour.srgb_profile(), quality, subsampling)
+        else:
+            icc = colour.linear_profile(primaries) if linear else colour.srgb_profile()
+            output.write_tiff(tmp, image, camera, icc, note)
+    if compare is not None:
+        after = image if mode == "srgb8" else develop(raw, gain, edit, "srgb8", tile=tile, description="after")
+        del image
+        before = develop(raw, gain, Edit(), "srgb8", tile=tile, description="before")
+        with atomic_output(compare, force, inputs=[src, dst]) as tmp:
+            output.write_compare(tmp, before, after)
+    return DevelopResult(dst, source.origin, time.perf_counter() - t0, compare)

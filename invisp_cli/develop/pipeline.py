@@ -1,0 +1,198 @@
+"""The develop pipeline: a RAW mosaic → an edited, demosaiced image, run by tiles.
+
+    mosaic ─Levels─Exposure(g₀)─clip flags─WhiteBalance(m)─MHCDemosaic─reconstruct─ColorMatrix─×2^EV─shadows
+           ─contrast─saturation─▶ linear Rec.709 (scene-referred)  ─highlight shoulder─clip─sRGB curve─▶ display
+
+Every step is per pixel except the demosaic (5×5) and the clip flags (5×5 max), so a 4-px halo makes the tiled
+result equal the untiled one. g₀ is the base exposure the invisp render used (LibRaw's ``adjust_maximum``
+brightening, ``steps.libraw_maximum_gain``): a develop with no edits is as bright as ``invisp encode``'s JPEG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import rawio
+from ..errors import InputError
+from ..rawio import RawImage
+from ..steps import ColorMatrix, Exposure, Levels, MHCDemosaic, Step, WhiteBalance, cfa_masks
+from ..tiling import run_tiled
+from . import colour
+
+LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 luminance weights of linear RGB
+MID_GREY = 0.18  # the contrast pivot
+SHADOW_PIVOT = 0.1  # luminance below which the shadow lift acts fully
+CLIP_LEVEL = 0.98  # a site is clipped where g₀·n ≥ this (n = normalised raw value)
+CLIP_REACH = 2  # the clip flags spread over the demosaic's 5×5 support
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One develop: every field at its default is the plain render (no edit).
+
+    exposure     EV; linear values × 2^EV
+    temperature  K of the white balance (None: as shot); keeps the as-shot tint unless ``tint`` moves it
+    tint         added to the white balance's tint (DNG-SDK units; + magenta, − green)
+    multipliers  R, G, B white-balance multipliers instead of temperature/tint (G normalised to 1)
+    highlights   h ∈ [−1, 0]: shoulder knee k = 1 + h/2 compresses the headroom up to the brightest value into 1
+    shadows      s ∈ [−1, 1]: luminance gain 1 + s·p²/(Y² + p²), p = 0.1
+    contrast     c ∈ [−1, 1]: Y' = 0.18·(Y/0.18)^(2^c)
+    saturation   σ ∈ [−1, 1]: RGB' = Y + (1 + σ)(RGB − Y)"""
+
+    exposure: float = 0.0
+    temperature: float | None = None
+    tint: float = 0.0
+    multipliers: tuple[float, float, float] | None = None
+    highlights: float = 0.0
+    shadows: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+
+
+def as_shot_temperature(raw: RawImage) -> tuple[float, float]:
+    """(T in K, tint) of the illuminant the file's own white balance neutralises (via its XYZ→camera matrix)."""
+    xy = colour.xy_from_multipliers(raw.xyz_to_cam, raw.wb)
+    if xy is None:
+        raise InputError("the file's colour matrix gives no temperature for its white balance; use --wb R,G,B")
+    return colour.temperature_from_xy(xy)
+
+
+def white_balance(raw: RawImage, edit: Edit) -> np.ndarray:
+    """The multipliers of an edit: as shot (no temperature, tint 0), given multipliers, or those of the
+    illuminant (T, as-shot tint + tint) through ``colour.multipliers_from_xy``."""
+    if edit.multipliers is not None:
+        m = np.asarray(edit.multipliers, dtype=np.float64)
+        if m.shape != (3,) or not np.all(m > 0):
+            raise InputError("white-balance multipliers must be three positive numbers")
+        return m / m[1]
+    if edit.temperature is None and edit.tint == 0.0:
+        return np.asarray(raw.wb, dtype=np.float64)
+    shot_t, shot_tint = as_shot_temperature(raw)
+    t = shot_t if edit.temperature is None else float(edit.temperature)
+    m = colour.multipliers_from_xy(raw.xyz_to_cam, colour.xy_from_temperature(t, shot_tint + edit.tint))
+    if m is None:
+        raise InputError(f"the file's colour matrix gives no white balance for {t:.0f} K; use --wb R,G,B")
+    return m
+
+
+def luminance(x: torch.Tensor) -> torch.Tensor:
+    """Y = 0.2126 R + 0.7152 G + 0.0722 B of (N, 3, H, W) linear Rec.709, as (N, 1, H, W)."""
+    return torch.einsum("c,nchw->nhw", torch.tensor(LUMA, dtype=x.dtype, device=x.device), x).unsqueeze(1)
+
+
+def tone_luminance(y, edit: Edit):
+    """The luminance curve of shadows then contrast (tensor or float, y ≥ 0):
+    y₁ = y·(1 + s·p²/(y² + p²)),  y₂ = 0.18·(y₁/0.18)^(2^c). Monotone for s, c in [−1, 1]."""
+    p2 = SHADOW_PIVOT**2
+    y = y * (1.0 + edit.shadows * p2 / (y * y + p2))
+    return MID_GREY * (y / MID_GREY) ** (2.0**edit.contrast) if edit.contrast else y
+
+
+def tone(x: torch.Tensor, edit: Edit) -> torch.Tensor:
+    """Shadows and contrast as a luminance gain Y'/Y on all three channels (hue kept; Y ≤ 0 untouched), then
+    saturation about the new luminance."""
+    if edit.shadows or edit.contrast:
+        y = luminance(x)
+        pos = y > 1e-12
+        gain = tone_luminance(y.clamp_min(1e-12), edit) / y.clamp_min(1e-12)
+        x = x * torch.where(pos, gain, torch.ones_like(gain))
+    if edit.saturation:
+        y = luminance(x)
+        x = y + (1.0 + edit.saturation) * (x - y)
+    return x
+
+
+def shoulder(x: torch.Tensor, knee: float, ceiling: float) -> torch.Tensor:
+    """Highlight shoulder, the rational form of ``steps.HighlightRolloff`` on RGB: x ≤ k unchanged; (k, M] onto
+    (k, 1] by  k + d/(1 + a·d),  d = x − k,  a = 1/(1 − k) − 1/(M − k)  (C¹ at k, M ↦ 1); above M → 1.
+    Identity where k ≥ 1 or M ≤ 1 (no headroom to compress)."""
+    if knee >= 1.0 or ceiling <= 1.0:
+        return x
+    a = 1.0 / (1.0 - knee) - 1.0 / (ceiling - knee)
+    d = (x - knee).clamp(0.0, ceiling - knee)
+    return torch.where(x > knee, knee + d / (1.0 + a * d), x)
+
+
+def display(x: torch.Tensor, edit: Edit, ceiling: float) -> torch.Tensor:
+    """Scene-referred linear Rec.709 → display sRGB in [0, 1]: shoulder (knee 1 + h/2, ``ceiling`` = the brightest
+    linear value the image can hold), clip to [0, 1], sRGB transfer curve."""
+    return colour.srgb_encode(shoulder(x, 1.0 + edit.highlights / 2.0, ceiling).clamp(0.0, 1.0))
+
+
+def reconstruct_highlights(rgb: torch.Tensor, clipped: torch.Tensor) -> torch.Tensor:
+    """Clipped channels from the unclipped ones, assuming a neutral highlight: where some channels are clipped,
+    each clipped channel becomes max(itself, mean of the unclipped channels); where all are, every channel becomes
+    the pixel's maximum (white at the brightest level)."""
+    free = (~clipped).to(rgb.dtype)
+    n_free = free.sum(dim=1, keepdim=True)
+    mean_free = (rgb * free).sum(dim=1, keepdim=True) / n_free.clamp_min(1.0)
+    partial = torch.where(clipped, torch.maximum(rgb, mean_free), rgb)
+    return torch.where(n_free > 0, partial, rgb.amax(dim=1, keepdim=True).expand_as(rgb))
+
+
+class DevelopChain(Step):
+    """Mosaic in raw units (N, 1, H, W) → edited linear Rec.709 (N, 3, H, W), scene-referred (not clipped).
+
+    The analytic steps of ``invisp_cli.steps`` (Levels, Exposure, WhiteBalance, MHCDemosaic, ColorMatrix) with the
+    edit's multipliers and exposure g₀·2^EV, highlight reconstruction between demosaic and colour matrix, then
+    ``tone``. ``ceiling`` is where a clipped white lands: tone of g₀·2^EV·max(m) (rows of rgb_cam sum to 1)."""
+
+    receptive_field = MHCDemosaic.receptive_field + CLIP_REACH
+
+    def __init__(self, raw: RawImage, base_gain: float, edit: Edit):
+        self.cfa, self.edit, self.base_gain = raw.cfa, edit, float(base_gain)
+        self.multipliers = white_balance(raw, edit)
+        self.levels = Levels(raw.black, raw.white)
+        self.wb = WhiteBalance(raw.cfa, self.multipliers)
+        self.demosaic = MHCDemosaic(raw.cfa)
+        self.matrix = ColorMatrix(raw.rgb_cam)
+        self.exposure = Exposure(2.0**edit.exposure)
+        self.ceiling = float(tone_luminance(self.base_gain * self.exposure.gain * float(self.multipliers.max()), edit))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.levels(x) * self.base_gain
+        masks = cfa_masks(self.cfa, x.shape[-2], x.shape[-1], x.device).to(x.dtype)
+        k = 2 * CLIP_REACH + 1
+        clipped = F.max_pool2d(masks * (n >= CLIP_LEVEL).to(x.dtype), k, stride=1, padding=CLIP_REACH) > 0
+        rgb = reconstruct_highlights(self.demosaic(self.wb(n)), clipped)
+        return tone(self.exposure(self.matrix(rgb)), self.edit)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("develop is a one-way render")
+
+
+OUTPUT_MODES = ("srgb8", "srgb16", "linear")
+
+
+@torch.inference_mode()
+def develop(raw: RawImage, base_gain: float, edit: Edit, mode: str = "srgb8", primaries: str = "rec709",
+            tile: int = 1024, description: str = "developing") -> np.ndarray:
+    """Develop a RAW by tiles; returns the upright image (H', W', 3):
+
+    srgb8   uint8 display sRGB (``display``), round(255·v)
+    srgb16  uint16 display sRGB, round(65535·v)
+    linear  float16 scene-referred linear light (no shoulder, no clip above 1; negatives clipped to 0), in Rec.709
+            or (``primaries="prophoto"``) ProPhoto RGB primaries: RGB_pp = REC709_TO_PROPHOTO · RGB."""
+    if mode not in OUTPUT_MODES:
+        raise ValueError(f"unknown output mode {mode!r}")
+    chain = DevelopChain(raw, base_gain, edit)
+    h, w = raw.mosaic.shape
+    dtype = {"srgb8": np.uint8, "srgb16": np.uint16, "linear": np.float16}[mode]
+    out = np.empty((1, 3, h, w), dtype)
+    to_prophoto = torch.tensor(colour.REC709_TO_PROPHOTO, dtype=torch.float32)
+
+    def encode(t: torch.Tensor) -> np.ndarray:
+        if mode == "linear":
+            if primaries == "prophoto":
+                t = torch.einsum("ij,njhw->nihw", to_prophoto, t)
+            return t.clamp(0.0, 65504.0).numpy().astype(np.float16)
+        scale = 255.0 if mode == "srgb8" else 65535.0
+        v = display(t, edit, chain.ceiling) * scale + 0.5
+        return v.to(torch.int32).numpy().astype(dtype)
+
+    run_tiled(chain.forward, torch.from_numpy(raw.mosaic.astype(np.float32)).view(1, 1, h, w), out, tile=tile,
+              halo=chain.receptive_field, align=2, post=encode, description=description)
+    return np.ascontiguousarray(rawio.apply_flip(out[0].transpose(1, 2, 0), raw.flip))

@@ -1,0 +1,303 @@
+"""``invisp develop``: each option's effect on synthetic images with a known result, the outputs' formats, tiling,
+the invisp-JPEG input path, and the refusals. Plus CIEDE2000 against Sharma, Wu & Dalal (2005)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from conftest import assert_fails, run
+from PIL import Image, ImageCms
+from synthraw import make_raw, write_synthetic_dng
+
+from invisp_cli import metrics, rawio
+from invisp_cli.develop import Edit, colour, develop
+from invisp_cli.develop.pipeline import (
+    as_shot_temperature,
+    reconstruct_highlights,
+    shoulder,
+    tone,
+    white_balance,
+)
+from invisp_cli.errors import InputError, MetadataError, OutputError
+
+
+@pytest.fixture
+def dng(tmp_path):
+    path = tmp_path / "scene.dng"
+    write_synthetic_dng(path, h=48, w=64, cfa="GRBG", bits=12)
+    return path
+
+
+def tiff(path) -> np.ndarray:
+    return tifffile.imread(path)
+
+
+def developed(tmp_path, dng, name: str, *options) -> np.ndarray:
+    out = tmp_path / name
+    r = run("develop", dng, "-o", out, *options)
+    assert r.exit_code == 0, r.output
+    return tiff(out) if out.suffix == ".tif" else np.asarray(Image.open(out))
+
+
+# ------------------------------------------------------------------------------------------- options
+
+
+def test_plus_one_ev_doubles_linear_values(tmp_path, dng):
+    base = developed(tmp_path, dng, "a.tif", "--linear").astype(np.float64)
+    plus = developed(tmp_path, dng, "b.tif", "--linear", "--exposure", "+1").astype(np.float64)
+    ok = base > 1e-3
+    assert ok.mean() > 0.9
+    np.testing.assert_allclose(plus[ok] / base[ok], 2.0, rtol=2e-3)  # float16 rounding
+
+
+def test_exposure_in_display_output_below_clipping(tmp_path, dng):
+    base = colour.srgb_decode(developed(tmp_path, dng, "a.tif") / 65535.0)
+    minus = colour.srgb_decode(developed(tmp_path, dng, "b.tif", "--exposure", "-1") / 65535.0)
+    ok = (base > 0.02) & (base < 0.95)
+    np.testing.assert_allclose(minus[ok], base[ok] / 2, rtol=2e-3, atol=2e-5)
+
+
+def test_white_balance_at_the_as_shot_temperature_is_a_noop(tmp_path, dng):
+    raw = rawio.read_raw(dng)
+    kelvin, tint = as_shot_temperature(raw)
+    np.testing.assert_allclose(white_balance(raw, Edit(temperature=kelvin)), raw.wb, rtol=1e-9)
+    base = developed(tmp_path, dng, "a.tif").astype(int)
+    same = developed(tmp_path, dng, "b.tif", "--wb", f"{kelvin!r}K").astype(int)
+    assert np.abs(same - base).max() <= 1
+
+
+def test_tint_zero_is_a_noop_and_positive_tint_is_magenta(tmp_path, dng):
+    base = developed(tmp_path, dng, "a.tif", "--wb", "5000K").astype(np.float64)
+    zero = developed(tmp_path, dng, "b.tif", "--wb", "5000K", "--tint", "0").astype(np.float64)
+    np.testing.assert_array_equal(zero, base)
+    np.testing.assert_array_equal(developed(tmp_path, dng, "c.tif", "--tint", "0"), developed(tmp_path, dng, "d.tif"))
+    magenta = developed(tmp_path, dng, "e.tif", "--wb", "5000K", "--tint", "+20").astype(np.float64)
+
+    def green_share(img: np.ndarray) -> float:
+        return float(img[..., 1].mean() / img.mean())
+
+    assert green_share(magenta) < green_share(base) - 0.01
+
+
+def test_temperature_moves_the_colour_the_expected_way(tmp_path, dng):
+    warm = developed(tmp_path, dng, "a.tif", "--wb", "7500K").astype(np.float64)  # bluish light assumed: warmer
+    cool = developed(tmp_path, dng, "b.tif", "--wb", "3200K").astype(np.float64)
+    assert warm[..., 0].mean() / warm[..., 2].mean() > cool[..., 0].mean() / cool[..., 2].mean() + 0.1
+
+
+def test_multipliers(tmp_path, dng):
+    raw = rawio.read_raw(dng)
+    as_shot = ",".join(repr(float(v)) for v in raw.wb)
+    np.testing.assert_array_equal(developed(tmp_path, dng, "a.tif", "--wb", as_shot),
+                                  developed(tmp_path, dng, "b.tif"))
+    doubled_red = white_balance(raw, Edit(multipliers=(2 * raw.wb[0], 1.0, raw.wb[2])))
+    np.testing.assert_allclose(doubled_red, [2 * raw.wb[0], 1.0, raw.wb[2]])
+
+
+def test_temperature_tint_round_trip():
+    for kelvin, tint in ((2500.0, -10.0), (5200.0, 5.0), (6504.0, 0.0), (9000.0, 30.0)):
+        back = colour.temperature_from_xy(colour.xy_from_temperature(kelvin, tint))
+        np.testing.assert_allclose(back, (kelvin, tint), rtol=1e-7, atol=1e-6)
+    d65 = colour.temperature_from_xy(np.array([0.3127, 0.3290]))
+    assert abs(d65[0] - 6504) < 15 and abs(d65[1]) < 15
+
+
+def test_highlight_reconstruction_rebuilds_clipped_channels():
+    rgb = torch.tensor([[1.6, 1.0, 1.2], [0.3, 0.2, 0.1], [1.9, 1.0, 1.5]]).T.reshape(1, 3, 1, 3)
+    clipped = torch.tensor([[False, True, False], [False, False, False], [True, True, True]]).T.reshape(1, 3, 1, 3)
+    out = reconstruct_highlights(rgb, clipped)[0, :, 0].T
+    torch.testing.assert_close(out[0], torch.tensor([1.6, 1.4, 1.2]))  # G from the mean of R and B
+    torch.testing.assert_close(out[1], torch.tensor([0.3, 0.2, 0.1]))  # nothing clipped: unchanged
+    torch.testing.assert_close(out[2], torch.tensor([1.9, 1.9, 1.9]))  # all clipped: white at the brightest
+
+
+def test_highlight_shoulder():
+    x = torch.linspace(0, 3, 3001, dtype=torch.float64)
+    y = shoulder(x, knee=0.5, ceiling=3.0)
+    assert torch.equal(y[x <= 0.5], x[x <= 0.5])
+    assert abs(float(y[-1]) - 1.0) < 1e-12 and torch.all(torch.diff(y) > 0)
+    slope = (shoulder(torch.tensor([0.5 + 1e-7], dtype=torch.float64), 0.5, 3.0) - 0.5) / 1e-7
+    assert abs(float(slope) - 1.0) < 1e-5  # C¹ at the knee
+    assert torch.equal(shoulder(x, 1.0, 3.0), x) and torch.equal(shoulder(x, 0.5, 1.0), x)  # nothing to do
+
+
+def test_highlights_option_recovers_a_clipped_patch(tmp_path):
+    raw = make_raw(48, 64, bits=12)
+    raw.mosaic[10:30, 20:44] = raw.white  # a clipped highlight
+    path = tmp_path / "clipped.dng"
+    rawio.write_dng(path, raw)
+    flat = developed(tmp_path, path, "a.tif")
+    soft = developed(tmp_path, path, "b.tif", "--highlights", "-1")
+    assert np.all(flat[14:26, 24:40] == 65535)  # hard clip: white
+    patch = soft[14:26, 24:40]
+    assert np.all(patch == patch[0, 0]) and patch.max() == 65535  # brightest value lands on white, neutral
+    dark = colour.srgb_decode(flat / 65535.0).max(axis=-1) < 0.45  # below the knee 0.5: unchanged
+    assert np.abs(soft[dark].astype(int) - flat[dark]).max() <= 1
+
+
+def test_shadows_contrast_saturation():
+    x = torch.tensor([0.001, 0.18, 0.5], dtype=torch.float64).repeat(3, 1).reshape(1, 3, 1, 3)
+    lifted = tone(x, Edit(shadows=1.0))[0, 0, 0]
+    assert abs(float(lifted[0]) / 0.001 - 2.0) < 1e-3  # +1 EV in deep shadows
+    assert 1.0 < float(lifted[2]) / 0.5 < 1.05
+    contrast = tone(x, Edit(contrast=1.0))[0, 0, 0]
+    assert abs(float(contrast[1]) - 0.18) < 1e-12  # the pivot stays
+    assert abs(float(contrast[2]) - 0.18 * (0.5 / 0.18) ** 2) < 1e-12
+    colourful = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64).reshape(1, 3, 1, 1)
+    grey = tone(colourful, Edit(saturation=-1.0))
+    assert torch.allclose(grey, grey[:, :1].expand_as(grey))
+    y = 0.2126 * 0.6 + 0.7152 * 0.3 + 0.0722 * 0.1
+    assert abs(float(grey[0, 0]) - y) < 1e-12
+    assert torch.equal(tone(colourful, Edit()), colourful)
+
+
+def test_tiled_equals_untiled():
+    raw = make_raw(150, 134, cfa="BGGR", flip=6)
+    edit = Edit(exposure=0.5, highlights=-0.5, shadows=0.3, contrast=0.2, saturation=0.1, temperature=4500.0)
+    whole = develop(raw, 1.1, edit, "srgb16", tile=1024)
+    tiled = develop(raw, 1.1, edit, "srgb16", tile=64)
+    assert whole.shape == (134, 150, 3)  # upright (flip 6 transposes)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1  # float rounding of the convolutions only
+    assert np.mean(tiled == whole) > 0.99
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+def test_tiff_is_16_bit_with_icc_and_exif(tmp_path, dng):
+    out = tmp_path / "edit.tif"
+    assert run("develop", dng, "-o", out, "--exposure", "0.5").exit_code == 0
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.dtype == np.uint16 and page.shape == (48, 64, 3)
+        icc = page.tags[34675].value
+        assert page.tags["Make"].value == "Invisp" and page.tags[33437].value == (14, 5)  # f/2.8
+    assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+
+
+@pytest.mark.parametrize("primaries", ["rec709", "prophoto"])
+def test_linear_tiff_is_16_bit_float_with_a_linear_icc(tmp_path, dng, primaries):
+    out = tmp_path / "scene.tif"
+    assert run("develop", dng, "-o", out, "--linear", "--primaries", primaries).exit_code == 0
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.dtype == np.float16
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(page.tags[34675].value))
+    assert "linear" in ImageCms.getProfileDescription(profile)
+    ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")  # lcms accepts it
+
+
+def test_prophoto_matrix_and_white():
+    white = colour.REC709_TO_PROPHOTO @ np.ones(3)
+    np.testing.assert_allclose(white, 1.0, atol=2e-4)  # D65 white → ProPhoto white (Bradford to D50)
+    np.testing.assert_allclose(colour.PROPHOTO_TO_XYZ_D50 @ np.ones(3), colour.D50, atol=1e-12)
+
+
+def test_jpeg_output_has_icc_and_camera_exif_and_is_not_an_invisp_jpeg(tmp_path, dng):
+    out = tmp_path / "edit.jpg"
+    assert run("develop", dng, "-o", out, "-q", "80", "--subsampling", "4:2:0").exit_code == 0
+    img = Image.open(out)
+    assert img.info.get("icc_profile") and img.getexif()[271] == "Invisp"
+    assert_fails(run("decode", out, "-o", tmp_path / "x.dng"), MetadataError, "no invisp metadata")
+
+
+def test_compare_png(tmp_path, dng):
+    out, side = tmp_path / "edit.jpg", tmp_path / "side.png"
+    assert run("develop", dng, "-o", out, "--exposure", "+2", "--compare", side).exit_code == 0
+    img = np.asarray(Image.open(side).convert("RGB"))
+    assert img.shape[1] >= 2 * 64 and img.shape[0] >= 2 * 48
+    edited = np.asarray(Image.open(out))
+    assert img.mean() > 0 and edited.mean() > 0
+
+
+# ----------------------------------------------------------------------------------------- invisp JPEG
+
+
+def test_invisp_jpeg_input_develops_like_its_raw(tmp_path, dng, test_registry):
+    jpg, exact = tmp_path / "photo.jpg", tmp_path / "exact.jpg"
+    assert run("encode", dng, "-o", jpg).exit_code == 0
+    assert run("encode", dng, "-o", exact, "--exact").exit_code == 0
+    options = ("--exposure", "1", "--wb", "4000K")
+    truth = developed(tmp_path, dng, "truth.tif", *options)
+    approx = developed(tmp_path, jpg, "approx.tif", *options)
+    assert metrics.psnr(approx, truth, 65535.0) > 30
+    np.testing.assert_array_equal(developed(tmp_path, exact, "exact.tif", *options), truth)  # the layer is used
+
+
+# ------------------------------------------------------------------------------------------- refusals
+
+
+def test_refusals(tmp_path, dng):
+    out = tmp_path / "edit.jpg"
+    assert_fails(run("develop", tmp_path / "missing.dng", "-o", out), InputError, "no such file")
+    plain = tmp_path / "plain.jpg"
+    Image.new("RGB", (16, 16)).save(plain)
+    assert_fails(run("develop", plain, "-o", out), MetadataError, "no invisp metadata")
+    assert_fails(run("develop", dng, "-o", tmp_path / "edit.png"), InputError, "unsupported output type")
+    assert_fails(run("develop", dng, "-o", out, "--linear"), InputError, ".tif")
+    assert_fails(run("develop", dng, "-o", tmp_path / "a.tif", "--compare", tmp_path / "c.jpg"), InputError, ".png")
+    before = plain.read_bytes()
+    assert_fails(run("develop", plain, "-o", plain, "--force"), OutputError, "never overwrites its input")
+    assert plain.read_bytes() == before
+    out.write_bytes(b"keep")
+    assert_fails(run("develop", dng, "-o", out), OutputError, "exists")
+    assert out.read_bytes() == b"keep"
+    assert run("develop", dng, "-o", out, "--force").exit_code == 0
+    for bad in (("--wb", "hot"), ("--wb", "900K"), ("--exposure", "20"), ("--highlights", "0.5")):
+        r = run("develop", dng, "-o", tmp_path / "x.jpg", *bad)
+        assert r.exit_code == 2 and "Invalid value" in r.output, r.output
+    r = run("develop", dng, "-o", tmp_path / "x.jpg", "--wb", "2,1,1.5", "--tint", "5")
+    assert r.exit_code == 2 and "--tint" in r.output
+
+
+# ------------------------------------------------------------------------------------------- CIEDE2000
+
+# Sharma, Wu & Dalal (2005), Table 1: the 34 published pairs (L*, a*, b*) and ΔE₀₀ to 4 decimals.
+SHARMA = [
+    ((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425), ((50, 3.1571, -77.2803), (50, 0, -82.7485), 2.8615),
+    ((50, 2.8361, -74.0200), (50, 0, -82.7485), 3.4412), ((50, -1.3802, -84.2814), (50, 0, -82.7485), 1.0000),
+    ((50, -1.1848, -84.8006), (50, 0, -82.7485), 1.0000), ((50, -0.9009, -85.5211), (50, 0, -82.7485), 1.0000),
+    ((50, 0, 0), (50, -1, 2), 2.3669), ((50, -1, 2), (50, 0, 0), 2.3669),
+    ((50, 2.4900, -0.0010), (50, -2.4900, 0.0009), 7.1792), ((50, 2.4900, -0.0010), (50, -2.4900, 0.0010), 7.1792),
+    ((50, 2.4900, -0.0010), (50, -2.4900, 0.0011), 7.2195), ((50, 2.4900, -0.0010), (50, -2.4900, 0.0012), 7.2195),
+    ((50, -0.0010, 2.4900), (50, 0.0009, -2.4900), 4.8045), ((50, -0.0010, 2.4900), (50, 0.0010, -2.4900), 4.8045),
+    ((50, -0.0010, 2.4900), (50, 0.0011, -2.4900), 4.7461), ((50, 2.5, 0), (50, 0, -2.5), 4.3065),
+    ((50, 2.5, 0), (73, 25, -18), 27.1492), ((50, 2.5, 0), (61, -5, 29), 22.8977),
+    ((50, 2.5, 0), (56, -27, -3), 31.9030), ((50, 2.5, 0), (58, 24, 15), 19.4535),
+    ((50, 2.5, 0), (50, 3.1736, 0.5854), 1.0000), ((50, 2.5, 0), (50, 3.2972, 0), 1.0000),
+    ((50, 2.5, 0), (50, 1.8634, 0.5757), 1.0000), ((50, 2.5, 0), (50, 3.2592, 0.3350), 1.0000),
+    ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ((63.0109, -31.0961, -5.8663), (62.8187, -29.7946, -4.0864), 1.2630),
+    ((61.2901, 3.7196, -5.3901), (61.4292, 2.2480, -4.9620), 1.8731),
+    ((35.0831, -44.1164, 3.7933), (35.0232, -40.0716, 1.5901), 1.8645),
+    ((22.7233, 20.0904, -46.6940), (23.0331, 14.9730, -42.5619), 2.0373),
+    ((36.4612, 47.8580, 18.3852), (36.2715, 50.5065, 21.2231), 1.4146),
+    ((90.8027, -2.0831, 1.4410), (91.1528, -1.6435, 0.0447), 1.4441),
+    ((90.9257, -0.5406, -0.9208), (88.6381, -0.8985, -0.7239), 1.5381),
+    ((6.7747, -0.2908, -2.4247), (5.8714, -0.0985, -2.2286), 0.6377),
+    ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082),
+]
+
+
+def test_ciede2000_sharma_pairs():
+    lab1 = np.array([p[0] for p in SHARMA], dtype=np.float64)
+    lab2 = np.array([p[1] for p in SHARMA], dtype=np.float64)
+    expected = np.array([p[2] for p in SHARMA])
+    np.testing.assert_allclose(metrics.ciede2000(lab1, lab2), expected, atol=5e-5)
+    np.testing.assert_allclose(metrics.ciede2000(lab2, lab1), expected, atol=5e-5)  # symmetric
+
+
+def test_srgb_to_lab_and_mean_ciede2000():
+    np.testing.assert_allclose(metrics.srgb_to_lab(np.ones(3)), [100, 0, 0], atol=1e-3)  # D65 white
+    np.testing.assert_allclose(metrics.srgb_to_lab(np.zeros(3)), [0, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(metrics.srgb_to_lab(np.array([1.0, 0, 0])), [53.24, 80.09, 67.20], atol=0.02)
+    img = np.random.default_rng(0).integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    assert metrics.mean_ciede2000(img, img) == 0.0
+    other = img.copy()
+    other[0, 0] = 255 - other[0, 0]
+    expected = float(metrics.ciede2000(metrics.srgb_to_lab(img[0, 0] / 255), metrics.srgb_to_lab(other[0, 0] / 255)))
+    assert abs(metrics.mean_ciede2000(other, img, chunk=7) - expected / 72) < 1e-12
