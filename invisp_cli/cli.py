@@ -361,8 +361,8 @@ def verify(paths: tuple[Path, ...], tile: int) -> None:
     residual-layer SHA-256, a full decode in memory. One line per file; exit 0 if all are intact.
 
     Example: invisp verify archive/*.jpg"""
-    from .codec import verify_file
     from .errors import SomeFilesFailed
+    from .verify import verify_file
 
     failed: list[InvispError] = []
     for p in paths:

@@ -34,7 +34,7 @@ def isp_chain(raw: RawImage, model: torch.nn.Module, settings: Mapping) -> Chain
     """The full invertible ISP for one frame: the analytic, metadata-driven front end under the file's render
     settings (``steps.front_end``) followed by the flow; a parameter-free ``identity`` model (the ``frontend``
     architecture) adds no step at all, so the front end alone costs nothing more."""
-    learned = [] if getattr(model, "identity", False) else [Flow(model)]
+    learned = [] if model.identity else [Flow(model)]
     return Chain([*front_end(raw, settings), *learned])
 
 
@@ -61,8 +61,8 @@ def render(raw: RawImage, model: torch.nn.Module, settings: Mapping, tile: int =
     """RAW → upright sRGB uint8 (H', W', 3), as stored in the JPEG (``settings`` from ``render_settings``).
 
     Tiles are converted from the uint16 mosaic as they are read and written straight into an (H, W, 3) array.
-    When the chain ends with the gamma (the front end alone: no flow after it), the gamma and the clip to
-    [0, 1] are fused (``Gamma.forward_unit``: the same values)."""
+    When the chain ends with the gamma (the front end alone: no flow after it), the gamma, the clip to [0, 1]
+    and the rounding to 8 bits are one table look-up (``Gamma.forward_u8``: the same levels)."""
     chain = isp_chain(raw, model, settings)
     h, w = raw.mosaic.shape
     mosaic = raw.mosaic if raw.mosaic.dtype in (np.uint16, np.float32) else raw.mosaic.astype(np.float32)
@@ -70,12 +70,12 @@ def render(raw: RawImage, model: torch.nn.Module, settings: Mapping, tile: int =
     out = np.empty((1, h, w, 3), np.uint8)
     last = chain.steps[-1] if chain.steps else None
     if isinstance(last, Gamma):
-        body, unit = Chain(chain.steps[:-1]).forward, last.forward_unit
+        body, quantise = Chain(chain.steps[:-1]).forward, last.forward_u8
     else:
-        body, unit = chain.forward, (lambda t: t.clamp(0, 1))
+        body, quantise = chain.forward, (lambda t: (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8))
 
     def to_u8(t: torch.Tensor) -> np.ndarray:  # (1, 3, h, w) → a (1, 3, h, w) view of (1, h, w, 3) uint8
-        return (unit(t) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy().transpose(0, 3, 1, 2)
+        return quantise(t).permute(0, 2, 3, 1).contiguous().numpy().transpose(0, 3, 1, 2)
 
     run_tiled(lambda t: body(t.float()), x, out.transpose(0, 3, 1, 2), tile=tile, halo=chain.receptive_field,
               align=chain.align, post=to_u8, description="rendering")
@@ -210,19 +210,3 @@ def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool =
     return Result(Path(dst), rec.params.model_id, time.perf_counter() - t0, Path(dst).stat().st_size, rec.layer,
                   rec.warning)
 
-
-def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
-    """Check that an invisp JPEG or MP4 still gives back its RAW, writing nothing: metadata checksum, model
-    checkpoint SHA-256 against the hash stored in the file, the residual layer's SHA-256 when present, and a full
-    decode in memory. Returns a one-line description; raises the InvispError of the first check that fails."""
-    from .video.formats import VIDEO_SUFFIXES
-
-    if Path(src).is_dir():
-        raise InputError(f"{src}: is a folder; name a file")
-    if Path(src).suffix.lower() in VIDEO_SUFFIXES:
-        from .video.codec import verify_video
-
-        return verify_video(src, tile)
-    rec = recover_file(src, tile)
-    how = rec.layer or "approximate RAW (no residual layer)"
-    return f"{rec.params.model_id}, {how}" + (f"; warning: {rec.warning}" if rec.warning else "")

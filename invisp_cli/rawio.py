@@ -77,6 +77,13 @@ class RawImage:
     margins: tuple[int, int] = (0, 0)
     exif: dict = field(default_factory=dict)
 
+    def crop(self, y0: int, x0: int, h: int, w: int) -> RawImage:
+        """The same frame cropped to rows y0:y0+h, columns x0:x0+w of the mosaic (sensor orientation, flip 0);
+        offsets must be even so the CFA layout is unchanged."""
+        if y0 % 2 or x0 % 2:
+            raise ValueError(f"crop offsets must be even, got ({y0}, {x0})")
+        return RawImage(**{**self.__dict__, "mosaic": self.mosaic[y0 : y0 + h, x0 : x0 + w], "flip": 0})
+
 
 BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
@@ -685,10 +692,6 @@ def _rationals(values: Any, signed: bool) -> list[int]:
     return out
 
 
-def _ascii(s: Any) -> str:
-    return str(s).encode("ascii", "replace").decode("ascii").replace("\0", " ")
-
-
 def _colour_matrix_for_dng(raw: RawImage) -> np.ndarray:
     """ColorMatrix1 whose LibRaw reading (cam_xyz_coeff) gives ``raw.rgb_cam``: ``xyz_to_cam`` when the two
     agree, otherwise a matrix rebuilt from rgb_cam with xyz_to_cam's channel scales."""
@@ -727,12 +730,13 @@ def _tile_size(h: int, w: int) -> tuple[int, int]:
 
 def _lj92_tiles(mosaic: np.ndarray, bits: int) -> list[bytes]:
     """The mosaic as lossless-JPEG (LJ92, one component, predictor 1) tiles (``_tile_size``), row-major, the
-    edge tiles padded by repeating the last row/column (which compresses to nearly nothing)."""
+    edge tiles padded with each row's last value, then constant rows (both compress to nearly nothing)."""
     import imagecodecs
 
     h, w = mosaic.shape
     th, tw = _tile_size(h, w)
-    pad = np.pad(mosaic, ((0, -h % th), (0, -w % tw)), mode="edge")
+    pad = np.pad(mosaic, ((0, 0), (0, -w % tw)), mode="edge")
+    pad = np.pad(pad, ((0, -h % th), (0, 0)), mode="constant", constant_values=int(mosaic[-1, -1]))
     return [imagecodecs.ljpeg_encode(np.ascontiguousarray(pad[y : y + th, x : x + tw]), bitspersample=bits)
             for y in range(0, pad.shape[0], th) for x in range(0, pad.shape[1], tw)]
 
@@ -791,8 +795,8 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     if not (np.all(np.isfinite(wb)) and np.all(wb > 0)):
         wb = np.ones(3)
     exif = dict(raw.exif or {})
-    make = _ascii(exif.get("make") or "invisp")
-    model = _ascii(exif.get("model") or "Unknown")
+    make = str(exif.get("make") or "invisp").replace("\0", " ")  # UTF-8 where it is not ASCII
+    model = str(exif.get("model") or "Unknown").replace("\0", " ")
     unique = model if model.lower().startswith(make.lower()) else f"{make} {model}"
     bits = max(2, int(raw.bits), int(mosaic.max(initial=0)).bit_length())
 

@@ -37,13 +37,11 @@ from .flows import build
 from .metrics import mac_per_pixel, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
 from .params import ReconstructionParams
 from .progress import console
+from .rawfiles import raw_files
 from .rawio import RawImage
 from .simulators.jpeg import DiffJPEG
 from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_maximum_gain
 from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
-
-RAW_SUFFIXES = {".dng", ".nef", ".cr2", ".cr3", ".crw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".kdc",
-                ".qtk", ".3fr", ".erf", ".mrw", ".nrw", ".raw", ".rwl", ".x3f", ".iiq", ".mef", ".mos", ".dcr"}
 
 
 @dataclass
@@ -74,19 +72,6 @@ class TrainConfig:
     clip_aware: bool = True
     hard_fraction: float = 0.2
     cache: str = ""
-
-
-def raw_files(paths: list[str]) -> list[Path]:
-    """RAW files named directly or found (non-recursively) in the given folders, sorted."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix.lower() in RAW_SUFFIXES)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"{p}: no such file or folder")
-    return files
 
 
 @dataclass
@@ -142,12 +127,6 @@ def synthetic_samples(count: int, templates: list[RawImage], rng: np.random.Gene
     return out
 
 
-def crop_raw(raw: RawImage, y0: int, x0: int, h: int, w: int) -> RawImage:
-    """A RawImage of a crop; offsets must be even so the CFA layout is unchanged."""
-    assert y0 % 2 == 0 and x0 % 2 == 0
-    return RawImage(**{**raw.__dict__, "mosaic": raw.mosaic[y0 : y0 + h, x0 : x0 + w], "flip": 0})
-
-
 def isp_of(cfg: TrainConfig) -> dict:
     """The analytic front end the flow trains behind, as recorded in its registry entry (``ModelEntry.isp``)."""
     isp: dict = {"demosaic": cfg.demosaic}
@@ -186,7 +165,7 @@ class PatchSampler:
         h, w = s.raw.mosaic.shape
         y0 = 2 * self.rng.integers(0, max(1, (h - p - 2 * m) // 2))
         x0 = 2 * self.rng.integers(0, max(1, (w - p - 2 * m) // 2))
-        x = analytic_input(crop_raw(s.raw, y0, x0, p + 2 * m, p + 2 * m), s.gain, self.isp)[0, :, m:-m, m:-m]
+        x = analytic_input(s.raw.crop(y0, x0, p + 2 * m, p + 2 * m), s.gain, self.isp)[0, :, m:-m, m:-m]
         y = torch.from_numpy(s.target[y0 + m : y0 + m + p, x0 + m : x0 + m + p].transpose(2, 0, 1) / 255.0)
         return x, y
 
@@ -254,7 +233,7 @@ def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling:
         h, w = s.raw.mosaic.shape
         ch, cw = min(crop, h) // 4 * 4, min(crop, w) // 4 * 4
         y0, x0 = (h - ch) // 4 * 2, (w - cw) // 4 * 2
-        raw = crop_raw(s.raw, y0, x0, ch, cw)
+        raw = s.raw.crop(y0, x0, ch, cw)
         settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, **isp, "exposure_gain": s.gain}
         rgb = render(raw, model, settings)
         params = ReconstructionParams.from_raw(raw, "eval", "0" * 64, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from synthraw import make_raw, write_synthetic_dng
 
 from invisp_cli import rawio
 from invisp_cli.errors import InputError, OutputError, UnsupportedSensorError
+from invisp_cli.fileio import atomic_output
 
 DATA = (Path(__file__).parents[1] / ".." / "shared" / "data").resolve()
 SLOW = os.environ.get("INVISP_SLOW") == "1"
@@ -102,9 +104,19 @@ def test_write_dng_minimal_exif_and_metadata(tmp_path: Path) -> None:
     assert tags[50778] == 21 and tags[305] == "invisp"
 
 
-def test_write_dng_bad_output(tmp_path: Path) -> None:
+def test_write_dng_bad_output(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(OutputError, match="no-such-dir"):
-        rawio.write_dng(tmp_path / "no-such-dir" / "x.dng", make_raw(32, 32))
+        with atomic_output(tmp_path / "no-such-dir" / "x.dng") as tmp:
+            rawio.write_dng(tmp, make_raw(32, 32))
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)  # a failed write names the target, never the temporary file
+    with pytest.raises(OutputError, match=r"x\.dng: cannot write output \(No space left"):
+        with atomic_output(tmp_path / "x.dng") as tmp:
+            rawio.write_dng(tmp, make_raw(32, 32))
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("cfa", rawio.BAYER_LAYOUTS)

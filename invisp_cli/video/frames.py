@@ -15,8 +15,8 @@ import numpy as np
 
 from .. import rawio
 from ..errors import InputError
+from ..rawfiles import raw_files
 from ..rawio import RawImage
-from ..train import crop_raw, raw_files
 
 T = TypeVar("T")
 DEFAULT_FPS = Fraction(24)
@@ -128,7 +128,7 @@ def slide_sequence(raw: RawImage, folder: Path, frames: int, size: tuple[int, in
         y, x = y0 + i * dy, x0 + i * dx
         if not (0 <= y and y + h <= raw.mosaic.shape[0] and 0 <= x and x + w <= raw.mosaic.shape[1]):
             raise ValueError(f"frame {i} leaves the {raw.mosaic.shape[1]}×{raw.mosaic.shape[0]} RAW")
-        crop = crop_raw(raw, y, x, h, w)
+        crop = raw.crop(y, x, h, w)
         crop.mosaic = np.ascontiguousarray(crop.mosaic)
         crop.raw_size, crop.margins, crop.flip = (h, w), (0, 0), raw.flip
         path = folder / f"frame_{i:03d}.dng"

@@ -28,6 +28,7 @@ from .. import rawio
 from ..errors import InputError
 from ..flows import ARCHITECTURES, build, is_video
 from ..metrics import flicker, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
+from ..rawfiles import raw_files
 from ..train import (
     PatchSampler,
     TrainConfig,
@@ -37,11 +38,9 @@ from ..train import (
     _register,
     analytic_input,
     cosine_schedule,
-    crop_raw,
     distributed,
     isp_of,
     load_train_state,
-    raw_files,
     rgb_floor,
     rgb_loss,
     save_progress,
@@ -85,7 +84,7 @@ class WindowSampler(PatchSampler):
         x0 = rx + 2 * self.rng.integers(0, max(1, (w - p - 2 * m - 2 * rx) // 2))
         # the analytic ISP once on the window's bounding box (it is local: each frame's crop of it is exact)
         by, bx = y0 - ry, x0 - rx
-        box = analytic_input(crop_raw(s.raw, by, bx, p + 2 * m + 2 * ry, p + 2 * m + 2 * rx), s.gain,
+        box = analytic_input(s.raw.crop(by, bx, p + 2 * m + 2 * ry, p + 2 * m + 2 * rx), s.gain,
                              self.isp)[0]
         xs, ys = [], []
         for k in range(-half, half + 1):

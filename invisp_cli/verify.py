@@ -1,0 +1,25 @@
+"""``invisp verify``: check that invisp files still give back their RAW, writing nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .codec import DEFAULT_TILE, recover_file
+from .errors import InputError
+from .video.formats import VIDEO_SUFFIXES
+
+
+def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
+    """Check an invisp JPEG or MP4: metadata checksum and validation, model checkpoint SHA-256 against the hash
+    stored in the file, the residual layer's SHA-256 when present, and a full decode in memory. Returns a
+    one-line description; raises the InvispError of the first check that fails."""
+    if Path(src).is_dir():
+        raise InputError(f"{src}: is a folder; name a file")
+    if Path(src).suffix.lower() in VIDEO_SUFFIXES:
+        from .video.codec import verify_video
+
+        return verify_video(src, tile)
+    rec = recover_file(src, tile)
+    how = rec.layer or "approximate RAW (no residual layer)"
+    return f"{rec.params.model_id}, {how}" + (f"; warning: {rec.warning}" if rec.warning else "")
