@@ -110,7 +110,9 @@ class _Reader:
             unit = _UNIT[typ]
             if e == ">" and unit > 1 and tag != MAKER_NOTE:
                 raw = b"".join(raw[i : i + unit][::-1] for i in range(0, size, unit))
-            out[tag] = Entry(typ, count, raw)
+            ent = Entry(typ, count, raw)
+            if _meaningful(ent):
+                out[tag] = ent
         p = off + 2 + 12 * n
         nxt = struct.unpack_from(e + "I", d, p)[0] if p + 4 <= len(d) else 0
         return out, nxt
@@ -120,6 +122,15 @@ class _Reader:
         if ent is None or ent.type not in (LONG, IFD) or ent.count < 1:
             return {}
         return self.ifd(struct.unpack_from("<I", ent.data)[0])[0]
+
+
+def _meaningful(ent: Entry) -> bool:
+    """False for values that state nothing and that validators flag: empty text, rationals over zero."""
+    if ent.type == ASCII:
+        return bool(ent.data.strip(b"\0 "))
+    if ent.type in (RATIONAL, SRATIONAL):
+        return all(ent.values()[1::2])
+    return True
 
 
 def read_tree(data: bytes | mmap.mmap) -> tuple[Tree, Ifd]:
@@ -195,7 +206,7 @@ def _write_node(buf: bytearray, node: Node) -> int:
         entries[tag] = Entry(LONG, len(blocks), bytes(4 * len(blocks)))
         entries[_COUNTS[tag]] = num_entry(LONG, [len(b) for b in blocks])
     for tag, subs in node.subs.items():
-        entries[tag] = Entry(LONG if tag != SUB_IFDS else IFD, len(subs), bytes(4 * len(subs)))
+        entries[tag] = Entry(LONG, len(subs), bytes(4 * len(subs)))
     _align(buf)
     start = len(buf)
     tags = sorted(entries)

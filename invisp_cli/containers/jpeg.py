@@ -20,6 +20,7 @@ Optional (``encode --exact``/``--max-error``): APP11 segments after these carry 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import os
 import struct
@@ -104,8 +105,15 @@ _XMP_LIMIT = EXIF_LIMIT - len(b"http://ns.adobe.com/xap/1.0/\x00")
 
 @functools.cache
 def srgb_icc() -> bytes:
-    """An sRGB ICC profile (LittleCMS's built-in)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """An sRGB ICC profile (LittleCMS's built-in), dated 2000-01-01 instead of now so that the same input always
+    gives the same JPEG bytes; its profile ID (MD5, ICC.1 7.2.18) recomputed."""
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[24:36] = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)
+    icc[84:100] = bytes(16)
+    masked = bytearray(icc)
+    masked[44:48] = masked[64:68] = bytes(4)
+    icc[84:100] = hashlib.md5(masked).digest()
+    return bytes(icc)
 
 
 def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
