@@ -582,6 +582,8 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             else:
                 rgb_cam = np.eye(3)
         rgb_cam = np.asarray(rgb_cam, dtype=np.float64)
+        if not (np.all(np.isfinite(rgb_cam)) and abs(np.linalg.det(rgb_cam)) > 1e-8 and np.all(np.isfinite(xyz))):
+            raise InputError(f"{name}: unusable colour matrix (singular or not finite): damaged metadata")
         if has_xyz:
             xyz_to_cam = xyz
         else:
