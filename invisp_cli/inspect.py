@@ -5,17 +5,36 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from . import rawio, residual
+from . import metadata, rawio, residual
 from .containers import jpeg
 from .errors import InputError
 from .steps import DEFAULT_DEMOSAIC
 from .video.formats import VIDEO_SUFFIXES
+
+CARRIED = ("exif", "xmp", "dng")  # packed metadata in RawImage.exif / params.camera
 
 
 def _front_end(render: dict) -> str:
     knee = render.get("highlight_knee")
     return (f"{render.get('demosaic', DEFAULT_DEMOSAIC)} demosaic, exposure ×{float(render['exposure_gain']):.4g}, "
             + (f"highlight roll-off from {knee}" if knee is not None else "no highlight roll-off"))
+
+
+def _basics(exif: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in exif.items() if k not in CARRIED) or "none"
+
+
+def _carried(exif: dict) -> str:
+    """What the file carries beyond the basics: EXIF tags (GPS?), XMP, DNG tags for the decoded DNG."""
+    parts = []
+    if exif.get("exif"):
+        tree = metadata.unpack_tree(exif["exif"])
+        parts.append(f"EXIF {sum(len(v) for v in tree.values())} tags" + (" incl. GPS" if tree["GPS"] else ""))
+    if exif.get("xmp"):
+        parts.append(f"XMP {len(exif['xmp'])} bytes")
+    if exif.get("dng"):
+        parts.append(f"{len(metadata.unpack_ifd(exif['dng']))} DNG tags (colour, opcodes, noise, crops)")
+    return ", ".join(parts) or "none"
 
 
 def describe_video(path: Path) -> list[tuple[str, object]]:
@@ -66,7 +85,8 @@ def describe(path: Path) -> list[tuple[str, object]]:
             ("orientation", f"flip {r['flip']}"),
             ("jpeg", f"quality {p.render['quality']}, {p.render['subsampling']}"),
             ("front end", _front_end(p.render)),
-            ("exif", ", ".join(f"{k}={v}" for k, v in p.camera.items()) or "none"),
+            ("exif", _basics(p.camera)),
+            ("metadata", _carried({**p.camera, **jpeg.current_metadata(img)})),
             ("raw layer", residual.describe_layer(path.read_bytes(), name)),
         ]
     raw = rawio.read_raw(path)
@@ -78,5 +98,6 @@ def describe(path: Path) -> list[tuple[str, object]]:
         ("levels", f"black {raw.black.tolist()}, white {raw.white}"),
         ("white balance", f"{[round(float(v), 4) for v in raw.wb]} ({raw.wb_source})"),
         ("orientation", f"flip {raw.flip}"),
-        ("exif", ", ".join(f"{k}={v}" for k, v in raw.exif.items()) or "none"),
+        ("exif", _basics(raw.exif)),
+        ("metadata", _carried(raw.exif)),
     ]
