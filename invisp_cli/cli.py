@@ -20,6 +20,16 @@ from rich.table import Table
 from . import __version__
 from .errors import InvispError
 from .progress import console
+from .settings import (
+    DEFAULT_DEMOSAIC,
+    DEFAULT_KNEE,
+    DEFAULT_QUALITY,
+    DEFAULT_SUBSAMPLING,
+    DEFAULT_TILE,
+    DEMOSAIC_NAMES,
+    SUBSAMPLINGS,
+    TILE_RANGE,
+)
 from .video import cli as video_cli  # RAW video: hooks in encode, decode, train
 
 out = Console()  # results go to stdout; progress and messages to stderr (progress.console)
@@ -217,11 +227,12 @@ def _result_json(op: str, src: Path, r) -> None:
               help="output .jpg of one RAW file (.mp4: RAW frames, files or a folder, → video)")
 @_batch_options
 @click.option("--model", "model_id", default=None, help="model ID (default: chosen from the camera make)")
-@click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100),
+@click.option("-q", "--quality", default=DEFAULT_QUALITY, show_default=True, type=click.IntRange(1, 100),
               help="JPEG quality (-q is --quality; --quiet has no short form)")
-@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
+@click.option("--subsampling", default=DEFAULT_SUBSAMPLING, show_default=True, type=click.Choice(SUBSAMPLINGS),
               help="JPEG chroma subsampling")
-@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--tile", default=DEFAULT_TILE, show_default=True, type=click.IntRange(*TILE_RANGE),
+              help="tile size (px)")
 @click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
 @click.option("--max-error", type=click.IntRange(0, 65535), default=None, metavar="N",
               help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact)")
@@ -271,7 +282,8 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
 @click.option("-o", "--output", "dst", default=None, type=click.Path(path_type=Path),
               help="output .dng of one JPEG (a folder for an MP4)")
 @_batch_options
-@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--tile", default=DEFAULT_TILE, show_default=True, type=click.IntRange(*TILE_RANGE),
+              help="tile size (px)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output (batch: redo every file)")
 @_json_option("the result (batch: the summary)")
 @_verbosity
@@ -354,7 +366,8 @@ def info(path: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--tile", default=DEFAULT_TILE, show_default=True, type=click.IntRange(*TILE_RANGE),
+              help="tile size (px)")
 @_errors
 def verify(paths: tuple[Path, ...], tile: int) -> None:
     """Check that invisp JPEGs/MP4s still give back their RAW, writing nothing: metadata checksum, model hash,
@@ -420,7 +433,7 @@ def models(as_json: bool) -> None:
 @click.option("--patch", default=96, show_default=True, type=click.IntRange(16))
 @click.option("--lr", default=2e-4, show_default=True, type=float)
 @click.option("--jpeg-quality", default="80-95", show_default=True, help="quality or range lo-hi simulated")
-@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]))
+@click.option("--subsampling", default=DEFAULT_SUBSAMPLING, show_default=True, type=click.Choice(SUBSAMPLINGS))
 @click.option("--lam", "lam", default=1.0, show_default=True, type=float, help="λ of eq. 8 (RAW loss weight)")
 @click.option("--synthetic", default=0, show_default=True, type=click.IntRange(0),
               help="unprocessed copies of each bundled photo to add (needs scikit-image)")
@@ -434,9 +447,9 @@ def models(as_json: bool) -> None:
 @click.option("--init", default="", type=click.Path(), help="start from this .safetensors checkpoint (fine-tuning)")
 @click.option("--hard-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1),
               help="share of crops picked for out-of-range (clipped) content")
-@click.option("--demosaic", default="mhc", show_default=True, type=click.Choice(["mhc", "bilinear"]),
+@click.option("--demosaic", default=DEFAULT_DEMOSAIC, show_default=True, type=click.Choice(DEMOSAIC_NAMES),
               help="demosaic of the analytic front-end the flow learns behind")
-@click.option("--highlight-knee", default="0.8", show_default=True,  # = steps.DEFAULT_KNEE (kept torch-free)
+@click.option("--highlight-knee", default=str(DEFAULT_KNEE), show_default=True,
               help="highlight roll-off knee in (0, 1) of the front-end, or 'none' (no roll-off)")
 @click.option("--clip-aware/--no-clip-aware", default=True, show_default=True,
               help="where LibRaw's render clips a channel, penalise only output below the highlight shoulder")
@@ -520,7 +533,7 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
 @click.option("--auto", is_flag=True, help="benchmark the model chosen from each file's camera make")
 @click.option("-q", "--quality", "qualities", default="90", show_default=True, callback=_int_list,
               help="JPEG qualities, comma-separated (e.g. 70,90)")
-@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]))
+@click.option("--subsampling", default=DEFAULT_SUBSAMPLING, show_default=True, type=click.Choice(SUBSAMPLINGS))
 @click.option("--baselines", default=None, help="comma-separated subset of analytic,upi,dng,jxl,miniraw "
               "(default: all available)")
 @click.option("--limit", type=click.IntRange(1), default=None, help="benchmark at most N files")
@@ -587,12 +600,14 @@ def _wb(ctx: click.Context, param: click.Parameter, value: str) -> tuple:
               "white, no shoulder) with a linear ICC profile")
 @click.option("--primaries", default="rec709", show_default=True, type=click.Choice(["rec709", "prophoto"]),
               help="with --linear: Rec.709 (sRGB) or ProPhoto RGB primaries")
-@click.option("-q", "--quality", default=90, show_default=True, type=click.IntRange(1, 100), help="JPEG quality")
-@click.option("--subsampling", default="4:4:4", show_default=True, type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
+@click.option("-q", "--quality", default=DEFAULT_QUALITY, show_default=True, type=click.IntRange(1, 100),
+              help="JPEG quality")
+@click.option("--subsampling", default=DEFAULT_SUBSAMPLING, show_default=True, type=click.Choice(SUBSAMPLINGS),
               help="JPEG chroma subsampling")
 @click.option("--compare", type=click.Path(path_type=Path), default=None,
               help="also write a .png: before | after, and a 100 % crop of each")
-@click.option("--tile", default=1024, show_default=True, type=click.IntRange(64, 8192), help="tile size (px)")
+@click.option("--tile", default=DEFAULT_TILE, show_default=True, type=click.IntRange(*TILE_RANGE),
+              help="tile size (px)")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @_errors
 def develop(src: Path, dst: Path, exposure: float, wb: tuple, tint: float, highlights: float, shadows: float,

@@ -23,11 +23,10 @@ from .errors import InputError, MetadataError
 from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
 from .rawio import RawImage
+from .settings import DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE, JPEG_SUFFIXES
 from .steps import DEFAULT_DEMOSAIC, Chain, Flow, Gamma, front_end, libraw_maximum_gain
 from .tiling import run_tiled
 from .zoo import ModelEntry, find_model, load_model, select_model
-
-DEFAULT_TILE = 1024
 
 
 def isp_chain(raw: RawImage, model: torch.nn.Module, settings: Mapping) -> Chain:
@@ -50,7 +49,7 @@ def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> dict:
     return settings
 
 
-def render_settings(raw: RawImage, quality: int = 90, subsampling: str = "4:4:4",
+def render_settings(raw: RawImage, quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING,
                     isp: Mapping | None = None) -> dict:
     """The per-file rendering parameters stored in ``params.render``: JPEG settings + ``front_end_settings``."""
     return {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling, **front_end_settings(raw, isp)}
@@ -123,9 +122,6 @@ class Result:
     warning: str = ""  # something the user should know although the command succeeded
 
 
-JPEG_SUFFIXES = (".jpg", ".jpeg")
-
-
 def resolve_model(model_id: str | None, make: str) -> ModelEntry:
     return find_model(model_id) if model_id else select_model(make)
 
@@ -141,7 +137,7 @@ def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str
 
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
-                quality: int = 90, subsampling: str = "4:4:4", force: bool = False,
+                quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING, force: bool = False,
                 tile: int = DEFAULT_TILE, max_error: int | None = None) -> Result:
     """Read a RAW file, render it with the chosen (or camera-matched) model, write the JPEG atomically.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import metadata, rawio, residual
 from .containers import jpeg
 from .errors import InputError
-from .steps import DEFAULT_DEMOSAIC
+from .settings import DEFAULT_DEMOSAIC
 from .video.formats import VIDEO_SUFFIXES
 
 CARRIED = ("exif", "xmp", "dng")  # packed metadata in RawImage.exif / params.camera

@@ -26,11 +26,10 @@ import numpy as np
 
 from .errors import MetadataError
 from .rawio import RawImage
-from .steps import CFA_LAYOUTS, DEFAULT_DEMOSAIC, DEMOSAICS
+from .settings import CFA_LAYOUTS, DEFAULT_DEMOSAIC, DEMOSAIC_NAMES, SUBSAMPLINGS
 from .video.formats import CODECS, PIX_FMTS
 
 SCHEMA = "invisp/1"
-SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 #: plausibility bounds of a stored image size (a 16000 × 12000 sensor is 192 MP)
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 30
@@ -175,7 +174,7 @@ def _render_problem(render: dict) -> str:
         return f"codec {codec!r}"
     if not _finite(render["exposure_gain"], (), 1e-3, 64):
         return "exposure_gain"
-    if render.get("demosaic", DEFAULT_DEMOSAIC) not in DEMOSAICS:
+    if render.get("demosaic", DEFAULT_DEMOSAIC) not in DEMOSAIC_NAMES:
         return "demosaic"
     knee = render.get("highlight_knee")
     if knee is not None and not _finite(knee, (), 1e-3, 1 - 1e-3):

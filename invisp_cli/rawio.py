@@ -37,6 +37,7 @@ import numpy as np
 
 from . import metadata
 from .errors import InputError, UnsupportedSensorError
+from .settings import CFA_LAYOUTS
 
 
 @dataclass
@@ -85,7 +86,7 @@ class RawImage:
         return RawImage(**{**self.__dict__, "mosaic": self.mosaic[y0 : y0 + h, x0 : x0 + w], "flip": 0})
 
 
-BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+BAYER_LAYOUTS = CFA_LAYOUTS
 
 # LibRaw_constants::xyz_rgb: linear sRGB (D65) → XYZ, as dcraw/LibRaw use it in cam_xyz_coeff.
 XYZ_RGB = np.array([[0.4124564, 0.3575761, 0.1804375],

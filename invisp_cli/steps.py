@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-CFA_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+from .settings import CFA_LAYOUTS, DEFAULT_DEMOSAIC, DEFAULT_KNEE  # noqa: F401  (re-exported)
+
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 
 
@@ -450,8 +451,6 @@ class Chain(Step):
 
 
 DEMOSAICS: dict[str, type[BilinearDemosaic]] = {"bilinear": BilinearDemosaic, "mhc": MHCDemosaic}
-DEFAULT_DEMOSAIC = "mhc"
-DEFAULT_KNEE = 0.8  # highlight roll-off of newly trained models (measured trade-off: README, "Highlights")
 
 
 def analytic_steps(cfa: str, black: np.ndarray, white: float, wb: Sequence[float], rgb_cam: np.ndarray,

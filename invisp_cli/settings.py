@@ -1,0 +1,24 @@
+"""Every user-facing setting's default and allowed values, defined once.
+
+Torch-free and import-light: the command line, the metadata schema (``params``) and the steps all read them
+from here, so a default shown by ``--help`` is the default the code uses."""
+
+from __future__ import annotations
+
+#: the 2×2 Bayer layouts, row-major from the visible area's top-left site
+CFA_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+#: JPEG output
+DEFAULT_QUALITY = 90
+SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+DEFAULT_SUBSAMPLING = "4:4:4"
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+#: tiles (pixels per side) that bound memory at any resolution
+DEFAULT_TILE = 1024
+TILE_RANGE = (64, 8192)
+
+#: the analytic front end
+DEMOSAIC_NAMES = ("mhc", "bilinear")
+DEFAULT_DEMOSAIC = "mhc"
+DEFAULT_KNEE = 0.8  # highlight roll-off knee of new models (measured trade-off: README, "Highlights")
