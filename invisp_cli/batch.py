@@ -16,9 +16,10 @@ import datetime as dt
 import itertools
 import json
 import os
+import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -301,12 +302,14 @@ def split_threads(jobs: int | None) -> tuple[int, int]:
 
 
 def _worker_init(env: dict[str, str]) -> None:
-    """A pool worker: the parent's model registry, and no progress bars of its own (the parent draws one)."""
+    """A pool worker: the parent's model registry; no progress bars of its own (the parent draws one); Ctrl-C is
+    the parent's to handle (it stops handing out files; the worker finishes the one it has)."""
     os.environ.update(env)
     console.quiet = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _pool(jobs: int) -> cf.Executor:
+def _pool(jobs: int) -> cf.ProcessPoolExecutor:
     import multiprocessing
 
     env = {k: v for k, v in os.environ.items() if k.startswith("INVISP_")}
@@ -315,28 +318,18 @@ def _pool(jobs: int) -> cf.Executor:
                                   initargs=(env,))
 
 
-def _dask(address: str) -> tuple[cf.Executor, int, Callable[[bool], None]]:
-    """A concurrent.futures view of a Dask cluster: (executor, worker threads in all, close)."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise InvispError("--scheduler needs Dask: pip install 'invisp[dask]'") from None
-    try:  # waits up to distributed.comm.timeouts.connect (Dask's configuration; 30 s by default)
-        client = Client(address)
-    except OSError as e:
-        raise InvispError(f"cannot reach the Dask scheduler at {address}: {e}") from None
-    slots = max(1, sum(client.nthreads().values()))
-    return client.get_executor(pure=False), slots, lambda interrupted: client.close()
-
-
-def _run_futures(executor: cf.Executor, tasks: Iterable[Task], window: int) -> Iterator[tuple[Task, dict]]:
-    """Run tasks with at most ``window`` in flight (a million files are never all queued at once)."""
-    it = iter(tasks)
+def _run_futures(executor: cf.Executor, tasks: Iterator[Task], window: int, fn: Callable[[Task], dict],
+                 broken: list[Task]) -> Iterator[tuple[Task, dict]]:
+    """Run tasks with at most ``window`` in flight (a million files are never all queued at once). When the executor
+    breaks (a pool worker died), the tasks it held are put in ``broken`` and no more are taken from ``tasks``."""
     pending: dict[cf.Future, Task] = {}
 
     def fill() -> None:
-        while len(pending) < window and (t := next(it, None)) is not None:
-            pending[executor.submit(run_task, t)] = t
+        while not broken and len(pending) < window and (t := next(tasks, None)) is not None:
+            try:
+                pending[executor.submit(fn, t)] = t
+            except cf.BrokenExecutor:
+                broken.append(t)
 
     fill()
     while pending:
@@ -345,10 +338,56 @@ def _run_futures(executor: cf.Executor, tasks: Iterable[Task], window: int) -> I
             t = pending.pop(f)
             try:
                 rec = f.result()
-            except Exception as e:  # noqa: BLE001 - the worker died (crash, out of memory, lost Dask worker)
+            except cf.BrokenExecutor:
+                broken.append(t)
+                continue
+            except Exception as e:  # noqa: BLE001 - e.g. a Dask worker lost more often than Dask retries
                 rec = _record(t, "error", error=f"worker failed: {type(e).__name__}: {e}")
             yield t, rec
         fill()
+
+
+def local_pool(tasks: list[Task], jobs: int, fn: Callable[[Task], dict] = run_task) -> Iterator[tuple[Task, dict]]:
+    """Tasks on ``jobs`` worker processes. A worker that dies (a crash inside a decoder library, the kernel's OOM
+    killer) breaks the pool: the files it held are then run again one by one, each in a fresh worker, so that
+    only the file that kills its worker is recorded as failed, and the rest go on in a new pool."""
+    queue = iter(tasks)
+    while True:
+        broken: list[Task] = []
+        executor = _pool(jobs)
+        try:
+            yield from _run_futures(executor, queue, 2 * jobs, fn, broken)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if not broken:
+            return
+        for t in broken:
+            alone = _pool(1)
+            try:
+                rec = alone.submit(fn, t).result()
+            except cf.BrokenExecutor:
+                rec = _record(t, "error", error="the worker process died on this file (crash or out of memory)")
+            finally:
+                alone.shutdown(wait=False, cancel_futures=True)
+            yield t, rec
+
+
+def dask_cluster(tasks: list[Task], address: str) -> Iterator[tuple[Task, dict]]:
+    """Tasks on a Dask distributed cluster (its scheduler's address), through its concurrent.futures executor;
+    Dask itself re-runs a task whose worker was lost (``distributed.scheduler.allowed-failures`` times)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InvispError("--scheduler needs Dask: pip install 'invisp[dask]'") from None
+    try:  # waits up to distributed.comm.timeouts.connect (Dask's configuration; 30 s by default)
+        client = Client(address)
+    except OSError as e:
+        raise InvispError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+    try:
+        slots = max(1, sum(client.nthreads().values()))
+        yield from _run_futures(client.get_executor(pure=False), iter(tasks), 2 * slots, run_task, [])
+    finally:
+        client.close()
 
 
 def run_batch(tasks: list[Task], manifest_path: Path, *, jobs: int = 1, scheduler: str | None = None,
@@ -370,21 +409,17 @@ def run_batch(tasks: list[Task], manifest_path: Path, *, jobs: int = 1, schedule
             _say(f"skip {t.src} (done: {t.dst})")
         where = f"Dask cluster {scheduler}" if scheduler else f"{jobs} worker(s) × {summary.threads_per_job} thread(s)"
         _say(f"{len(todo)} to do, {summary.skipped} done already; {where}")
+    runnable = [t for t in todo if not t.error]  # refused tasks are recorded here, without a worker
+    if runnable and scheduler:
+        backend = dask_cluster(runnable, scheduler)
+    elif jobs > 1 and len(runnable) > 1:
+        backend = local_pool(runnable, min(jobs, len(runnable)))
+    else:
+        backend = ((t, run_task(t)) for t in runnable)
+    results = itertools.chain(((t, run_task(t)) for t in todo if t.error), backend)
     manifest = Manifest(manifest_path)
-    close: Callable[[bool], None] = lambda interrupted: None  # noqa: E731
     t0 = time.perf_counter()
     try:
-        runnable = [t for t in todo if not t.error]  # refused tasks are recorded here, without a worker
-        results: Iterable[tuple[Task, dict]] = ((t, run_task(t)) for t in todo if t.error)
-        if runnable and scheduler:
-            executor, slots, close = _dask(scheduler)
-            results = itertools.chain(results, _run_futures(executor, runnable, 2 * slots))
-        elif jobs > 1 and len(runnable) > 1:
-            executor = _pool(min(jobs, len(runnable)))
-            close = lambda interrupted: executor.shutdown(wait=not interrupted, cancel_futures=True)  # noqa: E731
-            results = itertools.chain(results, _run_futures(executor, runnable, 2 * jobs))
-        else:
-            results = itertools.chain(results, ((t, run_task(t)) for t in runnable))
         with progress_bar(f"{summary.op} {len(todo)} files", total=max(len(todo), 1), enabled=bool(todo)) as advance:
             for t, rec in results:
                 manifest.append(rec)
@@ -395,8 +430,8 @@ def run_batch(tasks: list[Task], manifest_path: Path, *, jobs: int = 1, schedule
         summary.interrupted = True
     finally:
         summary.seconds = time.perf_counter() - t0
+        backend.close()  # shuts the workers down (or leaves the Dask cluster)
         manifest.close()
-        close(summary.interrupted)
     return summary
 
 

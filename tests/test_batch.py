@@ -4,6 +4,7 @@ command-line conventions (--json, --quiet, usage errors)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ def test_folder_with_a_corrupt_file(tmp_path, test_registry):
     assert r.exit_code == SomeFilesFailed.exit_code, r.output
     s = summary(r)
     assert (s["files"], s["ok"], s["failed"], s["skipped"]) == (4, 3, 1, 0)
-    assert s["failures"][0]["input"].endswith("bad.dng") and s["megapixels_per_second"] > 0
+    assert s["failures"][0]["input"].endswith("bad.dng")
+    assert s["megapixels"] == pytest.approx(3 * 40 * 56 / 1e6, abs=3e-3)
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg", "c.jpg", batch.MANIFEST_NAME]
     recs = {Path(rec["input"]).name: rec for rec in manifest(out)}
     assert recs["bad.dng"]["status"] == "error" and "bad.dng" in recs["bad.dng"]["error"]
@@ -146,6 +148,22 @@ def test_json_and_quiet_on_single_files(tmp_path, test_registry):
     assert metrics["raw_psnr_gamma_db"] > 30 and "raw_psnr_lin_db" in metrics
     (entry,) = [e for e in json.loads(run("models", "--json").stdout) if e["id"] == test_registry.id]
     assert entry["sha256"] == test_registry.sha256 and entry["size_bytes"] > 0
+
+
+def crash_on_some(task: batch.Task) -> dict:
+    """A worker that dies on files named crash* (as a crash inside a decoder library would), else the real task."""
+    if Path(task.src).name.startswith("crash"):
+        os._exit(1)
+    return batch.run_task(task)
+
+
+def test_a_worker_crash_fails_only_its_file(tmp_path, test_registry):
+    src = tmp_path / "raws"
+    raws(src, ["a.dng", "b.dng", "c.dng", "crash.dng"])
+    tasks = batch.build_tasks("encode", [src], tmp_path / "out", threads=1)
+    recs = {Path(t.src).name: rec for t, rec in batch.local_pool(tasks, 1, crash_on_some)}
+    assert recs["crash.dng"]["status"] == "error" and "died" in recs["crash.dng"]["error"]
+    assert [recs[n]["status"] for n in ("a.dng", "b.dng", "c.dng")] == ["ok"] * 3
 
 
 def test_dask_cluster(tmp_path, test_registry):
