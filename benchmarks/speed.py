@@ -1,17 +1,21 @@
 """Speed and memory of `invisp encode` / `invisp decode` at full resolution, and the architecture trade-off.
 
-    .venv/bin/python benchmarks/speed.py fullres [--mp 24] [--model ID]   # CLI wall time + peak RSS
+    .venv/bin/python benchmarks/speed.py fullres [--mp 24] [--model ID] [--runs 3]   # CLI wall time + peak RSS
     .venv/bin/python benchmarks/speed.py archs                             # MAC/px and s/MP per architecture
 
 `fullres` builds a synthetic 14-bit RGGB DNG of the requested size by tiling the mosaic of a real GoPro file
 from ../shared/data (real sensor statistics, no extra data in the repo), then runs the installed CLI on it as a
-user would, in a fresh process each, and reports wall-clock seconds and the child's peak RSS (getrusage)."""
+user would, in a fresh process each, and reports wall-clock seconds and each child's peak RSS (wait4), the median
+of ``--runs`` runs; in the same loop (each round: LibRaw, encode, decode) it times LibRaw's own render of the same
+DNG (rawpy ``postprocess`` with the camera white balance + Pillow JPEG q90, in a fresh Python process too) as the
+yardstick, since this machine is shared and absolute seconds drift with the load."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,24 +43,44 @@ def make_dng(path: Path, megapixels: float) -> tuple[int, int]:
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of a child process."""
+    """Wall seconds and peak RSS (MB) of one child process (its own rusage, from wait4)."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
-    return dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.read().decode()[-2000:]}")
+    p.stderr.close()
+    return dt, usage.ru_maxrss / 1024
+
+
+LIBRAW = ("import sys, rawpy; from PIL import Image; "
+          "rgb = rawpy.imread(sys.argv[1]).postprocess(use_camera_wb=True); "
+          "Image.fromarray(rgb).save(sys.argv[2], quality=90, subsampling=0)")
 
 
 def fullres(args: argparse.Namespace) -> dict:
     invisp = str(Path(sys.executable).with_name("invisp"))
     with tempfile.TemporaryDirectory() as t:
-        dng, jpg, out = Path(t) / "big.dng", Path(t) / "big.jpg", Path(t) / "back.dng"
+        dng, jpg, out, ref = (Path(t) / n for n in ("big.dng", "big.jpg", "back.dng", "libraw.jpg"))
         h, w = make_dng(dng, args.mp)
         model = ["--model", args.model] if args.model else []
-        enc_s, enc_mb = timed([invisp, "encode", str(dng), "-o", str(jpg), *model])
-        dec_s, dec_mb = timed([invisp, "decode", str(jpg), "-o", str(out)])
-        res = {"size": f"{w}x{h}", "megapixels": round(h * w / 1e6, 1), "encode_s": round(enc_s, 1),
-               "decode_s": round(dec_s, 1), "peak_rss_mb": round(max(enc_mb, dec_mb)),
-               "jpeg_mb": round(jpg.stat().st_size / 1e6, 2), "threads": torch.get_num_threads()}
+        runs: dict[str, list[tuple[float, float]]] = {"libraw": [], "encode": [], "decode": []}
+        for _ in range(args.runs):
+            runs["libraw"].append(timed([sys.executable, "-c", LIBRAW, str(dng), str(ref)]))
+            runs["encode"].append(timed([invisp, "encode", str(dng), "-o", str(jpg), "--force", *model]))
+            runs["decode"].append(timed([invisp, "decode", str(jpg), "-o", str(out), "--force"]))
+        med = {k: statistics.median(s for s, _ in v) for k, v in runs.items()}
+        res = {"size": f"{w}x{h}", "megapixels": round(h * w / 1e6, 1), "runs": args.runs,
+               "encode_s": round(med["encode"], 2), "decode_s": round(med["decode"], 2),
+               "libraw_render_s": round(med["libraw"], 2),
+               "encode_vs_libraw": round(med["encode"] / med["libraw"], 2),
+               "decode_vs_libraw": round(med["decode"] / med["libraw"], 2),
+               "each_s": {k: [round(s, 2) for s, _ in v] for k, v in runs.items()},
+               "peak_rss_mb": {k: round(max(mb for _, mb in v)) for k, v in runs.items()},
+               "jpeg_mb": round(jpg.stat().st_size / 1e6, 2), "threads": torch.get_num_threads(),
+               "load_avg_1min": round(os.getloadavg()[0], 2)}
     print(json.dumps(res))
     return res
 
@@ -90,6 +114,7 @@ def main() -> None:
     f = sub.add_parser("fullres")
     f.add_argument("--mp", type=float, default=24)
     f.add_argument("--model", default=None)
+    f.add_argument("--runs", type=int, default=3, help="rounds of LibRaw, encode, decode; medians reported")
     sub.add_parser("archs")
     a = ap.parse_args()
     {"fullres": fullres, "archs": archs}[a.cmd](a)

@@ -173,6 +173,70 @@ def mac_per_pixel(
     return counter.get_total_flops() / 2.0 / (n * h * w)
 
 
+def bd_rate(rate_ref: Sequence[float], psnr_ref: Sequence[float], rate_test: Sequence[float],
+            psnr_test: Sequence[float], method: str = "pchip") -> float:
+    """Bjøntegaard delta rate (VCEG-M33): the mean relative bit-rate difference of ``test`` against ``ref`` at equal
+    quality, in per cent (negative: ``test`` needs fewer bits), over the PSNR range both curves cover.
+
+    Each curve is log(rate) as a function of PSNR: ``method`` "cubic" fits one cubic polynomial through its points
+    (Bjøntegaard's original formulation, needs ≥ 4 points), "pchip" interpolates them piecewise-cubically and
+    monotonically (the formulation of later VCEG/JVET common test conditions, ≥ 2 points). Each is integrated
+    over [max(min PSNR), min(max PSNR)]; BD-rate = exp(mean difference of log rate) − 1, × 100. NaN where the two
+    PSNR ranges do not overlap or a curve has too few distinct points."""
+    r1, p1, r2, p2 = (np.asarray(v, dtype=np.float64) for v in (rate_ref, psnr_ref, rate_test, psnr_test))
+    ok1, ok2 = np.isfinite(r1) & np.isfinite(p1) & (r1 > 0), np.isfinite(r2) & np.isfinite(p2) & (r2 > 0)
+    r1, p1, r2, p2 = r1[ok1], p1[ok1], r2[ok2], p2[ok2]
+    lo, hi = max(p1.min(initial=np.inf), p2.min(initial=np.inf)), min(p1.max(initial=-np.inf), p2.max(initial=-np.inf))
+    if not hi > lo:
+        return float("nan")
+    integrals = []
+    for r, p in ((r1, p1), (r2, p2)):
+        order = np.argsort(p)
+        p, lr = p[order], np.log(r[order])
+        if len(np.unique(p)) != len(p):
+            return float("nan")
+        if method == "cubic":
+            if len(p) < 4:
+                return float("nan")
+            poly = np.polyint(np.polyfit(p, lr, 3))
+            integrals.append(np.polyval(poly, hi) - np.polyval(poly, lo))
+        elif method == "pchip":
+            from scipy.interpolate import PchipInterpolator
+
+            if len(p) < 2:
+                return float("nan")
+            integrals.append(float(PchipInterpolator(p, lr).integrate(lo, hi)))
+        else:
+            raise ValueError(f"unknown BD-rate method {method!r} (cubic, pchip)")
+    return float((np.exp((integrals[1] - integrals[0]) / (hi - lo)) - 1.0) * 100.0)
+
+
+def bd_psnr(rate_ref: Sequence[float], psnr_ref: Sequence[float], rate_test: Sequence[float],
+            psnr_test: Sequence[float], method: str = "pchip") -> float:
+    """Bjøntegaard delta PSNR: the mean PSNR difference (dB) of ``test`` against ``ref`` at equal rate, over the
+    log-rate range both cover (PSNR as a function of log rate; ``method`` as in ``bd_rate``)."""
+    r1, p1, r2, p2 = (np.asarray(v, dtype=np.float64) for v in (rate_ref, psnr_ref, rate_test, psnr_test))
+    ok1, ok2 = np.isfinite(r1) & np.isfinite(p1) & (r1 > 0), np.isfinite(r2) & np.isfinite(p2) & (r2 > 0)
+    l1, p1, l2, p2 = np.log(r1[ok1]), p1[ok1], np.log(r2[ok2]), p2[ok2]
+    lo, hi = max(l1.min(initial=np.inf), l2.min(initial=np.inf)), min(l1.max(initial=-np.inf), l2.max(initial=-np.inf))
+    if not hi > lo:
+        return float("nan")
+    integrals = []
+    for lr, p in ((l1, p1), (l2, p2)):
+        order = np.argsort(lr)
+        lr, p = lr[order], p[order]
+        if len(np.unique(lr)) != len(lr) or len(lr) < (4 if method == "cubic" else 2):
+            return float("nan")
+        if method == "cubic":
+            poly = np.polyint(np.polyfit(lr, p, 3))
+            integrals.append(np.polyval(poly, hi) - np.polyval(poly, lo))
+        else:
+            from scipy.interpolate import PchipInterpolator
+
+            integrals.append(float(PchipInterpolator(lr, p).integrate(lo, hi)))
+    return float((integrals[1] - integrals[0]) / (hi - lo))
+
+
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB values in [0, 1] (…, 3) → CIELAB (D65 white): the sRGB curve undone (IEC 61966-2-1), linear Rec.709
     → XYZ (D65), then L* = 116·f(Y/Yn) − 16, a* = 500·(f(X/Xn) − f(Y/Yn)), b* = 200·(f(Y/Yn) − f(Z/Zn)), with

@@ -10,6 +10,8 @@ import json
 import math
 from pathlib import Path
 
+from invisp_cli.bench.run import bd_rates
+
 
 def fmt(v: float | None, nd: int = 2) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
@@ -53,6 +55,25 @@ def main() -> None:
             cells.append(f"{fmt(x.get('raw_psnr_gamma'))} / {fmt(x.get('raw_psnr_lin'))}" if x and
                          x.get("raw_psnr_gamma") is not None else "–")
         print(f"| {f} | " + " | ".join(cells) + " |")
+
+    bd = r.get("bd_rate") or bd_rates(r["records"])  # older reports: computed from their records
+    if bd:
+        qs = ", ".join(str(q) for q in r["settings"]["qualities"])
+        ms = [m for m in bd["methods"] if m not in a.exclude]
+        print(f"\nBD-rate against {bd['reference']} (RAW-PSNR-γ vs bpp over quality {qs}; negative = fewer bits "
+              "for the same RAW-PSNR-γ; piecewise cubic, cubic fit in brackets) and BD-PSNR (dB at equal bpp):\n")
+        print("| file | " + " | ".join(ms) + " |")
+        print("|---|" + "---|" * len(ms))
+        files = list(dict.fromkeys(f for m in ms for f in bd["methods"][m]["per_file"]))
+
+        def cell(d: dict | None) -> str:
+            if not d:
+                return "–"
+            return f"{fmt(d['bd_rate'], 1)} % ({fmt(d['bd_rate_cubic'], 1)} %) / {fmt(d['bd_psnr'])} dB"
+
+        for f in files:
+            print(f"| {f} | " + " | ".join(cell(bd["methods"][m]["per_file"].get(f)) for m in ms) + " |")
+        print("| **mean** | " + " | ".join(cell(bd["methods"][m]["mean"]) for m in ms) + " |")
 
 
 if __name__ == "__main__":

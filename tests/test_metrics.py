@@ -173,3 +173,24 @@ def test_mac_per_pixel_counts_functional_conv_and_linear() -> None:
             return self.lin(y.permute(0, 2, 3, 1))
 
     assert m.mac_per_pixel(Net(), (1, 3, 8, 12)) == 3 * 8 + 8 * 8 + 8 * 4
+
+
+def test_bd_rate_hand_computed() -> None:
+    p = [30.0, 33.0, 36.0, 39.0]
+    r = [0.5, 1.0, 2.0, 4.0]
+    for method in ("cubic", "pchip"):
+        # the same curve at 0.8× the rate: −20 % at every quality
+        assert m.bd_rate(r, p, [0.8 * x for x in r], p, method) == pytest.approx(-20.0, abs=1e-9)
+        assert m.bd_rate(r, p, r, p, method) == pytest.approx(0.0, abs=1e-9)
+        # log-linear curves (exact for both fits): log r = 0.1·(p − 30); the test curve reaches each PSNR 1.5 dB
+        # higher at the same rates, i.e. log r_test(p) = 0.1·(p − 31.5): exp(−0.15) − 1 = −13.929 % over [31.5, 39]
+        rr = [math.exp(0.1 * (x - 30)) for x in p]
+        assert m.bd_rate(rr, p, rr, [x + 1.5 for x in p], method) == pytest.approx(
+            100 * (math.exp(-0.15) - 1), abs=1e-6)
+        assert m.bd_psnr(rr, p, rr, [x + 1.5 for x in p], method) == pytest.approx(1.5, abs=1e-6)
+    # two points each (pchip = linear): ref log r = (p − 30)/10, test 2(p − 30)/10 on [30, 40];
+    # mean log-rate difference = mean of (p − 30)/10 = 0.5 → e^0.5 − 1 = +64.87 %
+    assert m.bd_rate([1, math.e], [30, 40], [1, math.e**2], [30, 40]) == pytest.approx(
+        100 * (math.exp(0.5) - 1), abs=1e-9)
+    assert math.isnan(m.bd_rate([1, 2], [30, 31], [1, 2], [35, 36]))  # no overlap
+    assert math.isnan(m.bd_rate([1, 2, 3], [30, 31, 32], [1, 2, 3], [30, 31, 32], "cubic"))  # < 4 points

@@ -207,3 +207,18 @@ def test_front_end_follows_render_settings():
     roll = [s for s in knee if isinstance(s, HighlightRolloff)]
     assert len(roll) == 1 and roll[0].knee == 0.8 and np.allclose(roll[0].ceiling, [2.4, 1.2, 1.8])
     assert type(knee[knee.index(roll[0]) + 1]) is BilinearDemosaic
+
+
+def test_mhc_phase_plane_form_equals_the_5x5_filters():
+    """Even sizes run the MHC filters as one 3×3 convolution on the CFA phase planes; it must equal the direct
+    5×5 filters at every site (up to float rounding), for every layout."""
+    import torch.nn.functional as F
+
+    from invisp_cli.steps import _MHC, MHCDemosaic, _mhc_choice
+
+    x = torch.rand(2, 1, 36, 50)
+    for cfa in ("RGGB", "BGGR", "GRBG", "GBRG"):
+        cand = torch.cat([x, F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), _MHC)], dim=1)
+        choice = _mhc_choice(cfa).repeat(1, 1, 18, 25)
+        direct = torch.gather(cand, 1, choice.expand(2, 3, 36, 50))
+        assert torch.allclose(MHCDemosaic(cfa).forward(x), direct, atol=1e-6), cfa

@@ -51,6 +51,7 @@ def to_json(result: BenchResult) -> dict:
         "files": [{**asdict(f), "sizes": f.sizes.to_json()} for f in result.files],
         "records": [asdict(r) for r in result.records],
         "means": [asdict(r) for r in result.means],
+        "bd_rate": result.bd,
         "skipped": [{"file": n, "reason": why} for n, why in result.skipped],
         "warnings": result.warnings,
     })
@@ -156,5 +157,31 @@ def cost_table(result: BenchResult) -> Table:
     return t
 
 
+def bd_table(result: BenchResult) -> Table | None:
+    """BD-rate (%) and BD-PSNR (dB) of each method against the front end, RAW-PSNR-γ vs bpp, per file and mean."""
+    bd = result.bd
+    if not bd or not bd.get("methods"):
+        return None
+    qs = ",".join(str(q) for q in sorted(result.config.qualities))
+    t = Table(title=f"Bjøntegaard deltas vs {bd['reference']}: RAW-PSNR-γ vs bpp over q {qs} (BD-rate %, negative "
+                    "= fewer bits for the same RAW fidelity; pchip, cubic fit in brackets; BD-PSNR dB)",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    t.add_column("file", overflow="ellipsis", min_width=8, max_width=28)
+    for m in bd["methods"]:
+        t.add_column(m, justify="right", no_wrap=True)
+    files = list(dict.fromkeys(f for d in bd["methods"].values() for f in d["per_file"]))
+
+    def cell(d: dict | None) -> str:
+        if not d:
+            return "n/a"
+        return f"{_f(d['bd_rate'], '{:+.1f}')} ({_f(d['bd_rate_cubic'], '{:+.1f}')}) {_f(d['bd_psnr'], '{:+.2f}')}"
+
+    for i, f in enumerate(files):
+        t.add_row(f, *[cell(d["per_file"].get(f)) for d in bd["methods"].values()], end_section=i == len(files) - 1)
+    t.add_row("MEAN", *[cell(d["mean"]) for d in bd["methods"].values()])
+    return t
+
+
 def tables(result: BenchResult) -> list[Table]:
-    return [sizes_table(result), results_table(result), cost_table(result)]
+    bd = bd_table(result)
+    return [sizes_table(result), results_table(result), cost_table(result), *([bd] if bd else [])]

@@ -27,7 +27,7 @@ from PIL import Image
 from .. import codec, metrics, rawio, zoo
 from ..containers import jpeg
 from ..errors import InputError, InvispError
-from ..flows import ARCHITECTURES
+from ..flows import is_video
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
@@ -166,6 +166,7 @@ class BenchResult:
     baselines: list[str]
     models: list[str]
     rss_method: str
+    bd: dict = field(default_factory=dict)  # bd_rates(records): BD-rate / BD-PSNR of each method vs BD_REFERENCE
 
 
 # --------------------------------------------------------------------------------------------- memory
@@ -429,7 +430,7 @@ def _models_for(cfg: BenchConfig, make: str, warnings: list[str]) -> list[zoo.Mo
         except InvispError as e:
             warnings.append(f"--auto: {e}")
     elif not cfg.models:  # every image model (video flows need neighbouring frames: benchmarks/video.py)
-        entries = [e for e in zoo.list_models() if getattr(ARCHITECTURES.get(e.arch), "window", 1) == 1]
+        entries = [e for e in zoo.list_models() if not is_video(e.arch)]
     return list({e.id: e for e in entries}.values())
 
 
@@ -459,6 +460,46 @@ def mean_records(records: list[Record]) -> list[Record]:
             setattr(m, name, float(np.mean(vals)) if vals else (None if name.startswith("ratio") else math.nan))
         means.append(m)
     return means
+
+
+BD_REFERENCE = "invisp-frontend-v1"  # the analytic front end with no learned stage: the baseline to beat
+
+
+def bd_rates(records: list, reference: str = BD_REFERENCE, metric: str = "raw_psnr_gamma") -> dict:
+    """Bjøntegaard deltas of every method with a quality axis against ``reference``, per file, on the curve
+    ``metric`` (RAW-PSNR-γ) vs bpp over all benchmarked qualities (``metrics.bd_rate`` / ``bd_psnr``, piecewise
+    cubic; the cubic fit where there are ≥ 4 qualities is reported beside it), and their means over the files
+    where both curves exist. ``records``: ``Record``s or their dicts (report.json). Empty if ``reference`` did
+    not run."""
+    curves: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for r in records:
+        r = r if isinstance(r, dict) else r.__dict__
+        v, b = r.get(metric), r.get("bpp")
+        if r.get("quality") is None or v is None or b is None or not (math.isfinite(v) and math.isfinite(b)):
+            continue
+        curves.setdefault((r["method"], r["file"]), []).append((b, v))
+    methods = list(dict.fromkeys(m for m, _ in curves))
+    if reference not in methods:
+        return {}
+    out: dict = {"reference": reference, "metric": metric, "rate": "bpp", "methods": {}}
+    for m in methods:
+        if m == reference:
+            continue
+        per_file = {}
+        for (mm, f), pts in curves.items():
+            ref = curves.get((reference, f))
+            if mm != m or not ref or len(pts) < 2 or len(ref) < 2:
+                continue
+            (r1, p1), (r2, p2) = zip(*ref, strict=True), zip(*pts, strict=True)
+            per_file[f] = {"bd_rate": metrics.bd_rate(r1, p1, r2, p2), "bd_psnr": metrics.bd_psnr(r1, p1, r2, p2),
+                           "bd_rate_cubic": metrics.bd_rate(r1, p1, r2, p2, "cubic")}
+        means = {}
+        for k in ("bd_rate", "bd_psnr", "bd_rate_cubic"):
+            vals = [d[k] for d in per_file.values() if math.isfinite(d[k])]
+            means[k] = float(np.mean(vals)) if vals else math.nan
+            means[k.replace("bd_", "n_")] = len(vals)
+        out["methods"][m] = {"mean": means, "per_file": per_file}
+    return out
 
 
 def run_bench(cfg: BenchConfig) -> BenchResult:
@@ -544,7 +585,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     if not infos:
         raise InputError("no RAW file could be benchmarked: " + "; ".join(f"{n}: {why}" for n, why in skipped))
     return BenchResult(cfg, infos, records, mean_records(records), maps, skipped, warnings, chosen, model_ids,
-                       RSS_METHOD)
+                       RSS_METHOD, bd_rates(records))
 
 
 def write_outputs(result: BenchResult, out: Path, plots: bool = True) -> list[Path]:
