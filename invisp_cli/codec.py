@@ -24,7 +24,7 @@ from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
 from .rawio import RawImage
 from .settings import DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE, JPEG_SUFFIXES
-from .steps import DEFAULT_DEMOSAIC, Chain, Flow, Gamma, front_end, libraw_maximum_gain
+from .steps import DEFAULT_DEMOSAIC, Chain, Flow, Gamma, front_end, libraw_maximum_gain, libraw_wb_gain
 from .tiling import run_tiled
 from .zoo import ModelEntry, find_model, load_model, select_model
 
@@ -40,10 +40,12 @@ def isp_chain(raw: RawImage, model: torch.nn.Module, settings: Mapping) -> Chain
 def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> dict:
     """The front-end part of ``params.render`` for one image or frame: the analytic front end the model was trained
     behind (``ModelEntry.isp``: demosaic, highlight knee, if any) and the exposure gain that makes it as bright as
-    LibRaw's render (``steps.libraw_maximum_gain``)."""
+    LibRaw's render: ``steps.libraw_maximum_gain`` × ``steps.libraw_wb_gain`` (LibRaw scales its white-balance
+    multipliers so the smallest is 1, where ours keep G = 1: an auto or camera WB with R or B below G brightens
+    LibRaw's render by 1 / min)."""
     isp = dict(isp or {})
     settings = {"demosaic": isp.get("demosaic", DEFAULT_DEMOSAIC),
-                "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white)}
+                "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb)}
     if isp.get("highlight_knee") is not None:
         settings["highlight_knee"] = float(isp["highlight_knee"])
     return settings

@@ -118,6 +118,15 @@ def libraw_maximum_gain(mosaic: np.ndarray, black: np.ndarray, white: float, thr
     return span / m if threshold * span < m < span else 1.0
 
 
+def libraw_wb_gain(wb: Sequence[float]) -> float:
+    """The brightening LibRaw's ``scale_colors`` adds through its white balance: it divides the multipliers by
+    their smallest (with its default clipping highlight mode), whereas ``WhiteBalance`` keeps G = 1; so where R or
+    B is below G (an auto white balance of a greenish scene, some as-shot ones) LibRaw's render is 1 / min(wb)
+    brighter. Returns that factor (1 when G is the smallest)."""
+    low = float(np.min(np.asarray(wb, dtype=np.float64)))
+    return 1.0 / low if 0.0 < low < 1.0 else 1.0
+
+
 class WhiteBalance(Step):
     """Per-site gain of the site's colour:  y = g_c(site) · n,  inverse n = y / g_c(site)."""
 

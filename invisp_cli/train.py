@@ -40,7 +40,7 @@ from .progress import console
 from .rawfiles import raw_files
 from .rawio import RawImage
 from .simulators.jpeg import DiffJPEG
-from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_maximum_gain
+from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_maximum_gain, libraw_wb_gain
 from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
 
 
@@ -123,7 +123,8 @@ def synthetic_samples(count: int, templates: list[RawImage], rng: np.random.Gene
             rawio.write_dng(dng, raw)
             raw = rawio.read_raw(dng)
             ref = rawio.undo_flip(rawio.render_reference(dng), raw.flip)
-            out.append(Sample(f"synthetic:{name}:{i}", raw, ref, libraw_maximum_gain(raw.mosaic, raw.black, raw.white)))
+            out.append(Sample(f"synthetic:{name}:{i}", raw, ref,
+                              libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb)))
     return out
 
 
@@ -255,7 +256,7 @@ def _load_samples(files: list[Path], cache: Path | None) -> list[Sample]:
     out = []
     for f in files:
         raw = rawio.read_raw(f)
-        gain = libraw_maximum_gain(raw.mosaic, raw.black, raw.white)
+        gain = libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb)
         try:
             out.append(Sample(f.name, raw, reference_render(f, raw, cache), gain))
         except InputError as e:
