@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from . import metadata
+from . import lj92, metadata
 from .errors import InputError, UnsupportedSensorError
 from .settings import CFA_LAYOUTS
 
@@ -731,19 +731,6 @@ def _tile_size(h: int, w: int) -> tuple[int, int]:
     return min(DNG_TILE, h), min(DNG_TILE, w)
 
 
-def _lj92_tiles(mosaic: np.ndarray, bits: int) -> list[bytes]:
-    """The mosaic as lossless-JPEG (LJ92, one component, predictor 1) tiles (``_tile_size``), row-major, the
-    edge tiles padded with each row's last value, then constant rows (both compress to nearly nothing)."""
-    import imagecodecs
-
-    h, w = mosaic.shape
-    th, tw = _tile_size(h, w)
-    pad = np.pad(mosaic, ((0, 0), (0, -w % tw)), mode="edge")
-    pad = np.pad(pad, ((0, -h % th), (0, 0)), mode="constant", constant_values=int(mosaic[-1, -1]))
-    return [imagecodecs.ljpeg_encode(np.ascontiguousarray(pad[y : y + th, x : x + tw]), bitspersample=bits)
-            for y in range(0, pad.shape[0], th) for x in range(0, pad.shape[1], tw)]
-
-
 def _preview(raw: RawImage) -> np.ndarray:
     """A small sRGB uint8 rendering (sensor orientation) for the DNG's preview IFD: 2×2 CFA cells binned to
     RGB, white-balanced, ``rgb_cam``, sRGB gamma; block-averaged to ≤ PREVIEW_SIDE pixels on the long side."""
@@ -838,7 +825,7 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     root = md.tree_node(tree, tags)
     if exif.get("xmp"):
         root.entries[md.XMP_TAG] = md.Entry(B, len(x := str(exif["xmp"]).encode("utf-8")), x)
-    root.blocks[324] = _lj92_tiles(mosaic, bits)
+    root.blocks[324] = lj92.encode_tiles(mosaic, bits, _tile_size(h, w))
     pv = _preview(raw)
     root.subs[md.SUB_IFDS] = [md.Node(
         {254: md.num_entry(L, [1]), 256: md.num_entry(L, [pv.shape[1]]), 257: md.num_entry(L, [pv.shape[0]]),

@@ -230,3 +230,24 @@ def test_dng_is_lossless_jpeg_with_a_preview(tmp_path):
         assert preview.tags[254].value == 1 and preview.shape[2] == 3 and max(preview.shape[:2]) <= 256
     with rawpy.imread(str(tmp_path / "x.dng")) as r:
         assert np.array_equal(r.raw_image_visible, raw.mosaic)
+
+
+@pytest.mark.parametrize("h,w,bits,kind", [(300, 520, 16, "extremes"), (37, 53, 12, "noise"), (64, 96, 8, "flat"),
+                                           (260, 300, 14, "skewed")])
+def test_lj92_tiles_decode_bit_exact(tmp_path, h, w, bits, kind):
+    """Differences that wrap modulo 2**16, odd widths (one component), one-symbol and very skewed tables."""
+    rng = np.random.default_rng(h)
+    top = (1 << bits) - 1
+    if kind == "extremes":
+        mosaic = np.where(rng.random((h, w)) < 0.5, 0, top)
+    elif kind == "noise":
+        mosaic = rng.integers(0, top + 1, (h, w))
+    elif kind == "flat":
+        mosaic = np.full((h, w), 77)
+    else:
+        mosaic = np.where(rng.random((h, w)) < 1e-4, rng.integers(0, top + 1, (h, w)), 1000)
+    raw = make_raw(h, w, bits=bits, black=0)
+    raw.mosaic = mosaic.astype(np.uint16)
+    rawio.write_dng(tmp_path / "x.dng", raw)
+    with rawpy.imread(str(tmp_path / "x.dng")) as r:
+        assert np.array_equal(r.raw_image_visible, raw.mosaic)

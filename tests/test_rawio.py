@@ -198,9 +198,9 @@ def test_real_file_reads_and_round_trips(tmp_path: Path, path: Path) -> None:
     assert raw.exif.get("make") and raw.exif.get("model")
 
     out = tmp_path / "x.dng"
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU seconds (all threads): wall time says little on a loaded machine
     rawio.write_dng(out, raw)
-    t_write = time.perf_counter() - t0
+    t_write = time.process_time() - t0
     assert t_write < (2.0 if h * w > 4e6 else 1.0)
 
     with rawpy.imread(str(path)) as a, rawpy.imread(str(out)) as b:
