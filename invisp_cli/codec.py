@@ -99,16 +99,16 @@ def recover(rgb: np.ndarray, params: ReconstructionParams, model: torch.nn.Modul
     if isinstance(last, Gamma):
         lut, body = last.inverse_lut().numpy(), Chain(chain.steps[:-1]).inverse
 
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            return body(torch.from_numpy(lut[t.numpy()]))
+        def fn(t: np.ndarray) -> torch.Tensor:
+            return body(torch.from_numpy(lut[t]))
     else:
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            return chain.inverse(t.float() / 255.0)
+        def fn(t: np.ndarray) -> torch.Tensor:
+            return chain.inverse(torch.from_numpy(np.ascontiguousarray(t)).float() / 255.0)
 
     def to_raw_units(t: torch.Tensor) -> np.ndarray:
         return t.round().clamp(0, raw.white).to(torch.uint16).numpy()
 
-    run_tiled(fn, torch.from_numpy(sensor)[None].permute(0, 3, 1, 2), out, tile=tile,
+    run_tiled(fn, sensor[None].transpose(0, 3, 1, 2), out, tile=tile,
               halo=chain.receptive_field, align=chain.align, post=to_raw_units, description="recovering RAW")
     raw.mosaic = out[0, 0]
     return raw
