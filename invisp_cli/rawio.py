@@ -304,6 +304,44 @@ def _ratio_to_float(v: Any) -> float | None:
         return None
 
 
+def _ciff_make_model(path: str) -> dict:
+    """{"make", "model"} from a Canon CIFF file's MakeModel record (0x080a), as dcraw's ``parse_ciff`` finds it;
+    {} for other files."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 26)
+    except OSError:
+        return {}
+    if data[:2] != b"II" or data[6:14] != b"HEAPCCDR":
+        return {}
+
+    def heap(start: int, end: int, depth: int) -> dict:
+        if depth > 4 or end - start < 6 or end > len(data):
+            return {}
+        table = start + struct.unpack_from("<I", data, end - 4)[0]
+        if table + 2 > end:
+            return {}
+        for k in range(struct.unpack_from("<H", data, table)[0]):
+            p = table + 2 + 10 * k
+            if p + 10 > end:
+                break
+            kind, size, off = struct.unpack_from("<HII", data, p)
+            if (kind >> 8) in (0x28, 0x30):  # a sub-heap
+                found = heap(start + off, start + off + size, depth + 1)
+                if found:
+                    return found
+            elif kind == 0x080A:
+                make, model = (data[start + off : start + off + size].split(b"\0") + [b"", b""])[:2]
+                out = {"make": make, "model": model}
+                return {k: v.decode("utf-8", "replace").strip() for k, v in out.items() if v.strip()}
+        return {}
+
+    try:
+        return heap(struct.unpack_from("<I", data, 2)[0], len(data), 0)
+    except struct.error:
+        return {}
+
+
 def _read_exif(path: str, other: Any, libraw_ids: dict) -> dict:
     """Camera EXIF basics: exifread for TIFF-based files, LibRaw's parse for the rest (CRW, QTK, …)."""
     tags: dict = {}
@@ -351,6 +389,9 @@ def _read_exif(path: str, other: Any, libraw_ids: dict) -> dict:
         if f is not None and f > 0 and math.isfinite(f):
             exif[key] = int(round(f)) if key == "iso" else f
 
+    # Canon CIFF (CRW): make and model as the camera wrote them (LibRaw drops the make from the model).
+    if not tags:
+        exif.update(_ciff_make_model(path))
     # LibRaw's own parse (covers CIFF/CRW, QuickTake, …), only for what the file's TIFF/EXIF tags do not
     # state at all (a tag that says 0 means "unknown"; LibRaw would report its defaults, e.g. 1 s, f/1).
     for key in ("make", "model"):

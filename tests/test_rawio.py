@@ -256,8 +256,8 @@ def test_real_exif() -> None:
     assert e["datetime"] == "2018:09:26 08:25:27" and e["exposure_time"] == pytest.approx(1 / 576)
     assert e["f_number"] == pytest.approx(2.8) and e["focal_length"] == pytest.approx(3.0)
     assert rawio.read_raw(gopro).flip == 1
-    e = rawio.read_raw(crw).exif  # CIFF: from LibRaw's own parse
-    assert e["make"] == "Canon" and e["model"] == "PowerShot S40" and e["iso"] == 50
+    e = rawio.read_raw(crw).exif  # CIFF: its MakeModel record, the rest from LibRaw's own parse
+    assert e["make"] == "Canon" and e["model"] == "Canon PowerShot S40" and e["iso"] == 50  # as the camera wrote it
     e = rawio.read_raw(ml).exif  # zero-valued EXIF fields mean "unknown" and are left out
     assert {k: v for k, v in e.items() if k not in ("exif", "dng")} == {"make": "Canon", "model": "Canon EOS Kiss X4"}
 
