@@ -10,7 +10,8 @@ import json
 import math
 from pathlib import Path
 
-from invisp_cli.bench.run import bd_rates
+from invisp_cli.bench.run import BD_REFERENCE, bd_rates
+from invisp_cli.zoo import WEIGHTS_DIR, read_registry
 
 
 def fmt(v: float | None, nd: int = 2) -> str:
@@ -56,6 +57,8 @@ def main() -> None:
                          x.get("raw_psnr_gamma") is not None else "–")
         print(f"| {f} | " + " | ".join(cells) + " |")
 
+    held_out_table(r, a.quality, a.exclude)
+
     bd = r.get("bd_rate") or bd_rates(r["records"])  # older reports: computed from their records
     if bd:
         qs = ", ".join(str(q) for q in r["settings"]["qualities"])
@@ -74,6 +77,45 @@ def main() -> None:
         for f in files:
             print(f"| {f} | " + " | ".join(cell(bd["methods"][m]["per_file"].get(f)) for m in ms) + " |")
         print("| **mean** | " + " | ".join(cell(bd["methods"][m]["mean"]) for m in ms) + " |")
+
+
+def held_out_table(r: dict, quality: int, exclude: list[str], reference: str = BD_REFERENCE) -> None:
+    """Each learned model against the front end on the files none of the shipped models trained on (registry
+    ``training.files``), at ``quality``: the learned-stage floor of the project (mean RAW-PSNR-γ ≥ front end
+    + 1.0 dB, BD-rate ≤ −15 %, no file worse by > 0.2 dB in γ, lin or highlights, mean RGB-PSNR within 0.2 dB)."""
+    trained = {f for e in read_registry(WEIGHTS_DIR) for f in e.training.get("files", [])}
+    recs = [x for x in r["records"] if x.get("quality") == quality and x["file"] not in trained]
+    by = {(x["file"], x["method"]): x for x in recs}
+    if not any(m == reference for _, m in by):
+        return
+    files = sorted({f for f, m in by if m == reference})
+    bd = r.get("bd_rate") or bd_rates(r["records"])
+    methods = [m for m in dict.fromkeys(x["method"] for x in recs)
+               if m != reference and m not in exclude and x_kind(recs, m) == "invisp"]
+    print(f"\nLearned stage vs {reference} on the {len(files)} files no shipped model trained on, q{quality} "
+          "(Δ = model − front end; floor: mean Δγ ≥ +1.0 dB, BD-rate ≤ −15 %, worst Δ ≥ −0.2 dB, "
+          "|mean ΔRGB| ≤ 0.2 dB):\n")
+    print("| model | mean Δ RAW-PSNR-γ | worst Δγ | worst Δ lin | worst Δ lin, highlights | mean Δ RGB-PSNR | "
+          "mean BD-rate (these files) | meets the floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in methods:
+        d = {k: [by[f, m][k] - by[f, reference][k] for f in files if (f, m) in by
+                 and by[f, m].get(k) is not None and by[f, reference].get(k) is not None]
+             for k in ("raw_psnr_gamma", "raw_psnr_lin", "raw_psnr_lin_hl", "rgb_psnr")}
+        rates = [v["bd_rate"] for f, v in bd.get("methods", {}).get(m, {}).get("per_file", {}).items()
+                 if f in files and v["bd_rate"] is not None and math.isfinite(v["bd_rate"])]
+        mean_bd = sum(rates) / len(rates) if rates else float("nan")
+        mg = sum(d["raw_psnr_gamma"]) / len(d["raw_psnr_gamma"])
+        mr = sum(d["rgb_psnr"]) / len(d["rgb_psnr"]) if d["rgb_psnr"] else float("nan")
+        worst = {k: min(v) if v else float("nan") for k, v in d.items()}
+        ok = (mg >= 1.0 and mean_bd <= -15 and min(worst["raw_psnr_gamma"], worst["raw_psnr_lin"],
+                                                     worst["raw_psnr_lin_hl"]) >= -0.2 and abs(mr) <= 0.2)
+        print(f"| {m} | {mg:+.2f} | {worst['raw_psnr_gamma']:+.2f} | {worst['raw_psnr_lin']:+.2f} | "
+              f"{worst['raw_psnr_lin_hl']:+.2f} | {mr:+.2f} | {mean_bd:+.1f} % | {'yes' if ok else 'no'} |")
+
+
+def x_kind(recs: list[dict], method: str) -> str:
+    return next((x["kind"] for x in recs if x["method"] == method), "")
 
 
 if __name__ == "__main__":
