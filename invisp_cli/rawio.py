@@ -652,6 +652,11 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         if "lens" not in exif and lens is not None and getattr(lens, "model", ""):
             exif["lens"] = str(lens.model).strip()
         exif.update(_carried_metadata(name))
+        aspect = float(sizes.pixel_aspect or 1.0)
+        if abs(aspect - 1.0) > 1e-6:  # non-square pixels (Kodak DC120): a DNG says so with DefaultScale
+            dng = metadata.unpack_ifd(exif["dng"]) if exif.get("dng") else {}
+            dng.setdefault(50718, metadata.num_entry(metadata.RATIONAL, [*_rational(aspect, False, 10000), 1, 1]))
+            exif["dng"] = metadata.pack_ifd(dng)
 
     return RawImage(
         mosaic=mosaic,

@@ -4,8 +4,10 @@ carried RAW → JPEG → DNG, edits made after encode reaching the DNG, exiftool
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +253,32 @@ def test_lj92_tiles_decode_bit_exact(tmp_path, h, w, bits, kind):
     rawio.write_dng(tmp_path / "x.dng", raw)
     with rawpy.imread(str(tmp_path / "x.dng")) as r:
         assert np.array_equal(r.raw_image_visible, raw.mosaic)
+
+
+# ---------------------------------------------------------------------------------------------- converters
+
+
+def _converters():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import converters
+
+    return converters
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("converter", ["dcraw", "rawtherapee", "darktable"])
+@pytest.mark.parametrize("name", ["nikon-d750_rose_768x512.dng", "canon-powershot-s40_box_CRW_0119.CRW"])
+def test_converters_render_the_dng_like_the_original(tmp_path, converter, name):
+    """Each RAW converter renders ``write_dng(read_raw(original))`` like the original: the DNG's tags (colour
+    matrices, levels, WB, orientation, crops) mean to it what the original's mean. Skipped where absent."""
+    cv = _converters()
+    if converter not in cv.available():
+        pytest.skip(f"{converter} not installed")
+    if converter == "darktable" and name.endswith(".CRW") and os.environ.get("INVISP_SLOW") != "1":
+        pytest.skip("darktable on a 4 MP file: INVISP_SLOW=1")
+    src = real_raw(name)
+    dng = tmp_path / "x.dng"
+    rawio.write_dng(dng, rawio.read_raw(src))
+    render = cv.CONVERTERS[converter][1]
+    psnr, resized = cv.compare(render(src, tmp_path), render(dng, tmp_path))
+    assert not resized and psnr >= 45.0, psnr
