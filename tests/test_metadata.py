@@ -115,6 +115,13 @@ def test_exif_limit_drops_maker_notes_never_the_record():
     kept = md.read_tree(blob[6:])[0]
     assert md.MAKER_NOTE not in kept["Exif"] and kept["GPS"] and 33432 in kept["0th"]
     assert md.xmp_record(jpeg.build_xmp(params)) == jpeg.record_params(params).to_json()
+    # a DNG profile table too big for the record's segment is left out; the rest of the DNG tags stay
+    rng = np.random.default_rng(0)
+    raw.exif["dng"] = md.pack_ifd({50938: md.Entry(md.FLOAT, 60000, rng.bytes(240000)),
+                                   50730: md.num_entry(md.SRATIONAL, [1, 2])})
+    params = ReconstructionParams.from_raw(raw, "m", "0" * 64, {"exposure_gain": 1.0})
+    kept = md.unpack_ifd(json.loads(md.xmp_record(jpeg.build_xmp(params)))["camera"]["dng"])
+    assert set(kept) == {50730}
 
 
 def test_non_ascii_make_and_model_encode(tmp_path, test_registry):

@@ -89,18 +89,26 @@ def record_params(params: ReconstructionParams) -> ReconstructionParams:
     return ReconstructionParams(params.model_id, params.model_sha256, params.raw, params.render, camera)
 
 
-def build_xmp(params: ReconstructionParams) -> bytes:
-    """The XMP packet: the camera's own (``params.camera['xmp']``, if it fits) plus the invisp record."""
-    record = record_params(params).to_json()
-    xmp = md.xmp_with_record(record, str(params.camera.get("xmp") or "").encode("utf-8"))
-    if len(xmp) > _XMP_LIMIT:
-        xmp = md.xmp_with_record(record)
-    if len(xmp) > _XMP_LIMIT:
-        raise MetadataError(f"invisp record is {len(xmp)} bytes, over the {_XMP_LIMIT}-byte XMP segment limit")
-    return xmp
-
-
 _XMP_LIMIT = EXIF_LIMIT - len(b"http://ns.adobe.com/xap/1.0/\x00")
+
+
+def build_xmp(params: ReconstructionParams) -> bytes:
+    """The XMP packet: the camera's own (``params.camera['xmp']``, if it fits) plus the invisp record. Over one
+    segment, the camera's packet goes first, then the bulkiest carried DNG tags (profile tables, opcode lists)."""
+    source = str(params.camera.get("xmp") or "").encode("utf-8")
+    record = record_params(params)
+    dng = md.unpack_ifd(record.camera["dng"]) if record.camera.get("dng") else {}
+    while True:
+        xmp = md.xmp_with_record(record.to_json(), source)
+        if len(xmp) <= _XMP_LIMIT:
+            return xmp
+        if source:
+            source = b""
+        elif dng:
+            del dng[max(dng, key=lambda t: len(dng[t].data))]
+            record.camera["dng"] = md.pack_ifd(dng)
+        else:
+            raise MetadataError(f"invisp record is {len(xmp)} bytes, over the {_XMP_LIMIT}-byte XMP segment limit")
 
 
 @functools.cache
