@@ -45,7 +45,7 @@ class Task:
     src: str
     dst: str
     options: dict = field(default_factory=dict)  # keyword arguments of codec.encode_file / decode_file
-    threads: int = 1  # torch threads while running it (0: leave as is)
+    threads: int = 1  # torch threads while running it
     force: bool = False
     error: str = ""  # set when the task is refused before running (name collision, input = output)
 
@@ -133,17 +133,17 @@ def _megapixels(jpeg_path: str) -> float:
 
 
 def _valid_output(task: Task) -> str | None:
-    """The model ID of an existing, valid output (an invisp JPEG whose metadata verifies, or a readable DNG)."""
+    """For an existing output: the model ID of an invisp JPEG whose metadata verifies, "" for a DNG invisp wrote
+    (written atomically, so complete), None for anything else."""
+    if task.op == "decode":
+        from .rawio import is_invisp_dng
+
+        return "" if is_invisp_dng(task.dst) else None
+    from .containers import jpeg
+
     try:
-        if task.op == "encode":
-            from .containers import jpeg
-
-            img, name = jpeg.open_jpeg(task.dst)
-            return jpeg.read_params(img, name).model_id
-        from . import rawio
-
-        rawio.read_raw(task.dst)
-        return ""
+        img, name = jpeg.open_jpeg(task.dst)
+        return jpeg.read_params(img, name).model_id
     except InvispError:
         return None
 
@@ -152,7 +152,7 @@ def run_task(task: Task) -> dict:
     """Encode or decode one file and return its manifest record; never raises for a bad file.
 
     An existing output the manifest does not know (a crash between writing it and recording it) is kept when
-    it is a valid file (status ``skipped``); otherwise ``--force`` decides, as for a single file."""
+    it is a valid invisp file (status ``skipped``); otherwise ``--force`` decides, as for a single file."""
     if task.error:
         return _record(task, "error", error=task.error)
     t0 = time.perf_counter()
@@ -161,12 +161,11 @@ def run_task(task: Task) -> dict:
             mp = _megapixels(task.dst if task.op == "encode" else task.src)
             return _record(task, "skipped", model=model or None, output_bytes=os.path.getsize(task.dst),
                            megapixels=mp, warning="output existed without a manifest record; kept (valid)")
-        if task.threads > 0:
-            import torch
+        import torch
 
-            torch.set_num_threads(task.threads)
         from .codec import decode_file, encode_file
 
+        torch.set_num_threads(task.threads)
         Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
         fn = encode_file if task.op == "encode" else decode_file
         r = fn(task.src, task.dst, force=task.force, **task.options)

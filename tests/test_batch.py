@@ -88,6 +88,12 @@ def test_two_jobs_then_decode_batch(tmp_path, test_registry):
         back, first = rawio.read_raw(dngs / f"{orig.stem}.dng"), rawio.read_raw(orig)
         assert back.mosaic.shape == first.mosaic.shape and back.cfa == first.cfa
     assert {rec["op"] for rec in manifest(dngs)} == {"decode"}
+    (dngs / batch.MANIFEST_NAME).unlink()  # outputs without records: invisp's DNGs are kept, another file refused
+    (dngs / "c.dng").write_bytes(b"somebody else's file")
+    r = run("decode", jpgs, "-d", dngs, "--jobs", "1", "--json")
+    s = summary(r)
+    assert (s["skipped"], s["failed"], r.exit_code) == (2, 1, SomeFilesFailed.exit_code)
+    assert "exists" in s["failures"][0]["error"] and (dngs / "c.dng").read_bytes() == b"somebody else's file"
 
 
 def test_recursive_mirrors_sub_folders(tmp_path, test_registry):
