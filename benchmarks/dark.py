@@ -1,6 +1,7 @@
 """Dark scenes: the front end's recovered RAW against the analytic inverse of LibRaw's own JPEG (the floor).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dark.py [--scales 8,32,128] [--crop 768] [--quality 90]
+                                                          [--model invisp-frontend-v1]
 
 Each real file of ../shared/data/raw named below is darkened (v' = b + (v − b)/s, rounded: the same scene
 exposed s× shorter, read noise aside) and written as a DNG, once with its as-shot white balance and once with
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--scales", default="8,32,128")
     ap.add_argument("--crop", type=int, default=768)
     ap.add_argument("--quality", type=int, default=90)
+    ap.add_argument("--model", default="invisp-frontend-v1")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as t:
         paths = []
@@ -54,14 +56,14 @@ def main() -> None:
                 p = Path(t) / f"{Path(name).stem}_dark{s:g}_lowB.dng"
                 darken(DATA / name, p, s, wb=[1.3, 1.0, 0.8])
                 paths.append(p)
-        res = run_bench(BenchConfig(inputs=paths, models=["invisp-frontend-v1"], qualities=[a.quality],
+        res = run_bench(BenchConfig(inputs=paths, models=[a.model], qualities=[a.quality],
                                     baselines=["analytic"], crop=a.crop, plots=False))
     by = {(r.file, r.method): r for r in res.records}
-    print(f"| file (crop {a.crop}, q{a.quality}) | front end γ | analytic γ | Δ γ | front end lin | analytic lin |")
+    print(f"| file (crop {a.crop}, q{a.quality}) | {a.model} γ | analytic γ | Δ γ | {a.model} lin | analytic lin |")
     print("|---|---|---|---|---|---|")
     deltas = []
     for f in dict.fromkeys(r.file for r in res.records):
-        fe, an = by.get((f, "invisp-frontend-v1")), by.get((f, "analytic"))
+        fe, an = by.get((f, a.model)), by.get((f, "analytic"))
         if fe is None or an is None:
             continue
         deltas.append(fe.raw_psnr_gamma - an.raw_psnr_gamma)

@@ -260,7 +260,10 @@ class MHCDemosaic(BilinearDemosaic):
                         out[:, c, i::2, j::2] = (x[:, 0] if k == 0 else cand[:, k - 1])[:, i::2, j::2]
             return out
         weights, plan = _mhc_phase_filters(self.cfa)
-        cand = F.conv2d(F.pixel_unshuffle(xp, 2), weights.to(x))  # (N, 8, H/2, W/2)
+        weights = weights.to(x)
+        if torch.is_grad_enabled():  # the cached weights may have been made under inference mode
+            weights = weights.clone()
+        cand = F.conv2d(F.pixel_unshuffle(xp, 2), weights)  # (N, 8, H/2, W/2)
         for c, i, j, k in plan:
             out[:, c, i::2, j::2] = x[:, 0, i::2, j::2] if k < 0 else cand[:, k]
         return out
