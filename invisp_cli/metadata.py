@@ -311,11 +311,23 @@ _OURS = re.compile(rb'\s*<rdf:Description rdf:about="" xmlns:invisp="' + re.esca
                    + rb'">.*?</rdf:Description>', re.S)
 
 
+def _strip_record(packet: bytes) -> bytes:
+    """``packet`` without any invisp:Record, in whichever form and under whichever prefix a tool rewrote it (an
+    old record must never travel on: it would shadow the new one)."""
+    packet = _OURS.sub(b"", packet)
+    ns = re.escape(INVISP_NS.encode())
+    for prefix in set(re.findall(rb"xmlns:([\w.-]+)=[\"']" + ns + rb"[\"']", packet)):
+        p = re.escape(prefix)
+        packet = re.sub(rb"\s*<" + p + rb":Record\b[^>]*?(/>|>.*?</" + p + rb":Record>)", b"", packet, flags=re.S)
+        packet = re.sub(rb"\s+" + p + rb":Record=([\"']).*?\1", b"", packet, flags=re.S)
+    return packet
+
+
 def xmp_with_record(record: str, source: bytes = b"") -> bytes:
     """An XMP packet holding ``record`` as invisp:Record, merged into ``source`` (an existing packet) if given."""
     ours = (f'<rdf:Description rdf:about="" xmlns:invisp="{INVISP_NS}">'
             f"<invisp:Record>{escape(record)}</invisp:Record></rdf:Description>").encode("ascii")
-    source = _OURS.sub(b"", source.rstrip(b"\0 \r\n\t"))
+    source = _strip_record(source.rstrip(b"\0 \r\n\t"))
     at = source.rfind(b"</rdf:RDF>")
     if at < 0:
         return (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -342,8 +354,8 @@ def xmp_record(packet: bytes) -> str | None:
 
 
 def xmp_without_record(packet: bytes) -> bytes:
-    """The packet less the invisp description ``xmp_with_record`` added; b"" if nothing else is left."""
-    rest = _OURS.sub(b"", packet)
+    """The packet less the invisp record (``_strip_record``); b"" if nothing else is left."""
+    rest = _strip_record(packet)
     try:
         root = ElementTree.fromstring(rest.strip(b"\0 \r\n\t"))
     except ElementTree.ParseError:

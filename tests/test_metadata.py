@@ -185,6 +185,20 @@ def test_exiftool_edits_reach_dng(gps_jpeg, tmp_path):
     tags = json.loads(r.stdout)[0]
     assert tags["Copyright"] == "(c) Someone" and tags["Subject"] == ["harbour", "boats"] and tags["Rating"] == 5
     assert tags["GPSLatitude"] == pytest.approx(48.85) and tags["UserComment"] == "edited"
+    assert "Record" not in rawio.read_raw(tmp_path / "x.dng").exif["xmp"]  # exiftool rewrote it; still left out
+
+
+def test_a_rewritten_record_never_travels_on():
+    """However a tool rewrote the record (prefix, attribute form), it is stripped before a new one is added."""
+    old = (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+           b"<rdf:Description rdf:about='' xmlns:inv='http://ns.invisp.dev/1.0/'><inv:Record>{&quot;a&quot;:1}"
+           b"</inv:Record></rdf:Description><rdf:Description rdf:about='' xmlns:xmp='http://ns.adobe.com/xap/1.0/' "
+           b"xmp:Rating='5' xmlns:i2='http://ns.invisp.dev/1.0/' i2:Record='{&quot;b&quot;:2}'/></rdf:RDF></x:xmpmeta>")
+    assert md.xmp_record(old) == '{"a":1}'
+    new = md.xmp_with_record('{"c":3}', old)
+    assert md.xmp_record(new) == '{"c":3}' and b"{&quot;" not in new and b"xmp:Rating='5'" in new
+    assert md.xmp_record(md.xmp_without_record(old)) is None
+    assert md.xmp_without_record(md.xmp_with_record('{"c":3}')) == b""
 
 
 @needs_exiftool
