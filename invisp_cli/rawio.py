@@ -309,10 +309,11 @@ def _ciff_make_model(path: str) -> dict:
     {} for other files."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read(1 << 26)
+            data = fh.read(14)
+            if data[:2] != b"II" or data[6:14] != b"HEAPCCDR":
+                return {}
+            data += fh.read(1 << 26)
     except OSError:
-        return {}
-    if data[:2] != b"II" or data[6:14] != b"HEAPCCDR":
         return {}
 
     def heap(start: int, end: int, depth: int) -> dict:
