@@ -51,6 +51,12 @@ NOTES = {
     "invisp-canon-v3": _V3 + _INIT_V3 + "Otherwise as invisp-canon-v1. Run with `OMP_NUM_THREADS=1`.",
     "invisp-nikon-v3": _V3 + _INIT_V3 + "Otherwise as invisp-nikon-v1 (λ = 2; no Nikon pixels trained on, the D750 "
                        "file's colour matrix and levels shaped the synthetic data). Run with `OMP_NUM_THREADS=1`.",
+    "invisp-frontend-v1": "The analytic front end alone (architecture `frontend`: the identity, no parameters; the "
+                          "chain leaves the Flow step out, so it costs nothing; its checkpoint is an empty safetensors "
+                          "file, verified by SHA-256 like any other). The default for encoding every camera since no "
+                          "learned stage measured better than it on the files none of them trained on (project "
+                          "README, \"Where it stands\"); the learned models stay available with `--model`. Nothing "
+                          "was trained, hence no training data or validation table.",
     "invisp-video-v3": _V3 + "Same data and hyper-parameters as invisp-video-v1. Details and the video benchmark: "
                        "`README-video.md`. The `--crf` range is simulated by the video codec simulator; the "
                        "JPEG-quality line above is unused by it.",
@@ -61,6 +67,12 @@ def main() -> None:
     lines = [HEADER]
     for e in sorted(read_registry(WEIGHTS_DIR), key=lambda e: e.id):
         t, cfg = e.training, e.training.get("config", {})
+        if not cfg:  # nothing trained (the analytic front end alone)
+            lines += [f"## `{e.id}`", "", f"- file: `{e.file}` (sha256 `{e.sha256}`)",
+                      f"- cameras: {', '.join(e.cameras)}{' (the default)' if e.default else ''} · architecture "
+                      f"`{e.arch}` · {t.get('kmac_per_px', '?')} kMAC/px · analytic front-end {e.isp or {}}",
+                      f"- made by: `{t.get('command')}`", *([f"- note: {NOTES[e.id]}"] if e.id in NOTES else []), ""]
+            continue
         lines += [
             f"## `{e.id}`",
             "",
