@@ -41,7 +41,9 @@ def run_batch(op: str, src: Path, out: Path, extra: list[str]) -> dict:
     summary = json.loads(p.stdout)
     for f in summary["failures"]:
         print(f"  {f['input']}: {f['error']}", flush=True)
-    return {"files": summary["ok"], "failed": summary["failed"], "megapixels": summary["megapixels"], "wall": wall}
+    records = [json.loads(line) for line in Path(summary["manifest"]).read_text().splitlines()]
+    return {"files": summary["ok"], "failed": summary["failed"], "megapixels": summary["megapixels"], "wall": wall,
+            "models": {r["model"] for r in records if r["model"]}}
 
 
 def run_per_file(op: str, files: list[Path], out: Path) -> dict:
@@ -97,7 +99,9 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    lines = [f"`{' '.join(['.venv/bin/python', *sys.argv])}` — {len(raws)} files, {cores} cores", "",
+    models = sorted(set().union(*(r.get("models", set()) for *_, r in rows)))
+    lines = [f"`{' '.join(['.venv/bin/python', *sys.argv])}` — {len(raws)} files, {cores} cores, "
+             f"model(s) {', '.join(models)}", "",
              "| op | mode | files | failed | MP | wall s | files/min | MP/s |", "|---|---|---|---|---|---|---|---|"]
     for op, mode, r in rows:
         lines.append(f"| {op} | {mode} | {r['files']} | {r['failed']} | {r['megapixels']:.1f} | {r['wall']:.1f} | "
