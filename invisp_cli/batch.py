@@ -25,11 +25,8 @@ from pathlib import Path
 
 from .errors import InputError, InvispError
 from .progress import console, progress_bar
+from .rawfiles import RAW_SUFFIXES
 
-#: RAW file name endings a folder is searched for on encode (LibRaw's formats; files named directly are always taken)
-RAW_SUFFIXES = frozenset(
-    ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .orf .rw2 .raf .pef .ptx .kdc .dcr .dcs .mrw .3fr .erf .mef .mos "
-    ".srw .iiq .rwl .raw .gpr .qtk .x3f".split())
 JPEG_SUFFIXES = frozenset((".jpg", ".jpeg"))
 MANIFEST_NAME = "invisp-manifest.jsonl"
 OUTPUT_SUFFIX = {"encode": ".jpg", "decode": ".dng"}
