@@ -19,15 +19,15 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError, InvispError
 from .progress import console, progress_bar
 from .rawfiles import RAW_SUFFIXES
+from .settings import JPEG_SUFFIXES
 
-JPEG_SUFFIXES = frozenset((".jpg", ".jpeg"))
 MANIFEST_NAME = "invisp-manifest.jsonl"
 OUTPUT_SUFFIX = {"encode": ".jpg", "decode": ".dng"}
 #: settings that change an output's bytes: a file done with other values is done again
@@ -56,7 +56,7 @@ def _say(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def _files(folder: Path, suffixes: frozenset[str], recursive: bool, exclude: Path) -> Iterator[Path]:
+def _files(folder: Path, suffixes: Collection[str], recursive: bool, exclude: Path) -> Iterator[Path]:
     """Files in ``folder`` with one of ``suffixes`` (sorted; hidden ones and anything under ``exclude`` left out)."""
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
