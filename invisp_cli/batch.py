@@ -317,11 +317,14 @@ def _pool(jobs: int) -> cf.ProcessPoolExecutor:
 def _run_futures(executor: cf.Executor, tasks: Iterator[Task], window: int, fn: Callable[[Task], dict],
                  broken: list[Task]) -> Iterator[tuple[Task, dict]]:
     """Run tasks with at most ``window`` in flight (a million files are never all queued at once). When the executor
-    breaks (a pool worker died), the tasks it held are put in ``broken`` and no more are taken from ``tasks``."""
+    breaks (a pool worker died), the tasks it held are put in ``broken`` and no more are taken from ``tasks``.
+    On Ctrl-C the files not started are cancelled, those running are finished and recorded (a second Ctrl-C
+    stops waiting for them), then KeyboardInterrupt goes on."""
     pending: dict[cf.Future, Task] = {}
+    interrupted = False
 
     def fill() -> None:
-        while not broken and len(pending) < window and (t := next(tasks, None)) is not None:
+        while not (broken or interrupted) and len(pending) < window and (t := next(tasks, None)) is not None:
             try:
                 pending[executor.submit(fn, t)] = t
             except cf.BrokenExecutor:
@@ -329,7 +332,15 @@ def _run_futures(executor: cf.Executor, tasks: Iterator[Task], window: int, fn: 
 
     fill()
     while pending:
-        done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        try:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            interrupted = True
+            for f in [f for f in pending if f.cancel()]:
+                del pending[f]
+            continue
         for f in done:
             t = pending.pop(f)
             try:
@@ -341,6 +352,8 @@ def _run_futures(executor: cf.Executor, tasks: Iterator[Task], window: int, fn: 
                 rec = _record(t, "error", error=f"worker failed: {type(e).__name__}: {e}")
             yield t, rec
         fill()
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def local_pool(tasks: list[Task], jobs: int, fn: Callable[[Task], dict] = run_task) -> Iterator[tuple[Task, dict]]:

@@ -194,8 +194,7 @@ def _run_batch(op: str, srcs: tuple[Path, ...], out_dir: Path, options: dict, *,
         click.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
     console.print(summary.line(), markup=False, highlight=False, soft_wrap=True)
     if summary.interrupted:
-        click.echo("invisp: interrupted; finished files are kept and recorded: run the same command again to resume",
-                   err=True)
+        click.echo("invisp: interrupted; finished files are kept: run the same command again to resume", err=True)
         sys.exit(130)
     if summary.failed:
         raise SomeFilesFailed(f"{summary.failed} of {summary.files} files failed (see {summary.manifest})")
