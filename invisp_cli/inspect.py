@@ -11,7 +11,7 @@ from .errors import InputError
 from .settings import DEFAULT_DEMOSAIC
 from .video.formats import VIDEO_SUFFIXES
 
-CARRIED = ("exif", "xmp", "dng")  # packed metadata in RawImage.exif / params.camera
+CARRIED = ("exif", "xmp", "iptc", "dng")  # packed metadata in RawImage.exif / params.camera
 
 
 def _front_end(render: dict) -> str:
@@ -32,6 +32,8 @@ def _carried(exif: dict) -> str:
         parts.append(f"EXIF {sum(len(v) for v in tree.values())} tags" + (" incl. GPS" if tree["GPS"] else ""))
     if exif.get("xmp"):
         parts.append(f"XMP {len(exif['xmp'])} bytes")
+    if exif.get("iptc"):
+        parts.append("IPTC")
     if exif.get("dng"):
         parts.append(f"{len(metadata.unpack_ifd(exif['dng']))} DNG tags (colour, opcodes, noise, crops)")
     return ", ".join(parts) or "none"

@@ -27,7 +27,7 @@ _PER = {RATIONAL: 2, SRATIONAL: 2}  # units per value
 _FMT = {BYTE: "B", SHORT: "H", LONG: "I", SBYTE: "b", SSHORT: "h", SLONG: "i", RATIONAL: "I", SRATIONAL: "i",
         FLOAT: "f", DOUBLE: "d", IFD: "I", UNDEFINED: "B"}
 
-EXIF_IFD, GPS_IFD, INTEROP_IFD, SUB_IFDS, XMP_TAG = 34665, 34853, 40965, 330, 700
+EXIF_IFD, GPS_IFD, INTEROP_IFD, SUB_IFDS, XMP_TAG, IPTC_TAG = 34665, 34853, 40965, 330, 700, 33723
 MAKER_NOTE, USER_COMMENT = 37500, 37510
 
 #: IFD0 tags that describe the photo (not the image structure): copied between RAW, JPEG and DNG.
@@ -144,18 +144,19 @@ def read_tree(data: bytes | mmap.mmap) -> tuple[Tree, Ifd]:
     return tree, ifd0
 
 
-def raw_file_metadata(path: str) -> tuple[Tree, dict[int, Entry], bytes]:
-    """(EXIF tree, DNG tags worth carrying, XMP packet) of a TIFF-based RAW file; empty for other formats.
+def raw_file_metadata(path: str) -> tuple[Tree, dict[int, Entry], bytes, bytes]:
+    """(EXIF tree, DNG tags worth carrying, XMP packet, IPTC record) of a TIFF-based RAW file; empty for other
+    formats.
 
     DNG tags are taken from IFD0 and from the raw image's sub-IFD (NewSubFileType 0), the latter winning."""
     with open(path, "rb") as fh:
         if fh.read(4) not in (b"II*\0", b"MM\0*"):
-            return {}, {}, b""
+            return {}, {}, b"", b""
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return _raw_file_metadata(data)
 
 
-def _raw_file_metadata(data: bytes | mmap.mmap) -> tuple[Tree, dict[int, Entry], bytes]:
+def _raw_file_metadata(data: bytes | mmap.mmap) -> tuple[Tree, dict[int, Entry], bytes, bytes]:
     r = _Reader(data)
     tree, ifd0 = read_tree(data)
     dng = {t: v for t, v in ifd0.items() if t in DNG_CARRIED}
@@ -168,7 +169,8 @@ def _raw_file_metadata(data: bytes | mmap.mmap) -> tuple[Tree, dict[int, Entry],
     if 50735 in dng and 42033 not in tree["Exif"]:  # CameraSerialNumber → EXIF BodySerialNumber
         tree["Exif"][42033] = ascii_entry(dng[50735].text())
     xmp = ifd0[XMP_TAG].data if XMP_TAG in ifd0 else b""
-    return tree, dng, xmp
+    iptc = ifd0[IPTC_TAG].data if IPTC_TAG in ifd0 else b""
+    return tree, dng, xmp, iptc
 
 
 # ---------------------------------------------------------------------------------------------- write

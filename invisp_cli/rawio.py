@@ -16,6 +16,7 @@ EXIF orientation 1..8 (see tests/test_rawio.py).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import datetime as _dt
@@ -417,10 +418,11 @@ def _read_exif(path: str, other: Any, libraw_ids: dict) -> dict:
 
 def _carried_metadata(path: str) -> dict:
     """What a re-written file must carry beyond the basics (TIFF-based files: DNG, KDC, …), packed for
-    ``RawImage.exif``: "exif" (the whole EXIF tree), "xmp" (the XMP packet), "dng" (the DNG tags a converter
-    needs to render like the original: colour matrices, illuminants, opcode lists, noise profile, crops, …)."""
+    ``RawImage.exif``: "exif" (the whole EXIF tree), "xmp" (the XMP packet), "iptc" (the IPTC-NAA record,
+    base64), "dng" (the DNG tags a converter needs to render like the original: colour matrices, illuminants,
+    opcode lists, noise profile, crops, …)."""
     try:
-        tree, dng, xmp = metadata.raw_file_metadata(path)
+        tree, dng, xmp, iptc = metadata.raw_file_metadata(path)
     except (OSError, ValueError, struct.error):
         return {}
     out: dict = {}
@@ -430,6 +432,8 @@ def _carried_metadata(path: str) -> dict:
         out["xmp"] = xmp.decode("utf-8", "replace").strip("\0")
     if dng:
         out["dng"] = metadata.pack_ifd(dng)
+    if iptc.strip(b"\0"):
+        out["iptc"] = base64.b64encode(iptc).decode("ascii")
     return out
 
 
@@ -872,6 +876,10 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     root = md.tree_node(tree, tags)
     if exif.get("xmp"):
         root.entries[md.XMP_TAG] = md.Entry(B, len(x := str(exif["xmp"]).encode("utf-8")), x)
+    if exif.get("iptc"):  # IPTC-NAA as Photoshop writes it in TIFF: LONGs, zero-padded
+        iptc = base64.b64decode(exif["iptc"])
+        iptc += bytes(-len(iptc) % 4)
+        root.entries[md.IPTC_TAG] = md.Entry(L, len(iptc) // 4, iptc)
     root.blocks[324] = lj92.encode_tiles(mosaic, bits, _tile_size(h, w))
     pv = _preview(raw)
     root.subs[md.SUB_IFDS] = [md.Node(

@@ -303,3 +303,19 @@ def test_converters_render_the_dng_like_the_original(tmp_path, converter, name):
     render = cv.CONVERTERS[converter][1]
     psnr, resized = cv.compare(render(src, tmp_path), render(dng, tmp_path))
     assert not resized and psnr >= 45.0, psnr
+
+
+@needs_exiftool
+def test_iptc_keywords_reach_the_dng_and_back(gps_jpeg, tmp_path, test_registry):
+    """IPTC (what ``exiftool -Keywords`` and many photo managers write): JPEG → DNG (IPTC-NAA) → JPEG (APP13)."""
+    _, jpg = gps_jpeg
+    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", "-IPTC:Keywords=rose", "-IPTC:Keywords=garden",
+                    "-IPTC:By-line=Me", str(jpg)], check=True)
+    ok("decode", jpg, "-o", tmp_path / "x.dng")
+    ok("encode", tmp_path / "x.dng", "-o", tmp_path / "again.jpg")
+    for f in (tmp_path / "x.dng", tmp_path / "again.jpg"):
+        r = subprocess.run([EXIFTOOL, "-j", "-IPTC:all", str(f)], capture_output=True, text=True, check=True)
+        tags = json.loads(r.stdout)[0]
+        assert tags["Keywords"] == ["rose", "garden"] and tags["By-line"] == "Me", f.name
+        r = subprocess.run([EXIFTOOL, "-validate", "-warning", "-a", "-s", str(f)], capture_output=True, text=True)
+        assert "Warning" not in r.stdout, r.stdout

@@ -8,17 +8,20 @@ Where things go:
   APP1 XMP   the original's XMP packet plus one ``rdf:Description`` in the invisp namespace whose
              ``invisp:Record`` is the ``ReconstructionParams`` JSON (schema invisp/1 and its checksum) — its
              own place, so editing any EXIF field (UserComment included) leaves decode intact;
-  APP2 ICC   an sRGB profile.
+  APP2 ICC   an sRGB profile;
+  APP13      the original's IPTC record (a TIFF-based RAW's IPTC-NAA tag), where it has one.
 
 Files written before the record moved to XMP carry it in Exif ``UserComment``; they still decode.
-On decode (``read_jpeg``) the EXIF and XMP *as they are in the JPEG now* (GPS, copyright, keywords, ratings added
-later by a photo manager) go into ``params.camera`` ("exif", "xmp"), from where ``rawio.write_dng`` writes them.
+On decode (``read_jpeg``) the EXIF, XMP and IPTC *as they are in the JPEG now* (GPS, copyright, keywords, ratings added
+later by a photo manager) go into ``params.camera`` ("exif", "xmp", "iptc"), from where ``rawio.write_dng`` writes
+them.
 
 Optional (``encode --exact``/``--max-error``): APP11 segments after these carry the residual layer
 (``containers/layer.py``, ``residual.py``); it is separate from schema invisp/1 and its checksum."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import io
@@ -40,7 +43,7 @@ _ASCII = b"ASCII\x00\x00\x00"  # the legacy record's UserComment prefix
 EXIF_LIMIT = 65533
 _EXIF_HEADER = b"Exif\x00\x00"
 #: keys of ``params.camera`` that travel in the JPEG's own EXIF/XMP blocks, not in the record
-TRANSIENT = ("exif", "xmp")
+TRANSIENT = ("exif", "xmp", "iptc")
 #: never dropped to fit the segment: what makes the block valid for a JPEG
 _REQUIRED = {"0th": {271, 272, 274, 282, 283, 296, 531}, "Exif": {36864, 37121, 40960, 40961, 40962, 40963}}
 
@@ -134,7 +137,22 @@ def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buf, "JPEG", quality=quality, subsampling=subsampling, exif=exif,
                                      xmp=xmp, icc_profile=icc, optimize=True)
-    return buf.getvalue()
+    return _with_iptc(buf.getvalue(), base64.b64decode(params.camera.get("iptc") or ""))
+
+
+_PHOTOSHOP = b"Photoshop 3.0\x00"
+
+
+def _with_iptc(data: bytes, iptc: bytes) -> bytes:
+    """The JPEG with an APP13 segment (Photoshop IRB, resource 0x0404) holding the IPTC record, after the APPn
+    segments Pillow wrote; unchanged without a record or where it would not fit one segment."""
+    block = b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(iptc)) + iptc + bytes(len(iptc) % 2)
+    if not iptc or len(_PHOTOSHOP + block) > EXIF_LIMIT:
+        return data
+    at = 2
+    while data[at] == 0xFF and 0xE0 <= data[at + 1] <= 0xEF:
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return data[:at] + b"\xff\xed" + struct.pack(">H", 2 + len(_PHOTOSHOP + block)) + _PHOTOSHOP + block + data[at:]
 
 
 _BUFFER_LOCK = threading.Lock()
@@ -186,8 +204,8 @@ def _legacy_record(img: Image.Image, name: str) -> str:
 
 
 def current_metadata(img: Image.Image) -> dict:
-    """The photo metadata a JPEG carries now, for the DNG: {"exif": packed tree, "xmp": packet} (keys only where
-    present), less what describes the JPEG encoding and what invisp itself put there."""
+    """The photo metadata a JPEG carries now, for the DNG: {"exif": packed tree, "xmp": packet, "iptc": base64}
+    (keys only where present), less what describes the JPEG encoding and what invisp itself put there."""
     out: dict = {}
     blob = img.info.get("exif") or b""
     try:
@@ -212,6 +230,9 @@ def current_metadata(img: Image.Image) -> dict:
     xmp = md.xmp_without_record(img.info.get("xmp") or b"")
     if xmp:
         out["xmp"] = xmp.decode("utf-8", "replace")
+    iptc = (img.info.get("photoshop") or {}).get(0x0404)
+    if iptc:
+        out["iptc"] = base64.b64encode(iptc).decode("ascii")
     return out
 
 
