@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from .errors import ModelError
 from .flows import build, is_video
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS_DIR = Path(str(importlib.resources.files("invisp_cli.weights")))  # the top-level weights/, as package data
 REGISTRY = "registry.json"
 
 

@@ -11,6 +11,7 @@ mosaic, and is scored with ``invisp_cli.metrics`` (see ``DEFINITIONS``)."""
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 import math
 import os
@@ -34,7 +35,7 @@ from ..rawio import RawImage
 from . import baselines
 from .sizes import Sizes, measure_sizes
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = Path(str(importlib.resources.files("invisp_cli.examples")))  # the top-level examples/
 RAW_SUFFIXES = frozenset(
     ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .orf .rw2 .raf .pef .ptx .kdc .dcr .dcs .mrw .3fr .erf .mef .mos "
     ".srw .iiq .rwl .raw .gpr .qtk .x3f".split())

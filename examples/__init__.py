@@ -1,0 +1,1 @@
+"""The bundled example RAW file, installed as package data (``invisp_cli.examples``)."""

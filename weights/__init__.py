@@ -1,0 +1,1 @@
+"""The shipped checkpoints and their registry, installed as package data (``invisp_cli.weights``)."""
