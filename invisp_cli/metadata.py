@@ -20,6 +20,8 @@ from fractions import Fraction
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+import numpy as np
+
 BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE, IFD = range(1, 14)
 _UNIT = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 4, SBYTE: 1, UNDEFINED: 1, SSHORT: 2, SLONG: 4,
          SRATIONAL: 4, FLOAT: 4, DOUBLE: 8, IFD: 4}  # byte-swap unit
@@ -52,7 +54,7 @@ class Entry:
 
     def values(self) -> tuple:
         """The numbers (rationals as flat numerator/denominator pairs); ASCII/UNDEFINED give their bytes."""
-        if self.type in (ASCII,):
+        if self.type == ASCII:
             return (self.data,)
         fmt = _FMT.get(self.type, "B")
         return struct.unpack(f"<{len(self.data) // struct.calcsize(fmt)}{fmt}", self.data)
@@ -109,7 +111,7 @@ class _Reader:
             raw = d[at : at + size]
             unit = _UNIT[typ]
             if e == ">" and unit > 1 and tag != MAKER_NOTE:
-                raw = b"".join(raw[i : i + unit][::-1] for i in range(0, size, unit))
+                raw = np.frombuffer(raw, f">u{unit}").astype(f"<u{unit}").tobytes()
             ent = Entry(typ, count, raw)
             if _meaningful(ent):
                 out[tag] = ent

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,18 @@ def test_iptc_keywords_reach_the_dng_and_back(gps_jpeg, tmp_path, test_registry)
         assert tags["Keywords"] == ["rose", "garden"] and tags["By-line"] == "Me", f.name
         r = subprocess.run([EXIFTOOL, "-validate", "-warning", "-a", "-s", str(f)], capture_output=True, text=True)
         assert "Warning" not in r.stdout, r.stdout
+
+
+def test_big_endian_tiff_is_read_into_little_endian_entries():
+    entries = [(271, md.ASCII, 6, b"Canon\0"), (33421, md.SHORT, 2, struct.pack(">HH", 2, 3)),
+               (282, md.RATIONAL, 1, struct.pack(">II", 72, 1)), (37500, md.UNDEFINED, 6, b"\x00\x01\x02\x03\x04\x05")]
+    body, data, off = struct.pack(">H", len(entries)), b"", 8 + 2 + 12 * len(entries) + 4
+    for tag, typ, count, val in entries:
+        if len(val) <= 4:
+            body += struct.pack(">HHI", tag, typ, count) + val.ljust(4, b"\0")
+        else:
+            body += struct.pack(">HHII", tag, typ, count, off + len(data))
+            data += val
+    _, ifd0 = md.read_tree(b"MM\0*" + struct.pack(">I", 8) + body + bytes(4) + data)
+    assert ifd0[271].text() == "Canon" and ifd0[33421].values() == (2, 3) and ifd0[282].values() == (72, 1)
+    assert ifd0[37500].data == b"\x00\x01\x02\x03\x04\x05"  # maker notes stay as they are
