@@ -9,7 +9,7 @@ from . import metadata, rawio, residual
 from .containers import jpeg
 from .errors import InputError
 from .settings import DEFAULT_DEMOSAIC
-from .video.formats import VIDEO_SUFFIXES
+from .video.formats import VIDEO_SUFFIXES, require_av
 
 CARRIED = ("exif", "xmp", "iptc", "dng")  # packed metadata in RawImage.exif / params.camera
 
@@ -43,6 +43,7 @@ def describe_video(path: Path) -> list[tuple[str, object]]:
     """An invisp MP4: stream settings, model and the per-frame parameters it carries (first frame shown)."""
     from .video.container import SCHEMA, read_doc
 
+    require_av()
     doc = read_doc(path)
     v, first = doc.video, doc.frames[0].params
     fps = Fraction(v["fps"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .codec import DEFAULT_TILE, recover_file
 from .errors import InputError
-from .video.formats import VIDEO_SUFFIXES
+from .video.formats import VIDEO_SUFFIXES, require_av
 
 
 def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
@@ -17,6 +17,7 @@ def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
     if Path(src).is_dir():
         raise InputError(f"{src}: is a folder; name a file")
     if Path(src).suffix.lower() in VIDEO_SUFFIXES:
+        require_av()
         from .video.codec import verify_video
 
         return verify_video(src, tile)

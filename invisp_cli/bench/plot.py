@@ -16,13 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InvispError
 from .run import BenchResult
 
 DB_FLOOR = -90.0  # colour-scale floor of the error maps (a 14-bit LSB is −84 dB)
 
 
 def _plt():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise InvispError("bench plots need matplotlib: pip install 'invisp[bench]' (or use --no-plots)") from None
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

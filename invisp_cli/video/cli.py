@@ -11,9 +11,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import InvispError
 from ..progress import console
-from .formats import CODECS, PIX_FMTS, VIDEO_SUFFIXES
+from .formats import CODECS, PIX_FMTS, VIDEO_SUFFIXES, require_av
 
 _OPTIONS = [
     click.option("--codec", type=click.Choice(list(CODECS)), default="h264", show_default=True,
@@ -45,14 +44,6 @@ def is_video_encode(dst: Path | None) -> bool:
 
 def is_video_decode(src: Path) -> bool:
     return src.suffix.lower() in VIDEO_SUFFIXES
-
-
-def require_av() -> None:
-    """PyAV is the ``[video]`` extra: say so instead of failing on the import."""
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        raise InvispError("video needs PyAV: pip install 'invisp[video]'") from None
 
 
 def encode(srcs: Sequence[Path], dst: Path, *, model_id: str | None, tile: int, force: bool, codec: str, crf: int,
