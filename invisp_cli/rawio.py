@@ -817,6 +817,15 @@ def _dng_exif(exif: dict, make: str, model: str) -> metadata.Tree:
     return tree
 
 
+def _dng_flip(flip: int, orientation: Any) -> int:
+    """The sensor's flip, then the JPEG's EXIF ``orientation`` (2..8: turned by a tag after encode), as one flip."""
+    if orientation not in range(2, 9):
+        return flip
+    probe = np.arange(6).reshape(2, 3)
+    want = apply_flip(apply_flip(probe, flip), exif_to_flip(orientation))
+    return next(f for f in range(8) if np.array_equal(apply_flip(probe, f), want))
+
+
 def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     """Write ``raw`` as a lossless-JPEG-compressed CFA DNG at exactly ``path`` (no temp file; the caller renames).
 
@@ -848,7 +857,7 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
         256: md.num_entry(L, [w]), 257: md.num_entry(L, [h]), 258: md.num_entry(H, [bits]),
         259: md.num_entry(H, [7]),  # lossless JPEG
         262: md.num_entry(H, [32803]),  # CFA
-        274: md.num_entry(H, [flip_to_exif(raw.flip)]),
+        274: md.num_entry(H, [flip_to_exif(_dng_flip(raw.flip, exif.get("orientation")))]),
         277: md.num_entry(H, [1]), 284: md.num_entry(H, [1]),
         305: md.ascii_entry("invisp"),
         322: md.num_entry(L, [_tile_size(h, w)[1]]), 323: md.num_entry(L, [_tile_size(h, w)[0]]),

@@ -335,3 +335,22 @@ def test_big_endian_tiff_is_read_into_little_endian_entries():
     _, ifd0 = md.read_tree(b"MM\0*" + struct.pack(">I", 8) + body + bytes(4) + data)
     assert ifd0[271].text() == "Canon" and ifd0[33421].values() == (2, 3) and ifd0[282].values() == (72, 1)
     assert ifd0[37500].data == b"\x00\x01\x02\x03\x04\x05"  # maker notes stay as they are
+
+
+@pytest.mark.parametrize("flip", [0, 5])
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_orientation_set_after_encode_turns_the_dng(tmp_path, test_registry, flip, orientation):
+    """A JPEG turned by its Orientation tag (as photo managers do) gives a DNG that displays turned alike."""
+    src = tmp_path / "in.dng"
+    write_synthetic_dng(src, h=40, w=64, flip=flip)
+    jpg = tmp_path / "x.jpg"
+    ok("encode", src, "-o", jpg)
+    tree = _tree(jpg)
+    tree["0th"][274] = md.num_entry(md.SHORT, [orientation])
+    jpg.write_bytes(_replace_segment(jpg.read_bytes(), b"Exif\0\0", b"Exif\0\0" + md.write_tiff(md.tree_node(tree))))
+    ok("decode", jpg, "-o", tmp_path / "x.dng")
+    back = rawio.read_raw(tmp_path / "x.dng")
+    probe = np.arange(40 * 64).reshape(40, 64)
+    with Image.open(jpg) as im:  # what a viewer shows: the upright pixels turned by the tag
+        shown = rawio.apply_flip(rawio.apply_flip(probe, flip), rawio.exif_to_flip(im.getexif()[274]))
+    assert np.array_equal(rawio.apply_flip(probe, back.flip), shown)

@@ -43,7 +43,7 @@ _ASCII = b"ASCII\x00\x00\x00"  # the legacy record's UserComment prefix
 EXIF_LIMIT = 65533
 _EXIF_HEADER = b"Exif\x00\x00"
 #: keys of ``params.camera`` that travel in the JPEG's own EXIF/XMP blocks, not in the record
-TRANSIENT = ("exif", "xmp", "iptc")
+TRANSIENT = ("exif", "xmp", "iptc", "orientation")
 #: never dropped to fit the segment: what makes the block valid for a JPEG
 _REQUIRED = {"0th": {271, 272, 274, 282, 283, 296, 531}, "Exif": {36864, 37121, 40960, 40961, 40962, 40963}}
 
@@ -204,14 +204,18 @@ def _legacy_record(img: Image.Image, name: str) -> str:
 
 
 def current_metadata(img: Image.Image) -> dict:
-    """The photo metadata a JPEG carries now, for the DNG: {"exif": packed tree, "xmp": packet, "iptc": base64}
-    (keys only where present), less what describes the JPEG encoding and what invisp itself put there."""
+    """The photo metadata a JPEG carries now, for the DNG: {"exif": packed tree, "xmp": packet, "iptc": base64,
+    "orientation": EXIF Orientation 2..8 if the JPEG was turned by a tag} (keys only where present), less what
+    describes the JPEG encoding and what invisp itself put there."""
     out: dict = {}
     blob = img.info.get("exif") or b""
     try:
-        tree = md.read_tree(blob[len(_EXIF_HEADER):] if blob.startswith(_EXIF_HEADER) else blob)[0]
+        tree, ifd0 = md.read_tree(blob[len(_EXIF_HEADER):] if blob.startswith(_EXIF_HEADER) else blob)
     except (ValueError, struct.error):
-        tree = {}
+        tree, ifd0 = {}, {}
+    orientation = ifd0[274].values()[0] if 274 in ifd0 and ifd0[274].type == md.SHORT else 1
+    if orientation in range(2, 9):  # turned in a photo manager after encode
+        out["orientation"] = int(orientation)
     if tree:
         zeroth, exif = tree["0th"], tree["Exif"]
         for tag in (282, 283, 296):
