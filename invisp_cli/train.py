@@ -18,7 +18,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -250,7 +250,7 @@ def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling:
     return {"mean": mean, "files": rows}
 
 
-def _load_samples(files: list[Path], cache: Path | None) -> list[Sample]:
+def load_samples(files: list[Path], cache: Path | None) -> list[Sample]:
     """Read each RAW and its LibRaw render; files LibRaw renders at another size (non-square pixels, e.g.
     Kodak DC120) cannot give aligned pairs and are skipped with a warning."""
     out = []
@@ -264,7 +264,7 @@ def _load_samples(files: list[Path], cache: Path | None) -> list[Sample]:
     return out
 
 
-def _dist_setup() -> tuple[int, int]:
+def dist_setup() -> tuple[int, int]:
     if "RANK" not in os.environ or dist.is_initialized():
         return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -274,7 +274,7 @@ def _dist_setup() -> tuple[int, int]:
 
 def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     """Train, validate and save; returns the registry entry on rank 0 (None on other ranks)."""
-    rank, world = _dist_setup()
+    rank, world = dist_setup()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1000 * rank)
     out = Path(cfg.out)
@@ -284,72 +284,106 @@ def train(cfg: TrainConfig, device: str = "cpu") -> ModelEntry | None:
     train_files = [f for f in train_files if f.resolve() not in {v.resolve() for v in val_files}]
     if not train_files:
         raise InputError("no RAW files to train on")
-    samples = _load_samples(train_files, cache)
+    samples = load_samples(train_files, cache)
     if cfg.synthetic:
         synth_rng = np.random.default_rng(cfg.seed + 7)  # same synthetic set on every rank
         # metadata only (colour matrix, CFA, levels) of the template files; default: the training files
         templates = [rawio.read_raw(f) for f in raw_files(cfg.synthetic_templates)] or [s.raw for s in samples]
         samples += synthetic_samples(cfg.synthetic, templates, synth_rng, cache / "synthetic")
-    val = _load_samples(val_files, cache) if rank == 0 else []
+    val = load_samples(val_files, cache) if rank == 0 else []
 
     flow = build(cfg.arch, **cfg.hparams)
     if cfg.init:
         flow.load_state_dict(load_file(cfg.init), strict=True)
     flow = flow.to(device)
-    state_file = out / "train_state.pt"
-    step0 = 0
-    # the global per-pixel stages (tone curves) see few out-of-range pixels per batch: give them a larger step
+    roundtrip = distributed(RoundTrip(flow, cfg.subsampling).to(device), world)
+    sampler = PatchSampler(samples, cfg.patch, rng, isp_of(cfg), cfg.hard_fraction)
+    floor = rgb_floor(cfg)
+    per_rank = max(1, cfg.batch // world)
+
+    def step() -> Losses:
+        x, y = (t.to(device) for t in sampler.batch(per_rank))
+        q = torch.from_numpy(rng.uniform(cfg.quality[0], cfg.quality[1], per_rank)).float()
+        y_hat, x_hat = roundtrip(x, q)
+        return Losses(rgb_loss(y_hat, y, floor), (x_hat - x).abs().mean(), y_hat, y, x_hat, x)
+
+    def validate(done: int) -> dict | None:
+        return evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, isp_of(cfg))["mean"] if val else None
+
+    t_start = fit(flow, cfg, step, validate, "train", rank, device)
+    return finish(cfg, flow, samples, train_files, val_files, t_start, rank, world,
+                  lambda: evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, isp_of(cfg)) if val else {})
+
+
+@dataclass
+class Losses:
+    """One training step's losses and the tensors its progress line reports: L = L_rgb + λ·L_raw."""
+
+    rgb: torch.Tensor
+    raw: torch.Tensor
+    y_hat: torch.Tensor
+    y: torch.Tensor
+    x_hat: torch.Tensor
+    x: torch.Tensor
+
+
+def fit(flow: nn.Module, cfg: TrainConfig, step: Callable[[], Losses], validate: Callable[[int], dict | None],
+        label: str, rank: int, device) -> float:
+    """The one training loop of image and video flows: Adam (the tone curves, which see few out-of-range pixels per
+    batch, at 2× the learning rate), cosine schedule, gradient clipping at 1, ``--resume`` from OUT/train_state.pt,
+    a progress bar, and every ``cfg.every`` steps a validation (``validate(step)``, None to skip) and a checkpoint.
+    ``step()`` draws a batch and runs the round trip. Returns the start time."""
+    out = Path(cfg.out)
     curves = [p for n, p in flow.named_parameters() if "curve" in n]
     others = [p for n, p in flow.named_parameters() if "curve" not in n]
     opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 2}], lr=cfg.lr)
+    state_file, step0 = out / "train_state.pt", 0
     if cfg.resume and state_file.is_file():
         state = load_train_state(state_file, device)
         flow.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         step0 = int(state["step"])
-    roundtrip = distributed(RoundTrip(flow, cfg.subsampling).to(device), world)
     sched = cosine_schedule(opt, step0, cfg.steps)
-    sampler = PatchSampler(samples, cfg.patch, rng, isp_of(cfg), cfg.hard_fraction)
-    floor = rgb_floor(cfg)
-    per_rank = max(1, cfg.batch // world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    with training_progress("train", rank) as prog:
+    with training_progress(label, rank) as prog:
         task = prog.add_task("train", total=cfg.steps, completed=step0, status="")
-        for step in range(step0, cfg.steps):
-            x, y = (t.to(device) for t in sampler.batch(per_rank))
-            q = torch.from_numpy(rng.uniform(cfg.quality[0], cfg.quality[1], per_rank)).float()
-            y_hat, x_hat = roundtrip(x, q)
-            l_rgb = rgb_loss(y_hat, y, floor)
-            l_raw = (x_hat - x).abs().mean()
-            loss = l_rgb + cfg.lam * l_raw
+        for done in range(step0 + 1, cfg.steps + 1):
+            losses = step()
+            loss = losses.rgb + cfg.lam * losses.raw
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
             opt.step()
             sched.step()
-            done = step + 1
             its = (done - step0) / (time.time() - t_start)
-            status = (f"loss {loss.item():.4f}  RGB {_psnr(y_hat.clamp(0, 1), y):.1f} dB  "
-                      f"RAW {_psnr(x_hat, x):.1f} dB  {its:.2f} it/s")
+            status = (f"loss {loss.item():.4f}  RGB {_psnr(losses.y_hat.clamp(0, 1), losses.y):.1f} dB  "
+                      f"RAW {_psnr(losses.x_hat, losses.x):.1f} dB  {its:.2f} it/s")
             prog.update(task, completed=done, status=status)
             if rank == 0 and (done % cfg.every == 0 or done == cfg.steps):
-                rec = {"step": done, "loss": loss.item(), "l_rgb": l_rgb.item(), "l_raw": l_raw.item(),
+                rec = {"step": done, "loss": loss.item(), "l_rgb": losses.rgb.item(), "l_raw": losses.raw.item(),
                        "seconds": round(time.time() - t_start, 1)}
-                if val:
-                    flow.eval()
-                    rec["val"] = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, isp_of(cfg))["mean"]
-                    flow.train()
-                    prog.console.print(f"step {done}: val {rec['val']}")
+                flow.eval()
+                val = validate(done)
+                flow.train()
+                if val is not None:
+                    rec["val"] = val
+                    prog.console.print(f"step {done}: val {val}")
                 save_progress(out, rec, flow, opt)
+    return t_start
+
+
+def finish(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], train_files: list[Path], val_files: list[Path],
+           t_start: float, rank: int, world: int, final: Callable[[], dict]) -> ModelEntry | None:
+    """After ``fit``: every process waits for the others; rank 0 runs the final validation (``final()``) and saves
+    and registers the checkpoint (None on the other ranks)."""
     if world > 1:
         dist.barrier()
     if rank != 0:
         return None
     flow.eval()
-    final = evaluate(flow, val, 90, cfg.subsampling, cfg.val_crop, isp_of(cfg)) if val else {}
-    return _register(cfg, flow, samples, train_files, val_files, final, time.time() - t_start, world)
+    return register_model(cfg, flow, samples, train_files, val_files, final(), time.time() - t_start, world)
 
 
 def distributed(module: nn.Module, world: int) -> nn.Module:
@@ -398,7 +432,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
 
 
-def _register(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], train_files: list[Path],
+def register_model(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], train_files: list[Path],
               val_files: list[Path], final: dict, seconds: float, world: int) -> ModelEntry:
     out = Path(cfg.out)
     model_id = cfg.model_id or f"{cfg.camera}-{cfg.arch}"

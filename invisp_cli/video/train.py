@@ -14,13 +14,11 @@ validation is the real thing: encode → libx264 → decode of held-out slide se
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 from safetensors.torch import load_file
 
@@ -30,21 +28,18 @@ from ..flows import ARCHITECTURES, build, is_video
 from ..metrics import flicker, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
 from ..rawfiles import raw_files
 from ..train import (
+    Losses,
     PatchSampler,
     TrainConfig,
-    _dist_setup,
-    _load_samples,
-    _psnr,
-    _register,
     analytic_input,
-    cosine_schedule,
+    dist_setup,
     distributed,
+    finish,
+    fit,
     isp_of,
-    load_train_state,
+    load_samples,
     rgb_floor,
     rgb_loss,
-    save_progress,
-    training_progress,
 )
 from ..zoo import ModelEntry
 from .codec import decode_video, encode_video
@@ -224,7 +219,7 @@ def train_video(base: TrainConfig, crf_range: tuple[int, int] = (18, 32), device
 
 
 def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
-    rank, world = _dist_setup()
+    rank, world = dist_setup()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1000 * rank)
     out = Path(cfg.out)
@@ -233,60 +228,27 @@ def _train(cfg: VideoTrainConfig, device: str) -> ModelEntry | None:
     train_files = [f for f in raw_files(cfg.data) if f.resolve() not in {v.resolve() for v in val_files}]
     if not train_files:
         raise InputError("no RAW files to train on")
-    samples = _load_samples(train_files, cache)
+    samples = load_samples(train_files, cache)
     seqs = _val_sequences(cfg, val_files, cache) if rank == 0 else []
 
     flow = _build(cfg).to(device)
     window = flow.window
-    curves = [p for n, p in flow.named_parameters() if "curve" in n]
-    others = [p for n, p in flow.named_parameters() if "curve" not in n]
-    opt = torch.optim.Adam([{"params": others}, {"params": curves, "lr": cfg.lr * 2}], lr=cfg.lr)  # as train.py
-    state_file, step0 = out / "train_state.pt", 0
-    if cfg.resume and state_file.is_file():
-        state = load_train_state(state_file, device)
-        flow.load_state_dict(state["model"])
-        opt.load_state_dict(state["optim"])
-        step0 = int(state["step"])
     roundtrip = distributed(VideoRoundTrip(flow).to(device), world)
-    sched = cosine_schedule(opt, step0, cfg.steps)
     sampler = WindowSampler(samples, cfg.patch, rng, isp_of(cfg), cfg.hard_fraction, window, cfg.motion)
     floor = rgb_floor(cfg)
     per_rank = max(1, cfg.batch // world)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    t_start = time.time()
-    with training_progress("train --video", rank) as prog:
-        task = prog.add_task("train", total=cfg.steps, completed=step0, status="")
-        for step in range(step0, cfg.steps):
-            x, y = sampler.batch(per_rank)
-            _edge_windows(x, y, window, cfg.p_edge, rng)
-            (xc, xn), (yc, yn) = split(x.to(device), window), split(y.to(device).float(), window)
-            crf = torch.from_numpy(rng.uniform(cfg.crf[0], cfg.crf[1], per_rank))
-            y_hat, x_hat = roundtrip(xc, xn.clamp(0, 1), yn, crf)
-            l_rgb, l_raw = rgb_loss(y_hat, yc, floor), (x_hat - xc).abs().mean()
-            loss = l_rgb + cfg.lam * l_raw
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(flow.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            done = step + 1
-            its = (done - step0) / (time.time() - t_start)
-            prog.update(task, completed=done, status=f"loss {loss.item():.4f}  RGB {_psnr(y_hat.clamp(0, 1), yc):.1f} "
-                        f"dB  RAW {_psnr(x_hat, xc):.1f} dB  {its:.2f} it/s")
-            if rank == 0 and (done % cfg.every == 0 or done == cfg.steps):
-                rec = {"step": done, "loss": loss.item(), "l_rgb": l_rgb.item(), "l_raw": l_raw.item(),
-                       "seconds": round(time.time() - t_start, 1)}
-                if seqs and done != cfg.steps:  # the final validation follows below
-                    flow.eval()
-                    rec["val"] = _evaluate(flow, cfg, seqs)["mean"]
-                    flow.train()
-                    prog.console.print(f"step {done}: val {rec['val']}")
-                save_progress(out, rec, flow, opt)
-    if world > 1:
-        dist.barrier()
-    if rank != 0:
-        return None
-    flow.eval()
-    final = _evaluate(flow, cfg, seqs) if seqs else {}
-    return _register(cfg, flow, samples, train_files, val_files, final, time.time() - t_start, world)
+
+    def step() -> Losses:
+        x, y = sampler.batch(per_rank)
+        _edge_windows(x, y, window, cfg.p_edge, rng)
+        (xc, xn), (yc, yn) = split(x.to(device), window), split(y.to(device).float(), window)
+        crf = torch.from_numpy(rng.uniform(cfg.crf[0], cfg.crf[1], per_rank))
+        y_hat, x_hat = roundtrip(xc, xn.clamp(0, 1), yn, crf)
+        return Losses(rgb_loss(y_hat, yc, floor), (x_hat - xc).abs().mean(), y_hat, yc, x_hat, xc)
+
+    def validate(done: int) -> dict | None:  # the final validation follows below
+        return _evaluate(flow, cfg, seqs)["mean"] if seqs and done != cfg.steps else None
+
+    t_start = fit(flow, cfg, step, validate, "train --video", rank, device)
+    return finish(cfg, flow, samples, train_files, val_files, t_start, rank, world,
+                  lambda: _evaluate(flow, cfg, seqs) if seqs else {})
