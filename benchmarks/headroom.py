@@ -174,7 +174,7 @@ def main() -> None:
     cmd = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/headroom.py" + "".join(f" {x}" for x in sys.argv[1:])
     text = (f"# Editing headroom\n\n`{cmd}` (JPEG quality {a.quality}, `invisp encode` defaults otherwise).\n\n"
             f"Mean over files, per edit:\n\n{summary}\nPer file:\n\n{per_file}\n"
-            "| file | model (encode default) | sites clipped | seconds |\n|---|---|---|---|\n"
+            "| file | model (encode default) | sites ≥ clip level (g₀·n ≥ 0.9) | seconds |\n|---|---|---|---|\n"
             + "\n".join(notes) + "\n")
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "headroom.md").write_text(text)

@@ -139,6 +139,18 @@ def test_highlights_option_recovers_a_clipped_patch(tmp_path):
     assert np.abs(soft[dark].astype(int) - flat[dark]).max() <= 1
 
 
+def test_channels_saturating_below_the_white_level_count_as_clipped():
+    """A sky whose red sites reach the white level and whose green and blue stop at 93 % of it (sensors saturate
+    below their nominal white) is rendered white, not magenta."""
+    raw = make_raw(48, 64, cfa="RGGB", bits=12)
+    black = float(raw.black[0, 0])
+    patch = raw.mosaic[10:30, 20:44]
+    patch[:] = np.round(black + 0.93 * (raw.white - black))
+    patch[::2, ::2] = raw.white  # R sites of RGGB
+    out = develop(raw, 1.0, Edit(), "srgb16")
+    sky = out[14:26, 24:40].astype(int)
+    assert np.abs(sky - sky[..., 1:2]).max() <= 1 and sky.min() == 65535
+
 def test_shadows_contrast_saturation():
     x = torch.tensor([0.001, 0.18, 0.5], dtype=torch.float64).repeat(3, 1).reshape(1, 3, 1, 3)
     lifted = tone(x, Edit(shadows=1.0))[0, 0, 0]

@@ -25,7 +25,10 @@ from . import colour
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 luminance weights of linear RGB
 MID_GREY = 0.18  # the contrast pivot
 SHADOW_PIVOT = 0.1  # luminance below which the shadow lift acts fully
-CLIP_LEVEL = 0.98  # a site is clipped where g₀·n ≥ this (n = normalised raw value)
+# A site counts as clipped where g₀·n ≥ CLIP_LEVEL (n = normalised raw value): sensors saturate a few per cent below
+# their nominal white level (the GoPro HERO6's green near 0.95–0.98 of it), and a clip taken for a value turns a
+# white sky magenta. Flagging only ever raises a channel towards its neighbours (``reconstruct_highlights``).
+CLIP_LEVEL = 0.9
 CLIP_REACH = 2  # the clip flags spread over the demosaic's 5×5 support
 
 
@@ -134,7 +137,8 @@ def reconstruct_highlights(rgb: torch.Tensor, clipped: torch.Tensor) -> torch.Te
 
 
 class DevelopChain(Step):
-    """Mosaic in raw units (N, 1, H, W) → edited linear Rec.709 (N, 3, H, W), scene-referred (not clipped).
+    """Mosaic in raw units (N, 1, H, W) → edited linear Rec.709 (N, 3, H, W), scene-referred (not clipped); one way
+    (no ``inverse``).
 
     The analytic steps of ``invisp_cli.steps`` (Levels, Exposure, WhiteBalance, MHCDemosaic, ColorMatrix) with the
     edit's multipliers and exposure g₀·2^EV, highlight reconstruction between demosaic and colour matrix, then
@@ -159,9 +163,6 @@ class DevelopChain(Step):
         clipped = F.max_pool2d(masks * (n >= CLIP_LEVEL).to(x.dtype), k, stride=1, padding=CLIP_REACH) > 0
         rgb = reconstruct_highlights(self.demosaic(self.wb(n)), clipped)
         return tone(self.exposure(self.matrix(rgb)), self.edit)
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("develop is a one-way render")
 
 
 OUTPUT_MODES = ("srgb8", "srgb16", "linear")
