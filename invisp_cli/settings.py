@@ -7,6 +7,8 @@ from __future__ import annotations
 
 #: the 2×2 Bayer layouts, row-major from the visible area's top-left site
 CFA_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+#: the colour index of each CFA letter (0 R, 1 G, 2 B), as LibRaw, DNG's CFAPattern and the steps number them
+COLOUR_INDEX = {"R": 0, "G": 1, "B": 2}
 
 #: JPEG output
 DEFAULT_QUALITY = 90

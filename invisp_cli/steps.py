@@ -18,16 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .settings import CFA_LAYOUTS, DEFAULT_DEMOSAIC, DEFAULT_KNEE  # noqa: F401  (re-exported)
-
-_CHANNEL = {"R": 0, "G": 1, "B": 2}
+from .settings import CFA_LAYOUTS, COLOUR_INDEX, DEFAULT_DEMOSAIC, DEFAULT_KNEE  # noqa: F401  (re-exported)
 
 
 def cfa_index(cfa: str) -> np.ndarray:
     """The colour channel (0 R, 1 G, 2 B) of each position of the 2×2 CFA tile."""
     if cfa not in CFA_LAYOUTS:
         raise ValueError(f"unsupported CFA layout {cfa!r}")
-    return np.array([_CHANNEL[c] for c in cfa]).reshape(2, 2)
+    return np.array([COLOUR_INDEX[c] for c in cfa]).reshape(2, 2)
 
 
 def cfa_masks(cfa: str, h: int, w: int, device=None) -> torch.Tensor:

@@ -38,6 +38,7 @@ from PIL import Image
 from .. import rawio
 from ..containers import jpeg
 from ..params import ReconstructionParams
+from ..rawio import XYZ_RGB
 from ..steps import (
     BilinearDemosaic,
     Chain,
@@ -58,10 +59,6 @@ BROOKS_XYZ2CAMS = np.array([
     [[0.8380, -0.2630, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
     [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.0970, 0.1581, 0.5181]],
 ])
-#: linear sRGB (D65) → XYZ, as in Brooks' code and LibRaw.
-RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                    [0.2126729, 0.7151522, 0.0721750],
-                    [0.0193339, 0.1191920, 0.9503041]])
 UPI_WB = (2.0, 1.0, 1.6)
 CURVES = ("2.2", "srgb", "bt709")
 
@@ -69,7 +66,7 @@ CURVES = ("2.2", "srgb", "bt709")
 def average_rgb_cam() -> np.ndarray:
     """Camera RGB → linear sRGB of the average Brooks camera (see the module docstring)."""
     xyz2cam = BROOKS_XYZ2CAMS.mean(axis=0)
-    rgb2cam = xyz2cam @ RGB2XYZ
+    rgb2cam = xyz2cam @ XYZ_RGB  # linear sRGB (D65) → XYZ, as in Brooks' code and LibRaw
     rgb2cam = rgb2cam / rgb2cam.sum(axis=1, keepdims=True)
     return np.linalg.inv(rgb2cam)
 

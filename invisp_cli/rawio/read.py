@@ -1,0 +1,241 @@
+"""Reading any LibRaw Bayer file into a ``RawImage`` (taken the way LibRaw's ``postprocess(use_camera_wb=True)``
+takes it), and LibRaw's own render of it; every failure is one ``InputError``/``UnsupportedSensorError`` naming
+the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import metadata
+from ..errors import InputError, UnsupportedSensorError
+from ..settings import CFA_LAYOUTS
+from .colour import cam_xyz_coeff, libraw_auto_wb, xyz_to_cam_from_rgb_cam
+from .dng import rational
+from .exif import carried_metadata, read_exif
+from .image import RawImage
+from .libraw import libraw_identify, quiet_libraw
+
+
+def _open_raw(path: str | os.PathLike) -> tuple[Any, str]:
+    """Open with rawpy and force the (lazy) unpack; any failure is an ``InputError`` naming the file."""
+    import rawpy
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a RAW file")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror or e})") from None
+    if not head:
+        raise InputError(f"{p}: empty file")
+    try:
+        with quiet_libraw():
+            raw = rawpy.imread(str(p))
+    except rawpy.LibRawFileUnsupportedError:
+        small = _tiff_size(p)
+        if small and min(small) < MIN_SIDE:
+            raise InputError(f"{p}: image too small ({small[1]}×{small[0]}; RAW images need at least "
+                             f"{MIN_SIDE}×{MIN_SIDE} pixels)") from None
+        raise InputError(f"{p}: not a RAW file LibRaw can read (unknown format or damaged header)") from None
+    except (rawpy.LibRawError, OSError, ValueError, MemoryError) as e:
+        raise InputError(f"{p}: cannot read RAW ({error_text(e)})") from None
+    try:
+        with quiet_libraw():
+            raw.unpack()  # rawpy decodes lazily: force it here so a corrupt file fails now
+            if raw.raw_type == rawpy.RawType.Flat:
+                _ = raw.raw_image
+    except (rawpy.LibRawError, OSError, ValueError, MemoryError, RuntimeError) as e:
+        raw.close()
+        raise InputError(f"{p}: corrupt or truncated RAW ({error_text(e)})") from None
+    return raw, str(p)
+
+
+#: LibRaw refuses images with a side below 22 pixels
+MIN_SIDE = 22
+
+
+def _tiff_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) of the largest image of a TIFF/DNG file, or None if it is not a readable TIFF."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shapes = [tuple(page.shape[:2]) for page in tif.pages]
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not a TIFF we can size
+        return None
+    return max(shapes, key=lambda s: s[0] * s[1]) if shapes else None
+
+
+def error_text(e: BaseException) -> str:
+    msg = e.args[0] if e.args else ""
+    if isinstance(msg, bytes):
+        msg = msg.decode("utf-8", "replace")
+    msg = " ".join(str(msg).split())
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def _check_bayer(raw: Any, name: str) -> tuple[np.ndarray, str]:
+    """Refuse non-Bayer sensors; return (LibRaw 2×2 colour-index pattern, CFA string)."""
+    import rawpy
+
+    desc = bytes(raw.color_desc).split(b"\0")[0].decode("ascii", "replace")
+    if raw.raw_type != rawpy.RawType.Flat:
+        raise UnsupportedSensorError(
+            f"{name}: not supported: not a Bayer mosaic (LibRaw raw_type {raw.raw_type.name}: "
+            "linear/demosaiced DNG, Foveon or other multi-channel data)")
+    img = raw.raw_image
+    if img is None or img.ndim != 2:
+        raise UnsupportedSensorError(f"{name}: not supported: raw data has {getattr(img, 'ndim', '?')} dimensions")
+    try:
+        pattern = raw.raw_pattern
+    except NotImplementedError as e:
+        raise UnsupportedSensorError(f"{name}: not supported: unusual colour filter array ({e})") from None
+    if raw.num_colors == 1 or pattern is None or pattern.size == 1:
+        raise UnsupportedSensorError(f"{name}: not supported: monochrome sensor (no colour filter array)")
+    if pattern.shape == (6, 6):
+        raise UnsupportedSensorError(f"{name}: not supported: Fujifilm X-Trans 6×6 colour filter array")
+    if pattern.shape != (2, 2):
+        raise UnsupportedSensorError(
+            f"{name}: not supported: {pattern.shape[0]}×{pattern.shape[1]} colour filter array (not Bayer 2×2)")
+    letters = []
+    for c in pattern.ravel():
+        ch = desc[int(c)] if int(c) < len(desc) else "?"
+        letters.append(ch)
+    if any(ch not in "RGB" for ch in letters) or (raw.num_colors > 3 and desc[3:4] not in ("G", "")):
+        raise UnsupportedSensorError(
+            f"{name}: not supported: {desc} colour filters ({''.join(letters)}), not an RGB Bayer sensor")
+    cfa = "".join(letters)
+    if cfa not in CFA_LAYOUTS:
+        raise UnsupportedSensorError(f"{name}: not supported: colour filter layout {cfa} is not a Bayer pattern")
+    return pattern.astype(np.int64), cfa
+
+
+def read_raw(path: str | os.PathLike) -> RawImage:
+    """Read a Bayer RAW file (anything LibRaw reads: DNG, CR2, NEF, CRW, KDC, QuickTake, …).
+
+    Raises ``InputError`` (missing/unreadable/truncated/corrupt/not RAW) or ``UnsupportedSensorError``
+    (X-Trans, Foveon, linear DNG, monochrome, 4-colour filters)."""
+    raw, name = _open_raw(path)
+    with raw:
+        pattern, cfa = _check_bayer(raw, name)
+        try:
+            mosaic = np.ascontiguousarray(raw.raw_image_visible, dtype=np.uint16).copy()
+        except Exception as e:  # noqa: BLE001
+            raise InputError(f"{name}: corrupt RAW ({error_text(e)})") from None
+        if mosaic.ndim != 2 or min(mosaic.shape) < 2:
+            raise InputError(f"{name}: RAW image has an unusable size {mosaic.shape}")
+
+        # Black: rawpy's black_level_per_channel is indexed by LibRaw colour index (0 R, 1 G, 2 B, 3 G2),
+        # LibRaw's 2×2 cblack pattern already folded in (adjust_bl); map it onto the 2×2 CFA positions.
+        # raw_pattern is relative to the visible area (LibRaw's COLOR()), unlike rawpy's raw_colors_visible,
+        # which tiles from the raw origin and is wrong for odd margins.
+        blc = np.asarray(raw.black_level_per_channel, dtype=np.float64)
+        black = blc[pattern]
+        white = int(raw.white_level)
+        if white <= 0 or white > 65535:
+            raise InputError(f"{name}: implausible white level {white}")
+        if np.any(black >= white) or np.any(black < 0):
+            raise InputError(f"{name}: implausible levels: black {black.ravel().tolist()} not within [0, white "
+                             f"{white})")
+        sizes = raw.sizes
+        flip = int(sizes.flip) & 7
+
+        num_colors = int(raw.num_colors)
+        color_desc = bytes(raw.color_desc)
+        ids = libraw_identify(name, num_colors, color_desc)
+
+        # Colour: LibRaw's rgb_cam as postprocess uses it (C API); without the C API, LibRaw's identify rule:
+        # DNG embedded matrix (cmatrix) if cmatrix[0][0] > 0.125, else from its XYZ→camera table, else identity.
+        cmatrix = np.asarray(raw.color_matrix, dtype=np.float64)[:, :3]
+        xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
+        daylight = np.asarray(raw.daylight_whitebalance, dtype=np.float64)[:3]
+        has_xyz = bool(np.abs(xyz).sum() > 0)
+        rgb_cam = ids.get("rgb_cam")
+        if rgb_cam is None or not np.all(np.isfinite(rgb_cam)):
+            if cmatrix[0, 0] > 0.125 and name.lower().endswith(".dng"):
+                rgb_cam = cmatrix
+            elif has_xyz:
+                rgb_cam = cam_xyz_coeff(xyz)[0]
+            else:
+                rgb_cam = np.eye(3)
+        rgb_cam = np.asarray(rgb_cam, dtype=np.float64)
+        if not (np.all(np.isfinite(rgb_cam)) and abs(np.linalg.det(rgb_cam)) > 1e-8 and np.all(np.isfinite(xyz))):
+            raise InputError(f"{name}: unusable colour matrix (singular or not finite): damaged metadata")
+        if has_xyz:
+            xyz_to_cam = xyz
+        else:
+            pm = daylight if np.all(daylight > 0) else None
+            xyz_to_cam = xyz_to_cam_from_rgb_cam(rgb_cam, pm)
+
+        # White balance, as LibRaw's postprocess(use_camera_wb=True) chooses it (scale_colors):
+        cam = np.asarray(raw.camera_whitebalance, dtype=np.float64)
+        wb: np.ndarray | None = None
+        if cam[0] > 1e-5 and cam[2] > 1e-5:
+            g = cam[1] if cam[1] > 1e-5 else 1.0
+            wb, wb_source = np.array([cam[0] / g, 1.0, cam[2] / g]), "camera"
+        elif cam[0] <= 1e-5:
+            wb = libraw_auto_wb(mosaic, cfa, black, white)
+            wb_source = "auto"
+        if wb is None:
+            if np.all(daylight > 0):
+                wb, wb_source = daylight / daylight[1], "daylight"
+            else:
+                wb, wb_source = np.ones(3), "unity"
+
+        exif = read_exif(name, _safe(lambda: raw.other), ids)
+        lens = _safe(lambda: raw.lens)
+        if "lens" not in exif and lens is not None and getattr(lens, "model", ""):
+            exif["lens"] = str(lens.model).strip()
+        exif.update(carried_metadata(name))
+        aspect = float(sizes.pixel_aspect or 1.0)
+        if abs(aspect - 1.0) > 1e-6:  # non-square pixels (Kodak DC120): a DNG says so with DefaultScale
+            dng = metadata.unpack_ifd(exif["dng"]) if exif.get("dng") else {}
+            dng.setdefault(50718, metadata.num_entry(metadata.RATIONAL, [*rational(aspect, False, 10000), 1, 1]))
+            exif["dng"] = metadata.pack_ifd(dng)
+
+    return RawImage(
+        mosaic=mosaic,
+        cfa=cfa,
+        black=black.astype(np.float64),
+        white=white,
+        wb=np.asarray(wb, dtype=np.float64),
+        wb_source=wb_source,
+        rgb_cam=rgb_cam,
+        xyz_to_cam=np.asarray(xyz_to_cam, dtype=np.float64),
+        flip=flip,
+        bits=max(1, white.bit_length()),
+        raw_size=(int(sizes.raw_height), int(sizes.raw_width)),
+        margins=(int(sizes.top_margin), int(sizes.left_margin)),
+        exif=exif,
+    )
+
+
+def _safe(fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def render_reference(path: str | os.PathLike) -> np.ndarray:
+    """LibRaw's own render: ``postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)``.
+
+    uint8 (H', W', 3), upright as LibRaw outputs it (``apply_flip`` of the sensor orientation; LibRaw
+    also stretches non-square pixels, e.g. Kodak DC120, so H', W' need not be the mosaic's)."""
+    import rawpy
+
+    raw, name = _open_raw(path)
+    with raw:
+        try:
+            with quiet_libraw():
+                return raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)
+        except (rawpy.LibRawError, ValueError, MemoryError) as e:
+            raise InputError(f"{name}: cannot render RAW ({error_text(e)})") from None
