@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from . import rawio, residual
 from .containers import jpeg
@@ -128,6 +130,22 @@ def resolve_model(model_id: str | None, make: str) -> ModelEntry:
     return find_model(model_id) if model_id else select_model(make)
 
 
+def encode_bytes(raw: RawImage, model: torch.nn.Module, params: ReconstructionParams,
+                 tile: int = DEFAULT_TILE) -> bytes:
+    """RAW → the bytes of its invisp JPEG: rendered under ``params.render``, carrying ``params``."""
+    return jpeg.encode_jpeg(render(raw, model, params.render, tile), params)
+
+
+def decode_bytes(data: bytes, model: torch.nn.Module, tile: int = DEFAULT_TILE,
+                 name: str = "JPEG") -> tuple[np.ndarray, ReconstructionParams, RawImage]:
+    """The bytes of an invisp JPEG → (its decoded upright pixels, its validated parameters, the RAW ``model``
+    recovers from them): the in-memory round trip that training validation and the benchmark measure."""
+    with Image.open(io.BytesIO(data)) as img:
+        params = jpeg.read_params(img, name)
+        rgb = np.asarray(img.convert("RGB"))
+    return rgb, params, recover(rgb, params, model, tile)
+
+
 def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str) -> ReconstructionParams:
     """The parameters an encode stores, checked with exactly the rules decode applies (serialise, parse,
     validate), so that encode never writes a file decode would refuse."""
@@ -156,8 +174,7 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     if max_error is not None:
         settings["layer"] = int(max_error)  # decode can then tell when a re-saved file lost its layer
     params = stored_params(raw, entry, settings, Path(src).name)
-    rgb = render(raw, model, settings, tile)
-    data = jpeg.encode_jpeg(rgb, params)
+    data = encode_bytes(raw, model, params, tile)
     note = ""
     if max_error is not None:
         data, layer_bytes = residual.attach(data, raw, settings["exposure_gain"], max_error)

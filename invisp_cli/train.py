@@ -11,7 +11,6 @@ crops (seed + rank), gradients are all-reduced by DDP, rank 0 validates and writ
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -31,7 +30,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from safetensors.torch import load_file
 
 from . import rawio
-from .containers import jpeg
 from .errors import InputError, ModelError
 from .flows import build
 from .metrics import mac_per_pixel, normalise_mosaic, raw_psnr_gamma, raw_psnr_lin, rgb_psnr
@@ -227,7 +225,7 @@ class RoundTrip(nn.Module):
 def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling: str, crop: int,
              isp: Mapping) -> dict:
     """Real round trip (render → Pillow JPEG → decode → recover) on a centre crop of each validation file."""
-    from .codec import recover, render
+    from .codec import decode_bytes, encode_bytes
 
     rows = []
     for s in samples:
@@ -236,11 +234,8 @@ def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling:
         y0, x0 = (h - ch) // 4 * 2, (w - cw) // 4 * 2
         raw = s.raw.crop(y0, x0, ch, cw)
         settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, **isp, "exposure_gain": s.gain}
-        rgb = render(raw, model, settings)
-        params = ReconstructionParams.from_raw(raw, "eval", "0" * 64, settings)
-        data = jpeg.encode_jpeg(rgb, params)
-        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-        back = recover(decoded, params, model)
+        data = encode_bytes(raw, model, ReconstructionParams.from_raw(raw, "eval", "0" * 64, settings))
+        decoded, _, back = decode_bytes(data, model, name=s.name)
         n = normalise_mosaic(raw.mosaic, raw.black, raw.white)
         n_hat = normalise_mosaic(back.mosaic, raw.black, raw.white)
         rows.append({"file": s.name, "raw_psnr_gamma": raw_psnr_gamma(n_hat, n), "raw_psnr_lin": raw_psnr_lin(n_hat, n),
