@@ -60,6 +60,7 @@ def render_frame(window: Sequence[RawImage], gains: Sequence[float], model: torc
     k = len(window) // 2
     chains = [_analytic(r, g, isp or {}) for r, g in zip(window, gains, strict=True)]
     centre = window[k]
+
     def fn(t: torch.Tensor) -> torch.Tensor:
         x = [c.forward(t[:, i : i + 1]) for i, c in enumerate(chains)]
         cond = torch.cat(x[:k] + x[k + 1 :], 1).clamp(0, 1) if k else None
@@ -84,6 +85,7 @@ def recover_frame(window: Sequence[np.ndarray], params: ReconstructionParams, mo
     sensor = np.stack([rawio.undo_flip(f, raw.flip).transpose(2, 0, 1) for f in window]).astype(np.float32)
     h, w = sensor.shape[-2:]
     x = torch.from_numpy(sensor.reshape(1, -1, h, w))
+
     def fn(t: torch.Tensor) -> torch.Tensor:
         cond = torch.cat([t[:, : 3 * k], t[:, 3 * k + 3 :]], 1) if k else None
         return chain.inverse(model.padded(t[:, 3 * k : 3 * k + 3], cond, inverse=True))
