@@ -214,7 +214,7 @@ def test_malicious_train_state_is_refused_in_one_line(tmp_path):
             return (os.system, ("echo pwned",))
 
     state = tmp_path / "train_state.pt"
-    state.write_bytes(pickle.dumps({"model": Evil()}))
+    state.write_bytes(pickle.dumps({"model": Evil()}, protocol=2))
     with pytest.raises(ModelError) as e:
         load_train_state(state, "cpu")
     assert "weights_only" not in str(e.value) and "\n" not in str(e.value)
