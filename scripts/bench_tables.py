@@ -72,7 +72,10 @@ def main() -> None:
         def cell(d: dict | None) -> str:
             if not d:
                 return "–"
-            return f"{fmt(d['bd_rate'], 1)} % ({fmt(d['bd_rate_cubic'], 1)} %) / {fmt(d['bd_psnr'])} dB"
+            if d["bd_rate"] is None or not math.isfinite(d["bd_rate"]):  # the RAW-PSNR ranges do not overlap
+                return f"no overlap / {fmt(d['bd_psnr'])} dB"
+            n = f" ({d['n_rate']} files)" if "n_rate" in d else ""
+            return f"{fmt(d['bd_rate'], 1)} % ({fmt(d['bd_rate_cubic'], 1)} %){n} / {fmt(d['bd_psnr'])} dB"
 
         for f in files:
             print(f"| {f} | " + " | ".join(cell(bd["methods"][m]["per_file"].get(f)) for m in ms) + " |")
@@ -111,7 +114,8 @@ def held_out_table(r: dict, quality: int, exclude: list[str], reference: str = B
         ok = (mg >= 1.0 and mean_bd <= -15 and min(worst["raw_psnr_gamma"], worst["raw_psnr_lin"],
                                                      worst["raw_psnr_lin_hl"]) >= -0.2 and abs(mr) <= 0.2)
         print(f"| {m} | {mg:+.2f} | {worst['raw_psnr_gamma']:+.2f} | {worst['raw_psnr_lin']:+.2f} | "
-              f"{worst['raw_psnr_lin_hl']:+.2f} | {mr:+.2f} | {mean_bd:+.1f} % | {'yes' if ok else 'no'} |")
+              f"{worst['raw_psnr_lin_hl']:+.2f} | {mr:+.2f} | {mean_bd:+.1f} % ({len(rates)} of {len(files)} files; "
+              f"the others: no overlap) | {'yes' if ok else 'no'} |")
 
 
 def x_kind(recs: list[dict], method: str) -> str:
