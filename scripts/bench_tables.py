@@ -1,6 +1,6 @@
 """Markdown tables for the README from an `invisp bench` report (numbers copied from report.json).
 
-    .venv/bin/python scripts/bench_tables.py docs/bench/report.json [--quality 90]
+    .venv/bin/python scripts/bench_tables.py docs/bench/report.json [more reports…] [--quality 90] [--exclude METHOD]
 """
 
 from __future__ import annotations
@@ -20,11 +20,19 @@ def fmt(v: float | None, nd: int = 2) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("report", type=Path)
+    ap.add_argument("report", type=Path, nargs="+",
+                    help="report.json; several: their records merged, a later report's (file, method, quality) first")
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--exclude", action="append", default=[], help="method to leave out (repeatable)")
     a = ap.parse_args()
-    r = json.loads(a.report.read_text())
+    reports = [json.loads(p.read_text()) for p in a.report]
+    r = reports[-1]
+    if len(reports) > 1:
+        merged: dict = {}
+        for rep in reports:
+            for x in rep["records"]:
+                merged[(x["file"], x["method"], x.get("quality"))] = x
+        r = {**r, "records": list(merged.values()), "bd_rate": None}
     recs = [x for x in r["records"] if x.get("quality") in (a.quality, None) and x["method"] not in a.exclude]
     methods = list(dict.fromkeys(x["method"] for x in recs))
     files = list(dict.fromkeys(x["file"] for x in recs))
