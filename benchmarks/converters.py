@@ -32,9 +32,9 @@ import tifffile
 from PIL import Image
 
 from invisp_cli import codec, metrics
+from invisp_cli.rawfiles import is_raw_name
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
-RAW_SUFFIXES = (".dng", ".crw", ".cr2", ".nef", ".kdc", ".qtk", ".arw", ".orf", ".raf", ".rw2", ".pef")
 
 
 def _to_u8(img: np.ndarray) -> np.ndarray:
@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    files = args.files or sorted(p for p in DATA.glob("*") if p.suffix.lower() in RAW_SUFFIXES)
+    files = args.files or sorted(p for p in DATA.glob("*") if is_raw_name(p))
     converters = available()
     print(f"converters: {', '.join(converters)}", file=sys.stderr)
     rows = []

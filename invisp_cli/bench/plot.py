@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvispError
-from .run import BenchResult
+from .records import BenchResult
 
 DB_FLOOR = -90.0  # colour-scale floor of the error maps (a 14-bit LSB is −84 dB)
 

@@ -17,7 +17,7 @@ from rich import box
 from rich.table import Table
 
 from .. import __version__
-from .run import DEFINITIONS, BenchResult, Record
+from .records import DEFINITIONS, BenchResult, Record
 
 
 def _clean(v: object) -> object:
