@@ -8,8 +8,8 @@ from pathlib import Path
 from . import metadata, rawio, residual
 from .containers import jpeg
 from .errors import InputError
-from .settings import DEFAULT_DEMOSAIC
-from .video.formats import VIDEO_SUFFIXES, require_av
+from .settings import DEFAULT_DEMOSAIC, VIDEO_SUFFIXES
+from .video.formats import require_av
 
 CARRIED = ("exif", "xmp", "iptc", "dng")  # packed metadata in RawImage.exif / params.camera
 

@@ -1,4 +1,4 @@
-"""The single definition of every metric invisp reports (see shared/METRICS.md). numpy, float64."""
+"""The single definition of every metric invisp reports (each stated where it is defined). numpy, float64."""
 
 from __future__ import annotations
 

@@ -26,8 +26,7 @@ import numpy as np
 
 from .errors import MetadataError
 from .rawio import RawImage
-from .settings import CFA_LAYOUTS, DEFAULT_DEMOSAIC, DEMOSAIC_NAMES, SUBSAMPLINGS
-from .video.formats import CODECS, PIX_FMTS
+from .settings import CFA_LAYOUTS, CODECS, DEFAULT_DEMOSAIC, DEMOSAIC_NAMES, PIX_FMTS, SUBSAMPLINGS
 
 SCHEMA = "invisp/1"
 #: plausibility bounds of a stored image size (a 16000 × 12000 sensor is 192 MP)

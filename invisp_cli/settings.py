@@ -16,6 +16,11 @@ SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 DEFAULT_SUBSAMPLING = "4:4:4"
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
+#: video output (MP4): codec → encoder, pixel format → (bits per sample, chroma subsampling factor), file endings
+CODECS = {"h264": "libx264", "h265": "libx265"}
+PIX_FMTS = {"yuv420p": (8, 2), "yuv444p": (8, 1), "yuv420p10le": (10, 2), "yuv444p10le": (10, 1)}
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
+
 #: tiles (pixels per side) that bound memory at any resolution
 DEFAULT_TILE = 1024
 TILE_RANGE = (64, 8192)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .codec import DEFAULT_TILE, recover_file
 from .errors import InputError
-from .video.formats import VIDEO_SUFFIXES, require_av
+from .settings import VIDEO_SUFFIXES
+from .video.formats import require_av
 
 
 def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:

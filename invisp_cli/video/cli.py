@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from ..progress import console
-from .formats import CODECS, PIX_FMTS, VIDEO_SUFFIXES, require_av
+from ..settings import CODECS, PIX_FMTS, VIDEO_SUFFIXES
+from .formats import require_av
 
 _OPTIONS = [
     click.option("--codec", type=click.Choice(list(CODECS)), default="h264", show_default=True,

@@ -28,12 +28,12 @@ from ..fileio import OutputFolder, atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
+from ..settings import CODECS
 from ..steps import Chain, front_end
 from ..tiling import run_tiled
 from ..zoo import ModelEntry, find_model, load_model, select_model
 from . import frames as fr
 from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
-from .formats import CODECS
 
 
 def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..errors import InputError, MetadataError
 from ..params import ReconstructionParams
-from .formats import CODECS, PIX_FMTS
+from ..settings import CODECS, PIX_FMTS
 
 SCHEMA = "invisp-video/1"
 KR, KB = 0.2126, 0.0722
