@@ -341,3 +341,13 @@ def test_non_bayer_cfa_is_unsupported(tmp_path: Path, planes: tuple, pattern: tu
         tw.write(data, photometric=32803, rowsperstrip=40, metadata=None, extratags=tags)
     with pytest.raises(UnsupportedSensorError, match=what):
         rawio.read_raw(p)
+
+
+@pytest.mark.parametrize("h", [40, 300])
+def test_dng_reads_back_exactly_at_every_tile_geometry(tmp_path: Path, h: int) -> None:
+    """Widths around one, two and three DNG tiles (LibRaw misread images exactly two tiles wide)."""
+    t = rawio.dng.DNG_TILE
+    for w in sorted({t - 2, t, t + 2, 2 * t - 2, 2 * t, 2 * t + 2, 3 * t, 3 * t + 6}):
+        raw = make_raw(h, w, seed=w)
+        rawio.write_dng(tmp_path / "x.dng", raw)
+        assert np.array_equal(rawio.read_raw(tmp_path / "x.dng").mosaic, raw.mosaic), (h, w)

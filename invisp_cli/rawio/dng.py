@@ -90,8 +90,11 @@ PREVIEW_SIDE = 256
 
 def _tile_size(h: int, w: int) -> tuple[int, int]:
     """(tile length, tile width): DNG_TILE, or the image's own side where it is smaller (LibRaw wraps a tile's
-    rows at the image width, so a tile must not be wider than the image)."""
-    return min(DNG_TILE, h), min(DNG_TILE, w)
+    rows at the image width, so a tile must not be wider than the image). LibRaw also misreads a DNG exactly two
+    tiles wide (every second row comes back empty; measured for tile widths 128–512): such an image is one tile
+    wide instead."""
+    tw = min(DNG_TILE, w)
+    return min(DNG_TILE, h), (w if w == 2 * tw else tw)
 
 
 def _preview(raw: RawImage) -> np.ndarray:
