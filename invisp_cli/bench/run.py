@@ -12,7 +12,6 @@ mosaic, and is scored with ``invisp_cli.metrics`` (see ``records.DEFINITIONS``).
 from __future__ import annotations
 
 import importlib.resources
-import io
 import math
 import os
 import resource
@@ -26,7 +25,6 @@ import torch
 from PIL import Image
 
 from .. import codec, metrics, rawio, zoo
-from ..containers import jpeg
 from ..errors import InputError, InvispError
 from ..flows import is_video
 from ..params import ReconstructionParams
@@ -239,13 +237,11 @@ def _invisp(case: Case, entry: zoo.ModelEntry, model: torch.nn.Module, q: int, c
     raw = case.raw
     with Stage() as enc:
         settings = {**codec.render_settings(raw, q, cfg.subsampling, entry.isp), "exposure_gain": case.gain}
-        rgb = codec.render(raw, model, settings, cfg.tile)
-        data = jpeg.encode_jpeg(rgb, ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings))
+        data = codec.encode_bytes(raw, model, ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings),
+                                  cfg.tile)
     with Stage() as dec:
-        with Image.open(io.BytesIO(data)) as img:
-            params = jpeg.read_params(img, case.name)
-            decoded = np.asarray(img.convert("RGB"))
-        mosaic = codec.recover(decoded, params, model, cfg.tile).mosaic
+        decoded, _, recovered = codec.decode_bytes(data, model, cfg.tile, case.name)
+        mosaic = recovered.mosaic
     enc_s, enc_mb = case.read_s + enc.seconds, max(case.read_peak_mb, enc.peak_mb)
     return data, decoded, mosaic, enc_s, enc_mb, dec.seconds, dec.peak_mb
 

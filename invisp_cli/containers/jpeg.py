@@ -168,11 +168,6 @@ def _reserve_output_buffer(nbytes: int) -> None:
         ImageFile.MAXBLOCK = max(ImageFile.MAXBLOCK, nbytes)
 
 
-def write_jpeg(path: str | os.PathLike, rgb: np.ndarray, params: ReconstructionParams) -> None:
-    """Write the JPEG at exactly ``path`` (callers wrap this in ``fileio.atomic_output``)."""
-    Path(path).write_bytes(encode_jpeg(rgb, params))
-
-
 def read_params(img: Image.Image, name: str) -> ReconstructionParams:
     """The ReconstructionParams stored in an opened JPEG (XMP record, or the legacy Exif UserComment);
     MetadataError if absent or invalid."""
