@@ -29,7 +29,7 @@ from ..errors import InputError, InvispError
 from ..flows import is_video
 from ..params import ReconstructionParams
 from ..progress import progress_bar
-from ..rawfiles import is_raw_name
+from ..rawfiles import raw_files
 from ..rawio import RawImage
 from . import baselines
 from .records import NUMERIC_FIELDS, BenchConfig, BenchResult, ErrorMaps, FileInfo, Record
@@ -105,15 +105,7 @@ class Stage:
 def collect_files(inputs: list[Path], limit: int | None = None) -> list[Path]:
     """RAW files named, or found (non-recursively, by suffix) in the folders named; default ``examples/``."""
     default = not inputs
-    paths: list[Path] = []
-    for p in inputs or [EXAMPLES_DIR]:
-        p = Path(p)
-        if p.is_dir():
-            paths += sorted(f for f in p.iterdir() if f.is_file() and is_raw_name(f))
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise InputError(f"{p}: no such file or folder")
+    paths = raw_files(list(inputs) or [EXAMPLES_DIR])
     if not paths:
         where = f"the bundled examples folder {EXAMPLES_DIR}" if default else ", ".join(str(p) for p in inputs)
         raise InputError(f"no RAW files in {where}; pass RAW files or a folder (e.g. invisp bench ../shared/data/raw)")
