@@ -18,7 +18,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .errors import OutputError
@@ -168,7 +168,7 @@ class OutputFolder:
             raise OutputError(f"{parent}: output directory is not writable")
         self.written: list[Path] = []
 
-    def check(self, names: Iterable[str], wrote_by_invisp) -> None:
+    def check(self, names: Iterable[str], wrote_by_invisp: Callable[[Path], bool]) -> None:
         """Before any work: refuse names that would replace an input, a non-invisp file, or (without force) any
         existing file."""
         for name in names:
