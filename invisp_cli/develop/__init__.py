@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..fileio import atomic_output, check_output
 from ..rawio import RawImage
-from ..steps import libraw_maximum_gain
+from ..settings import DEFAULT_TILE
 from . import colour, output
 from .pipeline import Edit, develop
 
@@ -35,7 +35,7 @@ class Source:
     origin: str
 
 
-def load_source(path: str | os.PathLike, tile: int = 1024) -> Source:
+def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
     """An invisp JPEG (recovered as ``invisp decode`` does; g₀ as stored in it) or a RAW file (g₀ computed as
     ``invisp encode`` computes it, so both inputs of one photo develop alike)."""
     from .. import codec, rawio
@@ -50,7 +50,7 @@ def load_source(path: str | os.PathLike, tile: int = 1024) -> Source:
         how = rec.layer or "approximate RAW"
         return Source(rec.raw, float(rec.params.render["exposure_gain"]), f"{rec.params.model_id}, {how}")
     raw = rawio.read_raw(p)
-    return Source(raw, libraw_maximum_gain(raw.mosaic, raw.black, raw.white), "RAW file")
+    return Source(raw, float(codec.front_end_settings(raw)["exposure_gain"]), "RAW file")
 
 
 def parse_wb(text: str) -> tuple[float | None, tuple[float, float, float] | None]:
