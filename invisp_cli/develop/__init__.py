@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..fileio import atomic_output, check_output
 from ..rawio import RawImage
-from ..settings import DEFAULT_TILE
+from ..settings import DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
 from . import colour, output
 from .pipeline import Edit, develop
 
@@ -96,9 +96,10 @@ def _check_paths(src: Path, dst: Path, linear: bool, primaries: str, compare: Pa
         check_output(compare, force, inputs=[src, dst])
 
 
-def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, quality: int = 90,
-                 subsampling: str = "4:4:4", linear: bool = False, primaries: str = "rec709",
-                 compare: str | os.PathLike | None = None, force: bool = False, tile: int = 1024) -> DevelopResult:
+def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, quality: int = DEFAULT_QUALITY,
+                 subsampling: str = DEFAULT_SUBSAMPLING, linear: bool = False, primaries: str = "rec709",
+                 compare: str | os.PathLike | None = None, force: bool = False,
+                 tile: int = DEFAULT_TILE) -> DevelopResult:
     """Develop ``src`` (invisp JPEG or RAW) with ``edit`` into ``dst`` (.jpg: 8-bit sRGB; .tif: 16-bit sRGB, or
     with ``linear`` float16 linear light in Rec.709/ProPhoto primaries), atomically; ``compare``: a before/after
     PNG (before = the same input developed with no edit)."""

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .. import rawio
 from ..errors import InputError
 from ..rawio import RawImage
+from ..settings import DEFAULT_TILE
 from ..steps import ColorMatrix, Exposure, Levels, MHCDemosaic, Step, WhiteBalance, cfa_masks
 from ..tiling import run_tiled
 from . import colour
@@ -170,7 +171,7 @@ OUTPUT_MODES = ("srgb8", "srgb16", "linear")
 
 @torch.inference_mode()
 def develop(raw: RawImage, base_gain: float, edit: Edit, mode: str = "srgb8", primaries: str = "rec709",
-            tile: int = 1024, description: str = "developing") -> np.ndarray:
+            tile: int = DEFAULT_TILE, description: str = "developing") -> np.ndarray:
     """Develop a RAW by tiles; returns the upright image (H', W', 3):
 
     srgb8   uint8 display sRGB (``display``), round(255·v)
