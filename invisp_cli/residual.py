@@ -1,7 +1,7 @@
 """Exact or near-lossless RAW inside the JPEG: an optional residual layer (``invisp encode --exact``).
 
 Encode predicts, from the JPEG's decoded 8-bit pixels alone, what each raw value was; the layer stores the
-difference to the real mosaic, entropy-coded, in APP11 segments (``containers/layer.py``):
+difference to the real mosaic, entropy-coded, in APP12 segments (``containers/layer.py``):
 
     r = m − p,   q = ⌊(r + N) / (2N + 1)⌋,   m̂ = clip(p + (2N + 1)·q, lo, hi)   ⇒  |m̂ − m| ≤ N
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -324,8 +325,11 @@ def test_container_chunks():
     plain = buf.getvalue()
     blob = bytes(np.random.default_rng(0).integers(0, 256, 3 * layer.CHUNK + 5, dtype=np.uint8))
     data = layer.insert_layer(plain, blob)
-    assert data.count(b"\xff\xeb") >= 4 and layer.read_layer(data) == blob
+    assert data.count(b"\xff\xec") >= 4 and layer.read_layer(data) == blob
     assert layer.strip_layer(data) == (plain, len(data) - len(plain))
+    legacy = re.sub(rb"\xff\xec(?=..%s)" % re.escape(layer.SIGNATURE), b"\xff\xeb", data,
+                    flags=re.DOTALL)  # the segments as invisp wrote them before the layer moved from APP11
+    assert layer.read_layer(legacy) == blob and layer.strip_layer(legacy)[0] == plain
     assert layer.read_layer(plain) is None
     assert data.index(layer.SIGNATURE) > data.index(b"Exif")  # after the EXIF block, before the image
     with pytest.raises(ValueError):

@@ -354,3 +354,12 @@ def test_orientation_set_after_encode_turns_the_dng(tmp_path, test_registry, fli
     with Image.open(jpg) as im:  # what a viewer shows: the upright pixels turned by the tag
         shown = rawio.apply_flip(rawio.apply_flip(probe, flip), rawio.exif_to_flip(im.getexif()[274]))
     assert np.array_equal(rawio.apply_flip(probe, back.flip), shown)
+
+
+@needs_exiftool
+def test_exiftool_validate_with_the_residual_layer(tmp_path, test_registry):
+    src, jpg = tmp_path / "x.dng", tmp_path / "x.jpg"
+    write_synthetic_dng(src, h=64, w=96)
+    ok("encode", src, "-o", jpg, "--exact")
+    r = subprocess.run([EXIFTOOL, "-validate", "-warning", "-a", "-s", str(jpg)], capture_output=True, text=True)
+    assert "Warning" not in r.stdout, r.stdout

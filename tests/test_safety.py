@@ -282,7 +282,7 @@ def test_messages_say_what_is_wrong(tmp_path, dng, test_registry):
 def test_resaved_exact_file_says_its_layer_is_gone(tmp_path, dng, test_registry):
     exact = tmp_path / "e.jpg"
     assert run("encode", dng, "-o", exact, "--exact").exit_code == 0
-    plain, removed = layer.strip_layer(exact.read_bytes(), "e.jpg")  # what an editor that drops APP11 leaves
+    plain, removed = layer.strip_layer(exact.read_bytes(), "e.jpg")  # what an editor that drops unknown APPn leaves
     assert removed
     resaved = tmp_path / "resaved.jpg"
     resaved.write_bytes(plain)

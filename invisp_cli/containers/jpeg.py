@@ -16,7 +16,7 @@ On decode (``read_jpeg``) the EXIF, XMP and IPTC *as they are in the JPEG now* (
 later by a photo manager) go into ``params.camera`` ("exif", "xmp", "iptc"), from where ``rawio.write_dng`` writes
 them.
 
-Optional (``encode --exact``/``--max-error``): APP11 segments after these carry the residual layer
+Optional (``encode --exact``/``--max-error``): APP12 segments after these carry the residual layer
 (``containers/layer.py``, ``residual.py``); it is separate from schema invisp/1 and its checksum."""
 
 from __future__ import annotations

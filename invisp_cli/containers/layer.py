@@ -1,15 +1,17 @@
-"""The residual layer's place in a JPEG file: a run of APP11 segments that ordinary readers skip.
+"""The residual layer's place in a JPEG file: a run of APP12 segments that ordinary readers skip.
 
 Each segment (≤ 64 KiB, as every JPEG marker segment) is
 
-    FF EB  length:u16be  "invisp-residual\\0"  seq:u32be (1-based)  total:u32be  chunk
+    FF EC  length:u16be  "invisp-residual\\0"  seq:u32be (1-based)  total:u32be  chunk
 
 and the chunks, in ``seq`` order, concatenate to the layer blob (``residual.py`` defines its content). The run
 is inserted right after the leading APPn/COM segments (JFIF, EXIF, ICC), so the EXIF block stays where
 readers look for it and nothing changes in the compressed image: decoders skip APPn segments they do not
 recognise (the signature is not JUMBF's "JP", so C2PA readers ignore them too). Marker segments survive
 tools that rewrite metadata (exiftool) better than data after EOI, which many tools drop or flag.
-Removing the run gives back the plain JPEG byte for byte."""
+Removing the run gives back the plain JPEG byte for byte. APP12 because ``exiftool -validate`` accepts it (it
+flags unknown APP3–APP11, APP13 and APP15 segments as warnings); files written with APP11 segments, as invisp did
+before, are read the same way."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import struct
 from ..errors import InputError, MetadataError
 
 SIGNATURE = b"invisp-residual\x00"
-APP11 = 0xEB
+APP12 = 0xEC
+LEGACY_APP11 = 0xEB
 _HEAD = struct.Struct(">II")  # seq, total
 CHUNK = 0xFFFF - 2 - len(SIGNATURE) - _HEAD.size  # payload bytes per segment: 65509
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM, RST0..7: markers without a length field
@@ -53,7 +56,7 @@ def _segments(data: bytes, name: str) -> tuple[list[tuple[int, int, int]], int]:
 
 
 def _is_layer(data: bytes, marker: int, start: int) -> bool:
-    return marker == APP11 and data[start + 4 : start + 4 + len(SIGNATURE)] == SIGNATURE
+    return marker in (APP12, LEGACY_APP11) and data[start + 4 : start + 4 + len(SIGNATURE)] == SIGNATURE
 
 
 def strip_layer(data: bytes, name: str = "JPEG") -> tuple[bytes, int]:
@@ -87,7 +90,7 @@ def read_layer(data: bytes, name: str = "JPEG") -> bytes | None:
 
 
 def insert_layer(data: bytes, blob: bytes) -> bytes:
-    """The JPEG with ``blob`` as APP11 segments after its leading APPn/COM segments (it must carry none)."""
+    """The JPEG with ``blob`` as APP12 segments after its leading APPn/COM segments (it must carry none)."""
     if not blob:
         raise ValueError("empty layer")
     segs, scan = _segments(data, "JPEG")
@@ -98,6 +101,6 @@ def insert_layer(data: bytes, blob: bytes) -> bytes:
     run = []
     for k in range(total):
         chunk = blob[k * CHUNK : (k + 1) * CHUNK]
-        run += [b"\xff\xeb", struct.pack(">H", 2 + len(SIGNATURE) + _HEAD.size + len(chunk)), SIGNATURE,
+        run += [bytes((0xFF, APP12)), struct.pack(">H", 2 + len(SIGNATURE) + _HEAD.size + len(chunk)), SIGNATURE,
                 _HEAD.pack(k + 1, total), chunk]
     return b"".join([data[:at], *run, data[at:]])
