@@ -183,57 +183,48 @@ def bd_rate(rate_ref: Sequence[float], psnr_ref: Sequence[float], rate_test: Seq
     monotonically (the formulation of later VCEG/JVET common test conditions, ≥ 2 points). Each is integrated
     over [max(min PSNR), min(max PSNR)]; BD-rate = exp(mean difference of log rate) − 1, × 100. NaN where the two
     PSNR ranges do not overlap or a curve has too few distinct points."""
-    r1, p1, r2, p2 = (np.asarray(v, dtype=np.float64) for v in (rate_ref, psnr_ref, rate_test, psnr_test))
-    ok1, ok2 = np.isfinite(r1) & np.isfinite(p1) & (r1 > 0), np.isfinite(r2) & np.isfinite(p2) & (r2 > 0)
-    r1, p1, r2, p2 = r1[ok1], p1[ok1], r2[ok2], p2[ok2]
-    lo, hi = max(p1.min(initial=np.inf), p2.min(initial=np.inf)), min(p1.max(initial=-np.inf), p2.max(initial=-np.inf))
-    if not hi > lo:
-        return float("nan")
-    integrals = []
-    for r, p in ((r1, p1), (r2, p2)):
-        order = np.argsort(p)
-        p, lr = p[order], np.log(r[order])
-        if len(np.unique(p)) != len(p):
-            return float("nan")
-        if method == "cubic":
-            if len(p) < 4:
-                return float("nan")
-            poly = np.polyint(np.polyfit(p, lr, 3))
-            integrals.append(np.polyval(poly, hi) - np.polyval(poly, lo))
-        elif method == "pchip":
-            from scipy.interpolate import PchipInterpolator
-
-            if len(p) < 2:
-                return float("nan")
-            integrals.append(float(PchipInterpolator(p, lr).integrate(lo, hi)))
-        else:
-            raise ValueError(f"unknown BD-rate method {method!r} (cubic, pchip)")
-    return float((np.exp((integrals[1] - integrals[0]) / (hi - lo)) - 1.0) * 100.0)
+    d = _bd_mean_difference(*_curve(rate_ref, psnr_ref, swap=True), *_curve(rate_test, psnr_test, swap=True), method)
+    return float((np.exp(d) - 1.0) * 100.0)
 
 
 def bd_psnr(rate_ref: Sequence[float], psnr_ref: Sequence[float], rate_test: Sequence[float],
             psnr_test: Sequence[float], method: str = "pchip") -> float:
     """Bjøntegaard delta PSNR: the mean PSNR difference (dB) of ``test`` against ``ref`` at equal rate, over the
     log-rate range both cover (PSNR as a function of log rate; ``method`` as in ``bd_rate``)."""
-    r1, p1, r2, p2 = (np.asarray(v, dtype=np.float64) for v in (rate_ref, psnr_ref, rate_test, psnr_test))
-    ok1, ok2 = np.isfinite(r1) & np.isfinite(p1) & (r1 > 0), np.isfinite(r2) & np.isfinite(p2) & (r2 > 0)
-    l1, p1, l2, p2 = np.log(r1[ok1]), p1[ok1], np.log(r2[ok2]), p2[ok2]
-    lo, hi = max(l1.min(initial=np.inf), l2.min(initial=np.inf)), min(l1.max(initial=-np.inf), l2.max(initial=-np.inf))
+    return _bd_mean_difference(*_curve(rate_ref, psnr_ref), *_curve(rate_test, psnr_test), method)
+
+
+def _curve(rate: Sequence[float], psnr: Sequence[float], swap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A rate–PSNR curve's finite points with rate > 0 as (log rate, PSNR), or (PSNR, log rate) with ``swap``."""
+    r, p = np.asarray(rate, dtype=np.float64), np.asarray(psnr, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(p) & (r > 0)
+    lr, p = np.log(r[ok]), p[ok]
+    return (p, lr) if swap else (lr, p)
+
+
+def _bd_mean_difference(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, method: str) -> float:
+    """Mean of y2(x) − y1(x) over the x range both curves cover: each curve a cubic fit ("cubic", ≥ 4 points) or
+    a monotone piecewise-cubic interpolation ("pchip", ≥ 2 points), integrated exactly; NaN where the ranges do
+    not overlap or a curve has too few or repeated x."""
+    if method not in ("cubic", "pchip"):
+        raise ValueError(f"unknown BD method {method!r} (cubic, pchip)")
+    lo = max(x1.min(initial=np.inf), x2.min(initial=np.inf))
+    hi = min(x1.max(initial=-np.inf), x2.max(initial=-np.inf))
     if not hi > lo:
         return float("nan")
     integrals = []
-    for lr, p in ((l1, p1), (l2, p2)):
-        order = np.argsort(lr)
-        lr, p = lr[order], p[order]
-        if len(np.unique(lr)) != len(lr) or len(lr) < (4 if method == "cubic" else 2):
+    for x, y in ((x1, y1), (x2, y2)):
+        order = np.argsort(x)
+        x, y = x[order], y[order]
+        if len(np.unique(x)) != len(x) or len(x) < (4 if method == "cubic" else 2):
             return float("nan")
         if method == "cubic":
-            poly = np.polyint(np.polyfit(lr, p, 3))
+            poly = np.polyint(np.polyfit(x, y, 3))
             integrals.append(np.polyval(poly, hi) - np.polyval(poly, lo))
         else:
             from scipy.interpolate import PchipInterpolator
 
-            integrals.append(float(PchipInterpolator(lr, p).integrate(lo, hi)))
+            integrals.append(float(PchipInterpolator(x, y).integrate(lo, hi)))
     return float((integrals[1] - integrals[0]) / (hi - lo))
 
 
