@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -80,15 +81,23 @@ def _temp_prefix(target: Path) -> str:
     return f".{target.name}.invisp-"
 
 
-def remove_stale_temps(target: Path) -> None:
-    """Remove temporary files left beside ``target`` by an invisp run that was killed (its PID is gone)."""
-    prefix = _temp_prefix(target)
+#: a killed run's temporary file: .<target name>.invisp-<pid>-<random>.part<suffix>
+_STALE = re.compile(r"^\..+\.invisp-(\d+)-[^/]*\.part")
+_swept: set[str] = set()
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Remove the temporary files that invisp runs which were killed (their PID is gone) left in ``folder``.
+
+    Done once per folder per process, so a batch writing thousands of files into one folder lists it once."""
+    key = os.path.abspath(folder)
+    if key in _swept:
+        return
+    _swept.add(key)
     with contextlib.suppress(OSError):
-        for entry in os.scandir(target.parent if str(target.parent) else "."):
-            if not (entry.name.startswith(prefix) and ".part" in entry.name):
-                continue
-            pid = entry.name[len(prefix):].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)) and entry.is_file(follow_symlinks=False):
+        for entry in os.scandir(key):
+            m = _STALE.match(entry.name)
+            if m and not _alive(int(m.group(1))) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
@@ -116,7 +125,7 @@ def atomic_output(path: PathLike, force: bool = False, inputs: Iterable[PathLike
     left as it was."""
     inputs = list(inputs)
     target = check_output(path, force, inputs)
-    remove_stale_temps(target)
+    remove_stale_temps(target.parent if str(target.parent) else Path("."))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}-", suffix=".part" + target.suffix,
                                    dir=target.parent if str(target.parent) else ".")
