@@ -35,7 +35,7 @@ from .video import cli as video_cli  # RAW video: hooks in encode, decode, train
 out = Console()  # results go to stdout; progress and messages to stderr (progress.console)
 
 
-def _terminate(signum: int, frame: object) -> None:
+def _terminate(_signum: int, _frame: object) -> None:
     """SIGTERM (and SIGHUP) end a run like Ctrl-C: the atomic writers remove their temporary files."""
     raise KeyboardInterrupt
 
