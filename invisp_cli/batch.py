@@ -27,6 +27,7 @@ from .errors import InputError, InvispError
 from .progress import console, progress_bar
 from .rawfiles import RAW_SUFFIXES
 from .settings import JPEG_SUFFIXES
+from .threads import cpu_count
 
 MANIFEST_NAME = "invisp-manifest.jsonl"
 OUTPUT_SUFFIX = {"encode": ".jpg", "decode": ".dng"}
@@ -42,7 +43,7 @@ class Task:
     src: str
     dst: str
     options: dict = field(default_factory=dict)  # keyword arguments of codec.encode_file / decode_file
-    threads: int = 1  # torch threads while running it
+    threads: int = 1  # threads while running it (numpy tiles, torch)
     force: bool = False
     error: str = ""  # set when the task is refused before running (name collision, input = output)
 
@@ -158,11 +159,10 @@ def run_task(task: Task) -> dict:
             mp = _megapixels(task.dst if task.op == "encode" else task.src)
             return _record(task, "skipped", model=model or None, output_bytes=os.path.getsize(task.dst),
                            megapixels=mp, warning="output existed without a manifest record; kept (valid)")
-        import torch
-
         from .codec import decode_file, encode_file
+        from .threads import set_threads
 
-        torch.set_num_threads(task.threads)
+        set_threads(task.threads)
         Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
         fn = encode_file if task.op == "encode" else decode_file
         r = fn(task.src, task.dst, force=task.force, **task.options)
@@ -282,16 +282,8 @@ class Summary:
                 f"manifest {self.manifest}")
 
 
-def cpu_count() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def split_threads(jobs: int | None) -> tuple[int, int]:
-    """(workers, torch threads per worker): all cores by default, never more threads than cores in total."""
+    """(workers, threads per worker): all cores by default, never more threads than cores in total."""
     cores = cpu_count()
     jobs = jobs or cores
     return jobs, max(1, cores // jobs)

@@ -4,19 +4,23 @@
              → orient → JPEG
     decode:  JPEG → un-orient → /255 ─Flow⁻¹─Gamma⁻¹─ColorMatrix⁻¹─re-mosaic─HighlightRolloff⁻¹─WhiteBalance⁻¹
              ─Exposure⁻¹─Levels⁻¹─▶ round → DNG
+
+With no learned stage (the default model, the analytic front end) the chain runs on numpy arrays and torch is
+never imported; a learned flow makes it run on torch tensors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from . import rawio, residual
@@ -26,16 +30,19 @@ from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
 from .rawio import RawImage
 from .settings import DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE, JPEG_SUFFIXES
-from .steps import DEFAULT_DEMOSAIC, Chain, Flow, Gamma, front_end, libraw_maximum_gain, libraw_wb_gain
+from .steps import DEFAULT_DEMOSAIC, Chain, Flow, front_end, libraw_maximum_gain, libraw_wb_gain
 from .tiling import run_tiled
-from .zoo import ModelEntry, find_model, load_model, select_model
+from .zoo import ModelEntry, find_model, load_stage, select_model
+
+if TYPE_CHECKING:
+    from .flows import InvertibleFlow
 
 
-def isp_chain(raw: RawImage, model: torch.nn.Module, settings: Mapping) -> Chain:
+def isp_chain(raw: RawImage, model: InvertibleFlow | None, settings: Mapping) -> Chain:
     """The full invertible ISP for one frame: the analytic, metadata-driven front end under the file's render
-    settings (``steps.front_end``) followed by the flow; a parameter-free ``identity`` model (the ``frontend``
-    architecture) adds no step at all, so the front end alone costs nothing more."""
-    learned = [] if model.identity else [Flow(model)]
+    settings (``steps.front_end``) followed by the flow; no model (``zoo.load_stage`` of the front end) or a
+    parameter-free ``identity`` one adds no step at all, so the front end alone costs nothing more."""
+    learned = [] if model is None or model.identity else [Flow(model)]
     return Chain([*front_end(raw, settings), *learned])
 
 
@@ -59,59 +66,80 @@ def render_settings(raw: RawImage, quality: int = DEFAULT_QUALITY, subsampling: 
     return {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling, **front_end_settings(raw, isp)}
 
 
-@torch.inference_mode()
-def render(raw: RawImage, model: torch.nn.Module, settings: Mapping, tile: int = DEFAULT_TILE) -> np.ndarray:
+def _backend(chain: Chain) -> contextlib.AbstractContextManager:
+    """Where ``chain`` runs: torch's inference mode for a learned stage; nothing to set up for numpy."""
+    if not chain.needs_torch:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.inference_mode()
+
+
+def render(raw: RawImage, model: InvertibleFlow | None, settings: Mapping, tile: int = DEFAULT_TILE) -> np.ndarray:
     """RAW → upright sRGB uint8 (H', W', 3), as stored in the JPEG (``settings`` from ``render_settings``).
 
     Tiles are converted from the uint16 mosaic as they are read and written straight into an (H, W, 3) array.
-    When the chain ends with the gamma (the front end alone: no flow after it), the gamma, the clip to [0, 1]
-    and the rounding to 8 bits are one table look-up (``Gamma.forward_u8``: the same levels)."""
+    The front end alone (the chain ends with the gamma) runs on numpy, and the gamma, the clip to [0, 1] and the
+    rounding to 8 bits are one table look-up (``Gamma.forward_u8``: the same levels); a learned stage runs on
+    torch tensors."""
     chain = isp_chain(raw, model, settings)
     h, w = raw.mosaic.shape
     mosaic = raw.mosaic if raw.mosaic.dtype in (np.uint16, np.float32) else raw.mosaic.astype(np.float32)
-    x = torch.from_numpy(np.ascontiguousarray(mosaic)).view(1, 1, h, w)
+    x = np.ascontiguousarray(mosaic).reshape(1, 1, h, w)
     out = np.empty((1, h, w, 3), np.uint8)
-    last = chain.steps[-1] if chain.steps else None
-    if isinstance(last, Gamma):
-        body, quantise = Chain(chain.steps[:-1]).forward, last.forward_u8
-    else:
-        body, quantise = chain.forward, (lambda t: (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8))
+    with _backend(chain):
+        if chain.needs_torch:
+            import torch
 
-    def to_u8(t: torch.Tensor) -> np.ndarray:  # (1, 3, h, w) → a (1, 3, h, w) view of (1, h, w, 3) uint8
-        return quantise(t).permute(0, 2, 3, 1).contiguous().numpy().transpose(0, 3, 1, 2)
+            def fn(t: torch.Tensor) -> torch.Tensor:
+                return chain.forward(t.float())
 
-    run_tiled(lambda t: body(t.float()), x, out.transpose(0, 3, 1, 2), tile=tile, halo=chain.receptive_field,
-              align=chain.align, post=to_u8, description="rendering")
+            def to_u8(t: torch.Tensor) -> np.ndarray:  # (1, 3, h, w) → a (1, 3, h, w) view of (1, h, w, 3) uint8
+                return (t.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).contiguous().numpy().transpose(0, 3, 1, 2)
+
+            x = torch.from_numpy(x)
+        else:
+            body, to_u8 = Chain(chain.steps[:-1]).forward, chain.steps[-1].forward_u8
+
+            def fn(t: np.ndarray) -> np.ndarray:
+                return body(t.astype(np.float32))
+
+        run_tiled(fn, x, out.transpose(0, 3, 1, 2), tile=tile, halo=chain.receptive_field, align=chain.align,
+                  post=to_u8, description="rendering")
     return rawio.apply_flip(out[0], raw.flip)
 
 
-@torch.inference_mode()
-def recover(rgb: np.ndarray, params: ReconstructionParams, model: torch.nn.Module,
+def recover(rgb: np.ndarray, params: ReconstructionParams, model: InvertibleFlow | None,
             tile: int = DEFAULT_TILE) -> RawImage:
     """Upright sRGB uint8 + stored parameters → RAW (mosaic in the original bit depth and orientation).
 
-    When the chain ends with the gamma (the front end alone), its inverse is looked up for the 256 levels
-    (``Gamma.inverse_lut``: the same values) instead of evaluated per pixel."""
+    The front end alone runs on numpy, and its gamma's inverse is looked up for the 256 levels
+    (``Gamma.inverse_lut``: the same values) instead of evaluated per pixel; a learned stage runs on torch."""
     raw = params.raw_template()
     chain = isp_chain(raw, model, params.render)
     sensor = rawio.undo_flip(rgb, raw.flip)  # (h, w, 3), read tile by tile through a (1, 3, h, w) view
     h, w = sensor.shape[:2]
     out = np.empty((1, 1, h, w), np.uint16)
-    last = chain.steps[-1] if chain.steps else None
-    if isinstance(last, Gamma):
-        lut, body = last.inverse_lut().numpy(), Chain(chain.steps[:-1]).inverse
+    with _backend(chain):
+        if chain.needs_torch:
+            import torch
 
-        def fn(t: np.ndarray) -> torch.Tensor:
-            return body(torch.from_numpy(lut[t]))
-    else:
-        def fn(t: np.ndarray) -> torch.Tensor:
-            return chain.inverse(torch.from_numpy(np.ascontiguousarray(t)).float() / 255.0)
+            def fn(t: np.ndarray) -> torch.Tensor:
+                return chain.inverse(torch.from_numpy(np.ascontiguousarray(t)).float() / 255.0)
 
-    def to_raw_units(t: torch.Tensor) -> np.ndarray:
-        return t.round().clamp(0, raw.white).to(torch.uint16).numpy()
+            def to_raw_units(t: torch.Tensor) -> np.ndarray:
+                return t.round().clamp(0, raw.white).to(torch.uint16).numpy()
+        else:
+            lut, body = chain.steps[-1].inverse_lut(), Chain(chain.steps[:-1]).inverse
 
-    run_tiled(fn, sensor[None].transpose(0, 3, 1, 2), out, tile=tile,
-              halo=chain.receptive_field, align=chain.align, post=to_raw_units, description="recovering RAW")
+            def fn(t: np.ndarray) -> np.ndarray:
+                return body(lut[t])
+
+            def to_raw_units(t: np.ndarray) -> np.ndarray:
+                return np.rint(t).clip(0, raw.white).astype(np.uint16)
+
+        run_tiled(fn, sensor[None].transpose(0, 3, 1, 2), out, tile=tile, halo=chain.receptive_field,
+                  align=chain.align, post=to_raw_units, description="recovering RAW")
     raw.mosaic = out[0, 0]
     return raw
 
@@ -130,13 +158,13 @@ def resolve_model(model_id: str | None, make: str) -> ModelEntry:
     return find_model(model_id) if model_id else select_model(make)
 
 
-def encode_bytes(raw: RawImage, model: torch.nn.Module, params: ReconstructionParams,
+def encode_bytes(raw: RawImage, model: InvertibleFlow | None, params: ReconstructionParams,
                  tile: int = DEFAULT_TILE) -> bytes:
     """RAW → the bytes of its invisp JPEG: rendered under ``params.render``, carrying ``params``."""
     return jpeg.encode_jpeg(render(raw, model, params.render, tile), params)
 
 
-def decode_bytes(data: bytes, model: torch.nn.Module, tile: int = DEFAULT_TILE,
+def decode_bytes(data: bytes, model: InvertibleFlow | None, tile: int = DEFAULT_TILE,
                  name: str = "JPEG") -> tuple[np.ndarray, ReconstructionParams, RawImage]:
     """The bytes of an invisp JPEG → (its decoded upright pixels, its validated parameters, the RAW ``model``
     recovers from them): the in-memory round trip that training validation and the benchmark measure."""
@@ -169,7 +197,7 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
         raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .jpg)")
     raw = rawio.read_raw(src)
     entry = resolve_model(model_id, raw.exif.get("make", ""))
-    model = load_model(entry)
+    model = load_stage(entry)
     settings = render_settings(raw, quality, subsampling, entry.isp)
     if max_error is not None:
         settings["layer"] = int(max_error)  # decode can then tell when a re-saved file lost its layer
@@ -202,7 +230,7 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
     if layered is not None:
         note = f"{residual.guarantee_text(layered[1])} from the layer, SHA-256 verified"
         return Recovered(layered[0], params, note, "")
-    model = load_model(find_model(params.model_id), expected_sha256=params.model_sha256)
+    model = load_stage(find_model(params.model_id), expected_sha256=params.model_sha256)
     warning = ""
     if params.render.get("layer") is not None:
         warning = (f"{Path(src).name} was encoded with a residual layer "

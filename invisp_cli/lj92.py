@@ -11,11 +11,12 @@ its bit offset (see ``_pack_row``)."""
 from __future__ import annotations
 
 import heapq
-import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .threads import thread_count
 
 _SSSS = np.zeros(32769, np.uint8)  # bit length of |difference| 0..32768
 for _k in range(1, 17):
@@ -55,7 +56,7 @@ def encode_tiles(mosaic: np.ndarray, bits: int, tile: tuple[int, int]) -> list[b
         words = (codes[sy] << n) | extra
         return [header + data + b"\xff\xd9" for data in _pack_row(words, lengths[sy] + n)]
 
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # numpy releases the GIL
+    with ThreadPoolExecutor(max_workers=min(4, thread_count())) as pool:  # numpy releases the GIL
         rows = list(pool.map(diffs, range(ny)))
         lengths, codes = _huffman(sum(np.bincount(s.ravel(), minlength=17) for _, s in rows))
         header = _header(bits, th, tw // ncomp, ncomp, lengths)

@@ -53,7 +53,6 @@ from pathlib import Path
 
 import imagecodecs
 import numpy as np
-import torch
 from PIL import Image
 
 from . import rawio
@@ -64,6 +63,7 @@ from .fileio import atomic_output
 from .params import ReconstructionParams
 from .rawio import RawImage
 from .steps import Gamma, cfa_index
+from .threads import thread_count
 
 FORMAT = "invisp-residual/1"
 SAMPLE = 512
@@ -91,7 +91,7 @@ class Predictor:
     @classmethod
     def analytic(cls, raw: RawImage, gain: float, hi: int) -> Predictor:
         """The fixed-point analytic inverse for ``raw``'s metadata and exposure ``gain``; clip range [0, hi]."""
-        lut = np.round(Gamma().inverse(torch.arange(256, dtype=torch.float64) / 255).numpy() * 2**16)
+        lut = np.round(Gamma().inverse(np.arange(256, dtype=np.float64) / 255) * 2**16)
         m_inv = np.linalg.inv(np.asarray(raw.rgb_cam, dtype=np.float64))
         black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
         wb = np.asarray(raw.wb, dtype=np.float64)
@@ -221,7 +221,7 @@ def _encode(values: np.ndarray, codec: str, layout: str, effort: int, offset: in
         return _encode_sorted(values, offset, ctx)
     v = np.ascontiguousarray(_planes(values) if layout == "cfa-planes" else values)
     if codec == "jxl":
-        return bytes(imagecodecs.jpegxl_encode(v, lossless=True, effort=effort, numthreads=os.cpu_count()))
+        return bytes(imagecodecs.jpegxl_encode(v, lossless=True, effort=effort, numthreads=thread_count()))
     raw = v.astype(v.dtype.newbyteorder("<"), copy=False).tobytes()
     return bytes(imagecodecs.zstd_encode(raw, level=ZSTD_LEVEL)) if codec == "zstd" else lzma.compress(raw)
 
@@ -231,7 +231,7 @@ def _decode(payload: bytes, codec: str, layout: str, dtype: str, shape: tuple[in
     if layout == SORTED:
         return _decode_sorted(payload, dtype, shape, offset, ctx)
     if codec == "jxl":
-        v = np.asarray(imagecodecs.jpegxl_decode(payload, numthreads=os.cpu_count()))
+        v = np.asarray(imagecodecs.jpegxl_decode(payload, numthreads=thread_count()))
     elif codec in ("zstd", "lzma"):
         raw = imagecodecs.zstd_decode(payload) if codec == "zstd" else lzma.decompress(payload)
         v = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)

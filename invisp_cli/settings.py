@@ -25,7 +25,9 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 DEFAULT_TILE = 1024
 TILE_RANGE = (64, 8192)
 
-#: the analytic front end
+#: the analytic front end; the architecture name of the parameter-free model that is the front end alone (it runs
+#: on numpy, without loading torch)
+ANALYTIC_ARCH = "frontend"
 DEMOSAIC_NAMES = ("mhc", "bilinear")
 DEFAULT_DEMOSAIC = "mhc"
 DEFAULT_KNEE = 0.8  # highlight roll-off knee of new models (measured trade-off: README, "Highlights")

@@ -12,13 +12,42 @@ Mosaic steps (``Levels``, ``WhiteBalance``) act on (N, 1, H, W) Bayer data; ``Bi
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .settings import CFA_LAYOUTS, COLOUR_INDEX, DEFAULT_DEMOSAIC, DEFAULT_KNEE  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    import torch
+
+Array = Any  #: a float ``np.ndarray`` or ``torch.Tensor``: every step computes in the backend it is given
+
+
+def _torch():
+    """torch, imported on first use: the analytic chain on numpy arrays never loads it."""
+    import torch
+
+    return torch
+
+
+def array_module(x: Array):
+    """The array library of ``x``: numpy for ``np.ndarray``, else torch."""
+    return np if isinstance(x, np.ndarray) else _torch()
+
+
+def as_array(values: np.ndarray | Sequence, like: Array) -> Array:
+    """Constant ``values`` in the backend, dtype and device of ``like`` (rounded through float32 first, as the
+    torch path always has, so both backends compute with the same constants)."""
+    v = np.asarray(values, dtype=np.float32)
+    if isinstance(like, np.ndarray):
+        return v.astype(like.dtype, copy=False)
+    return _torch().from_numpy(v).to(like.device, like.dtype)
+
+
+def _empty(like: Array, shape: tuple[int, ...]) -> Array:
+    return np.empty(shape, like.dtype) if isinstance(like, np.ndarray) else like.new_empty(shape)
 
 
 def cfa_index(cfa: str) -> np.ndarray:
@@ -29,46 +58,44 @@ def cfa_index(cfa: str) -> np.ndarray:
 
 
 def cfa_masks(cfa: str, h: int, w: int, device=None) -> torch.Tensor:
-    """One-hot site masks (1, 3, H, W): mask[c, y, x] = 1 where site (y, x) records colour c."""
+    """One-hot site masks (1, 3, H, W) tensor: mask[c, y, x] = 1 where site (y, x) records colour c."""
+    torch = _torch()
     idx = torch.as_tensor(cfa_index(cfa), device=device)
     tile = idx.repeat((h + 1) // 2, (w + 1) // 2)[:h, :w]
-    return F.one_hot(tile, 3).permute(2, 0, 1).unsqueeze(0).float()
+    return torch.nn.functional.one_hot(tile, 3).permute(2, 0, 1).unsqueeze(0).float()
 
 
-def site_values(per_position: np.ndarray | Sequence, h: int, w: int) -> torch.Tensor:
-    """Tile a 2×2 per-CFA-position array over an (1, 1, H, W) tensor."""
-    t = torch.as_tensor(np.asarray(per_position, dtype=np.float64).reshape(2, 2), dtype=torch.float32)
-    return t.repeat((h + 1) // 2, (w + 1) // 2)[:h, :w].view(1, 1, h, w)
-
-
-def per_site(fn, x: torch.Tensor, *per_position: np.ndarray | Sequence) -> torch.Tensor:
+def per_site(fn: Callable[..., Array], x: Array, *per_position: np.ndarray | Sequence) -> Array:
     """``fn(x, *v)`` where each v holds a 2×2 per-CFA-position array's value at every site of ``x`` (…, H, W).
 
-    For even H and W the values are broadcast over a (…, H/2, 2, W/2, 2) view of ``x`` instead of being tiled
-    into full-size tensors (the same elementwise arithmetic, so the same result, without the extra memory
-    traffic); odd sizes fall back to ``site_values``."""
+    For even H the values are a (2, W) row pattern broadcast over a (…, H/2, 2, W) view of ``x`` instead of
+    full-size arrays (the same elementwise arithmetic, so the same result, with contiguous rows and no extra
+    memory traffic); an odd H tiles them over (H, W)."""
     h, w = x.shape[-2:]
-    if h % 2 or w % 2:
-        return fn(x, *(site_values(v, h, w).to(x.device, x.dtype) for v in per_position))
-    vals = [torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(2, 1, 2), dtype=torch.float32).to(x.device, x.dtype)
-            for v in per_position]
+
+    def pattern(v: np.ndarray | Sequence, rows: int) -> Array:
+        return as_array(np.tile(np.asarray(v, np.float64).reshape(2, 2), (rows, (w + 1) // 2))[:, :w], x)
+
+    if h % 2:
+        return fn(x, *(pattern(v, (h + 1) // 2)[:h] for v in per_position))
     lead = x.shape[:-2]
-    return fn(x.reshape(*lead, h // 2, 2, w // 2, 2), *vals).reshape(*lead, h, w)
+    return fn(x.reshape(*lead, h // 2, 2, w), *(pattern(v, 1) for v in per_position)).reshape(*lead, h, w)
 
 
 class Step:
-    """An invertible step: ``inverse(forward(x)) == x`` up to float rounding."""
+    """An invertible step: ``inverse(forward(x)) == x`` up to float rounding, on numpy arrays or torch tensors
+    alike (the same arithmetic in either; torch where gradients or a GPU are needed)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Array) -> Array:
         raise NotImplementedError
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: Array) -> Array:
         raise NotImplementedError
 
     #: pixels of context each output pixel depends on (for tiling halos)
     receptive_field: int = 0
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: Array) -> Array:
         return self.forward(x)
 
 
@@ -82,10 +109,10 @@ class Levels(Step):
         self.black = np.asarray(black, dtype=np.float64).reshape(2, 2)
         self.white = float(white)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Array) -> Array:
         return per_site(lambda x, b: (x - b) / (self.white - b), x, self.black)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: Array) -> Array:
         return per_site(lambda y, b: y * (self.white - b) + b, y, self.black)
 
 
@@ -97,10 +124,10 @@ class Exposure(Step):
             raise ValueError("exposure gain must be positive")
         self.gain = float(gain)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Array) -> Array:
         return x * self.gain
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: Array) -> Array:
         return y / self.gain
 
 
@@ -134,11 +161,11 @@ class WhiteBalance(Step):
         if not np.all(self.gains > 0):
             raise ValueError("white-balance gains must be positive")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return per_site(torch.mul, x, self.gains[cfa_index(self.cfa)])
+    def forward(self, x: Array) -> Array:
+        return per_site(lambda x, g: x * g, x, self.gains[cfa_index(self.cfa)])
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return per_site(torch.div, y, self.gains[cfa_index(self.cfa)])
+    def inverse(self, y: Array) -> Array:
+        return per_site(lambda y, g: y / g, y, self.gains[cfa_index(self.cfa)])
 
 
 class HighlightRolloff(Step):
@@ -162,28 +189,28 @@ class HighlightRolloff(Step):
         self.ceiling = np.maximum(np.asarray(ceiling, dtype=np.float64).reshape(3), 1.0)
         self.a = 1.0 / (1.0 - self.knee) - 1.0 / (self.ceiling - self.knee)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.knee
+    def forward(self, x: Array) -> Array:
+        k, xp = self.knee, array_module(x)
 
-        def fn(x: torch.Tensor, top: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-            d = torch.minimum((x - k).clamp(min=0.0), top)
-            return torch.where(x > k, k + d / (1.0 + a * d), x)
+        def fn(x: Array, top: Array, a: Array) -> Array:
+            d = xp.minimum((x - k).clip(0.0, None), top)
+            return xp.where(x > k, k + d / (1.0 + a * d), x)
 
         idx = cfa_index(self.cfa)
         return per_site(fn, x, (self.ceiling - k)[idx], self.a[idx])
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        k = self.knee
+    def inverse(self, y: Array) -> Array:
+        k, xp = self.knee, array_module(y)
 
-        def fn(y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-            f = (y - k).clamp(0.0, 1.0 - k)
-            return torch.where(y > k, k + f / (1.0 - a * f), y)
+        def fn(y: Array, a: Array) -> Array:
+            f = (y - k).clip(0.0, 1.0 - k)
+            return xp.where(y > k, k + f / (1.0 - a * f), y)
 
         return per_site(fn, y, self.a[cfa_index(self.cfa)])
 
 
-_K_RB = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
-_K_G = torch.tensor([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]])
+_K_RB = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], np.float32)
+_K_G = np.array([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]], np.float32)
 
 
 class BilinearDemosaic(Step):
@@ -191,7 +218,8 @@ class BilinearDemosaic(Step):
 
     For colour c with site mask m_c and kernel k_c:  out_c = (k_c * (x·m_c)) / (k_c * m_c).
     At a site that recorded c the kernel's only c-coloured tap is the centre, so out_c = x there: the
-    inverse  x = Σ_c m_c · out_c  is exact for any layout, any size (odd included) and at the borders."""
+    inverse  x = Σ_c m_c · out_c  is exact for any layout, any size (odd included) and at the borders.
+    (Computed with torch: a numpy array is converted and back.)"""
 
     receptive_field = 1
 
@@ -199,16 +227,19 @@ class BilinearDemosaic(Step):
         self.cfa = cfa
         cfa_index(cfa)  # validate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Array) -> Array:
+        torch = _torch()
+        if isinstance(x, np.ndarray):
+            return self.forward(torch.from_numpy(np.ascontiguousarray(x))).numpy()
         m, inv_den = _demosaic_weights(self.cfa, x.shape[-2], x.shape[-1], x.device, x.dtype)
-        k = torch.stack([_K_RB, _K_G, _K_RB]).unsqueeze(1).to(x)
-        return F.conv2d(x * m, k, padding=1, groups=3) * inv_den
+        k = torch.from_numpy(np.stack([_K_RB, _K_G, _K_RB])[:, None]).to(x)
+        return torch.nn.functional.conv2d(x * m, k, padding=1, groups=3) * inv_den
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: Array) -> Array:
         """Re-mosaic: each site keeps the channel of its own colour (the same values as Σ_c m_c·y_c, read
         directly from the four CFA phases)."""
         idx = cfa_index(self.cfa)
-        out = y.new_empty((*y.shape[:-3], 1, *y.shape[-2:]))
+        out = _empty(y, (*y.shape[:-3], 1, *y.shape[-2:]))
         for i in range(2):
             for j in range(2):
                 out[..., 0, i::2, j::2] = y[..., idx[i, j], i::2, j::2]
@@ -218,17 +249,18 @@ class BilinearDemosaic(Step):
 @functools.lru_cache(maxsize=8)
 def _demosaic_weights(cfa: str, h: int, w: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Site masks and 1 / (k_c * m_c) for a tile shape (tiles mostly share one shape: computed once)."""
+    torch = _torch()
     m = cfa_masks(cfa, h, w, device).to(dtype)
-    k = torch.stack([_K_RB, _K_G, _K_RB]).unsqueeze(1).to(m)
-    return m, 1.0 / F.conv2d(m, k, padding=1, groups=3)
+    k = torch.from_numpy(np.stack([_K_RB, _K_G, _K_RB])[:, None]).to(m)
+    return m, 1.0 / torch.nn.functional.conv2d(m, k, padding=1, groups=3)
 
 
-_MHC = torch.tensor([
+_MHC = np.array([
     [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]],  # G at R/B
     [[0, 0, .5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, .5, 0, 0]],  # row neighbours
     [[0, 0, -1, 0, 0], [0, -1, 4, -1, 0], [.5, 0, 5, 0, .5], [0, -1, 4, -1, 0], [0, 0, -1, 0, 0]],  # column nbrs
     [[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]],  # diagonal
-]).unsqueeze(1) / 8
+], np.float32)[:, None] / 8
 
 
 class MHCDemosaic(BilinearDemosaic):
@@ -241,34 +273,70 @@ class MHCDemosaic(BilinearDemosaic):
 
     receptive_field = 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Even-sized input (every tile but an odd image's last): the filters run on the four CFA phase planes
-        as one 3×3 convolution (4 → 8 channels: the two missing colours at each phase), 1/4 of the multiplies
-        of the 5×5 filters at every site and several times faster here; odd sizes take the direct form."""
+    def forward(self, x: Array) -> Array:
+        """The filters run on the four CFA phase planes of the 2-px-mirrored mosaic as one 3×3 correlation
+        (4 → 8 planes: the two missing colours at each phase; ``_phase_correlate``), 1/4 of the multiplies of the
+        5×5 filters at every site. An odd height or width gets one more (zero) row or column after the mirror,
+        which only the cropped-off output row or column reads."""
         n, _, h, w = x.shape
-        xp = F.pad(x, (2, 2, 2, 2), mode="reflect")
-        out = x.new_empty((n, 3, h, w))
-        if h % 2 or w % 2:
-            cand = F.conv2d(xp, _MHC.to(x))  # (N, 4, H, W)
-            table = _mhc_choice(self.cfa)[0]  # (3, 2, 2): 0 = the site's own value, k ≥ 1 = candidate k − 1
-            for c in range(3):  # assemble each output colour from the four CFA phases
-                for i in range(2):
-                    for j in range(2):
-                        k = int(table[c, i, j])
-                        out[:, c, i::2, j::2] = (x[:, 0] if k == 0 else cand[:, k - 1])[:, i::2, j::2]
-            return out
-        weights, plan = _mhc_phase_filters(self.cfa)
-        weights = weights.to(x)
-        if torch.is_grad_enabled():  # the cached weights may have been made under inference mode
-            weights = weights.clone()
-        cand = F.conv2d(F.pixel_unshuffle(xp, 2), weights)  # (N, 8, H/2, W/2)
-        for c, i, j, k in plan:
-            out[:, c, i::2, j::2] = x[:, 0, i::2, j::2] if k < 0 else cand[:, k]
-        return out
+        odd = (0, 0), (0, 0), (0, h % 2), (0, w % 2)
+        if isinstance(x, np.ndarray):
+            xp = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="reflect")
+            xp = np.pad(xp, odd) if h % 2 or w % 2 else xp
+            planes = np.stack([xp[:, 0, a::2, b::2] for a in range(2) for b in range(2)], axis=1)
+        else:
+            pad = _torch().nn.functional.pad
+            xp = pad(x, (2, 2, 2, 2), mode="reflect")
+            xp = pad(xp, (0, w % 2, 0, h % 2)) if h % 2 or w % 2 else xp
+            planes = _torch().nn.functional.pixel_unshuffle(xp, 2)  # plane 2a + b: padded sites (2u + a, 2v + b)
+        cand = _phase_correlate(planes, self.cfa)  # (N, 8, ⌈H/2⌉, ⌈W/2⌉)
+        h2, w2 = cand.shape[-2:]
+        out = _empty(x, (n, 3, 2 * h2, 2 * w2))
+        for c, i, j, k in _mhc_phase_filters(self.cfa)[1]:  # k < 0: the site's own value, from its phase plane
+            out[:, c, i::2, j::2] = planes[:, 2 * i + j, 1:1 + h2, 1:1 + w2] if k < 0 else cand[:, k]
+        return out[..., :h, :w] if h % 2 or w % 2 else out
+
+
+def _phase_correlate(planes: Array, cfa: str) -> Array:
+    """cand[:, k] = Σ_{p,r,q} W[k, p, r, q] · planes[:, p, r:r+h, q:q+w] (a valid 3×3 correlation, W from
+    ``_mhc_phase_filters``): torch's ``conv2d`` for tensors; for numpy arrays a sparse form — the taps that share
+    a weight are summed first, then scaled once (80 of the 288 taps are non-zero, in 3–4 distinct weights per
+    output plane)."""
+    weights = _mhc_phase_filters(cfa)[0]
+    if not isinstance(planes, np.ndarray):
+        return _torch().nn.functional.conv2d(planes, _torch().from_numpy(weights).to(planes))
+    n, _, hp, wp = planes.shape
+    h, w = hp - 2, wp - 2
+    out = np.empty((n, len(weights), h, w), planes.dtype)
+    acc = np.empty((n, h, w), planes.dtype)
+    for k, groups in enumerate(_mhc_tap_groups(cfa)):
+        for g, (weight, taps) in enumerate(groups):
+            dst = out[:, k] if g == 0 else acc
+            p, r, q = taps[0]
+            np.copyto(dst, planes[:, p, r:r + h, q:q + w])
+            for p, r, q in taps[1:]:
+                dst += planes[:, p, r:r + h, q:q + w]
+            dst *= weight
+            if g:
+                out[:, k] += acc
+    return out
 
 
 @functools.lru_cache(maxsize=4)
-def _mhc_choice(cfa: str) -> torch.Tensor:
+def _mhc_tap_groups(cfa: str) -> list[list[tuple[np.float32, list[tuple[int, int, int]]]]]:
+    """Per output plane k: [(weight, [(plane, dy, dx), …]), …] over the non-zero taps of ``_mhc_phase_filters``."""
+    weights = _mhc_phase_filters(cfa)[0]
+    groups = []
+    for wk in weights:
+        by_weight: dict[float, list[tuple[int, int, int]]] = {}
+        for p, r, q in zip(*np.nonzero(wk), strict=True):
+            by_weight.setdefault(float(wk[p, r, q]), []).append((int(p), int(r), int(q)))
+        groups.append([(np.float32(v), taps) for v, taps in by_weight.items()])
+    return groups
+
+
+@functools.lru_cache(maxsize=4)
+def _mhc_choice(cfa: str) -> np.ndarray:
     """(1, 3, 2, 2) index, per output colour and CFA position, into the candidates [site value, G-at-R/B,
     row, column, diagonal]."""
     idx = cfa_index(cfa)
@@ -286,17 +354,17 @@ def _mhc_choice(cfa: str) -> torch.Tensor:
                 else:  # at G: the colour met along the row uses the row kernel, the other the column kernel
                     table[i, j, out] = 2 if out == row_colour else 3
                     assert out in (row_colour, col_colour)
-    return torch.as_tensor(table).permute(2, 0, 1).unsqueeze(0)
+    return table.transpose(2, 0, 1)[None]
 
 
 @functools.lru_cache(maxsize=4)
-def _mhc_phase_filters(cfa: str) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
-    """The MHC filters rewritten on the 2×2 phase planes of the 2-px-padded mosaic (``pixel_unshuffle``: plane
-    2a + b holds padded sites (2u + a, 2v + b)): tap (dy, dx) of the filter for phase (i, j) reads plane
-    ((i + dy) mod 2, (j + dx) mod 2) at offset ((i + 2 + dy) // 2, (j + 2 + dx) // 2), a 3×3 window. Returns the
-    (8, 4, 3, 3) weights and the plan (output colour, i, j, conv channel or −1 for the site's own value)."""
+def _mhc_phase_filters(cfa: str) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The MHC filters rewritten on the 2×2 phase planes of the 2-px-padded mosaic (plane 2a + b holds padded
+    sites (2u + a, 2v + b)): tap (dy, dx) of the filter for phase (i, j) reads plane ((i + dy) mod 2,
+    (j + dx) mod 2) at offset ((i + 2 + dy) // 2, (j + 2 + dx) // 2), a 3×3 window. Returns the (8, 4, 3, 3)
+    float32 weights and the plan (output colour, i, j, output plane or −1 for the site's own value)."""
     table = _mhc_choice(cfa)[0]
-    weights = torch.zeros(8, 4, 3, 3)
+    weights = np.zeros((8, 4, 3, 3), np.float32)
     plan: list[tuple[int, int, int, int]] = []
     k = 0
     for i in range(2):
@@ -328,13 +396,15 @@ class ColorMatrix(Step):
         self.m_inv = np.linalg.inv(m)
 
     @staticmethod
-    def _apply(x: torch.Tensor, m: np.ndarray) -> torch.Tensor:
-        return torch.einsum("ij,njhw->nihw", torch.as_tensor(m, dtype=x.dtype, device=x.device), x)
+    def _apply(x: Array, m: np.ndarray) -> Array:
+        if isinstance(x, np.ndarray):
+            return np.einsum("ij,njhw->nihw", m.astype(x.dtype), x)
+        return _torch().einsum("ij,njhw->nihw", _torch().as_tensor(m, dtype=x.dtype, device=x.device), x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Array) -> Array:
         return self._apply(x, self.m)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: Array) -> Array:
         return self._apply(y, self.m_inv)
 
 
@@ -361,73 +431,72 @@ class Gamma(Step):
         self.a = slope * t ** (1 - power) / power
         self.y_t = slope * t
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ax = x.abs()
-        hi = self.a * ax.clamp_min(self.t) ** self.p - (self.a - 1)
-        return torch.sign(x) * torch.where(ax < self.t, self.s * ax, hi)
+    def forward(self, x: Array) -> Array:
+        xp, ax = array_module(x), abs(x)
+        hi = self.a * ax.clip(self.t, None) ** self.p - (self.a - 1)
+        return xp.sign(x) * xp.where(ax < self.t, self.s * ax, hi)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        ay = y.abs()
-        hi = ((ay.clamp_min(self.y_t) + (self.a - 1)) / self.a) ** (1 / self.p)
-        return torch.sign(y) * torch.where(ay < self.y_t, ay / self.s, hi)
+    def inverse(self, y: Array) -> Array:
+        xp, ay = array_module(y), abs(y)
+        hi = ((ay.clip(self.y_t, None) + (self.a - 1)) / self.a) ** (1 / self.p)
+        return xp.sign(y) * xp.where(ay < self.y_t, ay / self.s, hi)
 
-    def forward_unit(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_unit(self, x: Array) -> Array:
         """g(clamp(x, 0, 1)), which equals clamp(g(x), 0, 1) (g is increasing with g(0) = 0, g(1) = 1), in fewer
         operations than ``forward``: the same arithmetic on the same values where 0 ≤ x ≤ 1."""
-        x = x.clamp(0.0, 1.0)
-        return torch.where(x < self.t, self.s * x, self.a * x.clamp_min(self.t) ** self.p - (self.a - 1))
+        x = x.clip(0.0, 1.0)
+        return array_module(x).where(x < self.t, self.s * x, self.a * x.clip(self.t, None) ** self.p - (self.a - 1))
 
-    def forward_u8(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 of ``forward_unit``: ⌊255·g(clamp(x, 0, 1)) + 0.5⌋, by table instead of a power per value.
+    def forward_u8(self, x: Array) -> Array:
+        """uint8 of ``forward_unit``: ⌊255·g(clamp(x, 0, 1)) + 0.5⌋, by table instead of a power per value (the
+        levels numpy's float32 arithmetic gives; a tensor is looked up in numpy and returned as a tensor).
 
         [0, 1] is cut into 4096 bins (x·4096 is exact in float32); the slope of 255·g is at most 255·s = 1147.5,
         so a bin holds at most one step of the 8-bit output, and each bin stores its level at the bin's start and
         the float32 at which the next level begins (found by bisection over float32 bit patterns on this very
         function): level = lo[bin] + (x ≥ threshold[bin]), the same levels as evaluating it per value."""
-        lo, thr = self._u8_table()
-        xn = x.detach().clamp(0.0, 1.0).cpu().numpy()
-        idx = (xn * _U8_BINS).astype(np.intp)  # table look-ups in numpy: several times faster than torch's here
-        return torch.from_numpy(lo.numpy()[idx] + (xn >= thr.numpy()[idx])).to(x.device)
+        lo, thr = self._u8_table
+        xn = x.clip(0.0, 1.0) if isinstance(x, np.ndarray) else x.detach().clamp(0.0, 1.0).cpu().numpy()
+        idx = (xn * _U8_BINS).astype(np.intp)
+        levels = lo[idx] + (xn >= thr[idx])
+        return levels if isinstance(x, np.ndarray) else _torch().from_numpy(levels).to(x.device)
 
-    def _u8_levels(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.forward_unit(x) * 255 + 0.5).to(torch.uint8)
+    def _u8_levels(self, x: np.ndarray) -> np.ndarray:
+        return (self.forward_unit(x) * 255 + 0.5).astype(np.uint8)
 
     @functools.cached_property
-    def _u8_table_cache(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _u8_table(self) -> tuple[np.ndarray, np.ndarray]:
         n = _U8_BINS
-        start = torch.arange(n + 1, dtype=torch.float32) / n
+        start = np.arange(n + 1, dtype=np.float32) / n
         lo = self._u8_levels(start)
-        a = start.view(torch.int32).clone()  # first float32 of each bin …
-        b = torch.cat([start[1:], torch.tensor([2.0])]).view(torch.int32).clone()  # … and of the next one
-        top = self._u8_levels(torch.cat([start[1:], torch.tensor([1.0])]))
+        a = start.view(np.int32).copy()  # first float32 of each bin …
+        b = np.append(start[1:], np.float32(2.0)).view(np.int32)  # … and of the next one
+        top = self._u8_levels(np.append(start[1:], np.float32(1.0)))
         # bisection for the first float32 in [a, b) whose level exceeds lo (none: threshold +inf)
-        has_step = self._u8_levels(((b - 1).view(torch.float32)).clamp(max=1.0)) > lo
-        lo_bits, hi_bits = a.clone(), b - 1
+        has_step = self._u8_levels((b - 1).view(np.float32).clip(None, 1.0)) > lo
+        lo_bits, hi_bits = a, b - 1
         for _ in range(32):
             mid = lo_bits + (hi_bits - lo_bits) // 2
-            up = self._u8_levels(mid.view(torch.float32).clamp(max=1.0)) > lo
-            hi_bits = torch.where(up, mid, hi_bits)
-            lo_bits = torch.where(up, lo_bits, mid + 1)
-        thr = torch.where(has_step, hi_bits.view(torch.float32), torch.tensor(float("inf")))
-        if bool((top - lo > 1).any()):  # cannot happen with slope ≤ 1147.5 and 4096 bins; guard the assumption
+            up = self._u8_levels(mid.view(np.float32).clip(None, 1.0)) > lo
+            hi_bits = np.where(up, mid, hi_bits)
+            lo_bits = np.where(up, lo_bits, mid + 1)
+        thr = np.where(has_step, hi_bits.view(np.float32), np.float32(np.inf))
+        if bool((top.astype(np.int16) - lo > 1).any()):  # cannot happen with slope ≤ 1147.5 and 4096 bins
             raise AssertionError("gamma quantiser bins too coarse")
         return lo, thr
 
-    def _u8_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._u8_table_cache
-
-    def inverse_lut(self) -> torch.Tensor:
-        """``inverse`` of the 256 8-bit levels v/255 (float32), the same values ``inverse(u8.float() / 255)`` gives,
-        to look up instead of evaluating the power per pixel."""
-        return self.inverse(torch.arange(256, dtype=torch.float32) / 255.0)
+    def inverse_lut(self) -> np.ndarray:
+        """``inverse`` of the 256 8-bit levels v/255 (float32), the same values ``inverse(u8 / 255)`` gives in
+        numpy, to look up instead of evaluating the power per pixel."""
+        return self.inverse(np.arange(256, dtype=np.float32) / np.float32(255.0))
 
 
 _U8_BINS = 4096
 
 
 class Flow(Step):
-    """A learned invertible network (``flows.InvertibleFlow``) as a step of an image chain; H, W are padded to
-    the network's ``align`` and cropped back (``InvertibleFlow.padded``)."""
+    """A learned invertible network (``flows.InvertibleFlow``, torch tensors) as a step of an image chain; H, W
+    are padded to the network's ``align`` and cropped back (``InvertibleFlow.padded``)."""
 
     def __init__(self, model):
         self.model = model
@@ -449,12 +518,17 @@ class Chain(Step):
         self.receptive_field = sum(s.receptive_field for s in self.steps)
         self.align = int(np.lcm.reduce([2] + [getattr(s, "align", 1) for s in self.steps]))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def needs_torch(self) -> bool:
+        """Whether a step is a learned network (torch only); the analytic steps run on numpy arrays."""
+        return any(isinstance(s, Flow) for s in self.steps)
+
+    def forward(self, x: Array) -> Array:
         for s in self.steps:
             x = s.forward(x)
         return x
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: Array) -> Array:
         for s in reversed(self.steps):
             y = s.inverse(y)
         return y

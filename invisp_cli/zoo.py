@@ -7,7 +7,8 @@ A registry is a ``registry.json`` beside its checkpoints (``weights/`` in the pr
      "arch": "squeeze", "hparams": {...}, "cameras": ["canon"] | ["*"], "training": {...}, "metrics": {...}}
 
 Checkpoints are safetensors (no pickle); a file is loaded only if its SHA-256 matches the registry and, when
-decoding, the hash stored in the JPEG."""
+decoding, the hash stored in the JPEG. torch is imported only to build a learned architecture: the analytic
+front end (``settings.ANALYTIC_ARCH``, an empty checkpoint) is verified and selected without it."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from .errors import ModelError
-from .flows import build, is_video
+from .settings import ANALYTIC_ARCH
+
+if TYPE_CHECKING:
+    import torch
+
+    from .flows import InvertibleFlow
 
 WEIGHTS_DIR = Path(str(importlib.resources.files("invisp_cli.weights")))  # the top-level weights/, as package data
 REGISTRY = "registry.json"
@@ -116,14 +120,22 @@ def select_model(make: str, video: bool = False) -> ModelEntry:
     camera-specific one matching the make, else the generic ('*') one. ``video`` chooses among video (windowed)
     architectures instead of image ones; superseded models are only loaded to decode the files they wrote."""
     for folder in registry_dirs():
-        models = [e for e in read_registry(folder)
-                  if is_video(e.arch) == video and not e.superseded_by]
+        models = [e for e in read_registry(folder) if not e.superseded_by]
         for rule in (lambda e: e.default, lambda e: e.matches(make), lambda e: "*" in e.cameras):
             for e in models:
-                if rule(e):
+                if rule(e) and is_video_arch(e.arch) == video:
                     return e
     raise ModelError(f"no generic {'video ' if video else ''}model installed "
                      "(weights/registry.json has no entry for cameras '*')")
+
+
+def is_video_arch(arch: str) -> bool:
+    """``flows.is_video``, except that the analytic front end is known to be an image model without torch."""
+    if arch == ANALYTIC_ARCH:
+        return False
+    from .flows import is_video
+
+    return is_video(arch)
 
 
 def sha256_file(path: Path) -> str:
@@ -134,14 +146,34 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_model(entry: ModelEntry, expected_sha256: str | None = None) -> torch.nn.Module:
+def load_model(entry: ModelEntry, expected_sha256: str | None = None) -> InvertibleFlow:
     """Build ``entry``'s architecture and load its verified checkpoint (eval mode, fp32, CPU)."""
     return _load(entry.path, entry.sha256, expected_sha256 or entry.sha256, entry.arch,
                  json.dumps(entry.hparams, sort_keys=True), entry.id)
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: Path, registered: str, expected: str, arch: str, hparams: str, model_id: str) -> torch.nn.Module:
+def load_stage(entry: ModelEntry, expected_sha256: str | None = None) -> InvertibleFlow | None:
+    """The learned stage an encode or decode runs after the analytic front end: ``load_model``'s network, or None
+    for the analytic front end alone (its empty checkpoint verified all the same, and torch never loaded)."""
+    if entry.arch != ANALYTIC_ARCH:
+        return load_model(entry, expected_sha256)
+    _verify(entry.path, entry.sha256, expected_sha256 or entry.sha256, entry.id)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(entry.path), framework="numpy") as f:
+            names = list(f.keys())
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types on a damaged blob
+        raise ModelError(f"model {entry.id}: checkpoint {entry.path.name} is not a readable safetensors file "
+                         f"({type(e).__name__})") from None
+    if names:
+        raise ModelError(f"model {entry.id}: architecture {ANALYTIC_ARCH} has 0 parameters, its checkpoint "
+                         f"{len(names)} tensor(s)")
+    return None
+
+
+def _verify(path: Path, registered: str, expected: str, model_id: str) -> None:
+    """The checkpoint is the one the registry names and, when decoding, the one the file was made with."""
     if registered != expected:
         raise ModelError(f"model {model_id}: the file was made with checkpoint sha256 {expected[:12]}…, "
                          f"but the installed {model_id} is {registered[:12]}…")
@@ -151,6 +183,13 @@ def _load(path: Path, registered: str, expected: str, arch: str, hparams: str, m
     if actual != expected:
         raise ModelError(f"model {model_id}: checkpoint {path.name} has sha256 {actual[:12]}…, "
                          f"expected {expected[:12]}… (corrupt or replaced file)")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, registered: str, expected: str, arch: str, hparams: str, model_id: str) -> InvertibleFlow:
+    from safetensors.torch import load_file
+
+    _verify(path, registered, expected, model_id)
     try:
         state = load_file(str(path))
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types on a damaged blob
@@ -165,9 +204,13 @@ def _load(path: Path, registered: str, expected: str, arch: str, hparams: str, m
     return model.eval()
 
 
-def _build_checked(arch: str, hparams: dict, numel: int, model_id: str) -> torch.nn.Module:
+def _build_checked(arch: str, hparams: dict, numel: int, model_id: str) -> InvertibleFlow:
     """Build ``arch`` — first without memory (meta device), refusing unknown architectures, bad hyper-parameters,
     and ones whose size does not match the checkpoint's (absurd hparams would otherwise allocate gigabytes)."""
+    import torch
+
+    from .flows import build
+
     try:
         with torch.device("meta"):
             size = sum(t.numel() for t in build(arch, **hparams).state_dict().values())
@@ -182,6 +225,8 @@ def _build_checked(arch: str, hparams: dict, numel: int, model_id: str) -> torch
 
 def save_checkpoint(model: torch.nn.Module, folder: Path, model_id: str) -> tuple[str, str]:
     """Save ``model``'s weights as ``<id>-<sha[:8]>.safetensors`` in ``folder``; return (file, sha256)."""
+    from safetensors.torch import save_file
+
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{model_id}.safetensors.part"
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}

@@ -183,6 +183,7 @@ def _registry(folder: Path, **entry) -> None:
 
 
 def test_bad_registries_and_checkpoints_exit_5(tmp_path, dng, test_registry, monkeypatch):
+    import torch
     from safetensors.torch import save_file
 
     weights = tmp_path / "w"
@@ -197,7 +198,10 @@ def test_bad_registries_and_checkpoints_exit_5(tmp_path, dng, test_registry, mon
              "absurd hparams": lambda: _registry(weights, hparams={"width": 10**9}),
              "wrong hparams": lambda: _registry(weights, hparams={"no_such_option": 1}),
              "truncated blob": lambda: _registry(weights, file="t.safetensors", hparams=test_registry.hparams),
-             "not safetensors": lambda: _registry(weights, file="p.safetensors")}
+             "not safetensors": lambda: _registry(weights, file="p.safetensors"),
+             "front end, not safetensors": lambda: _registry(weights, arch="frontend", file="p.safetensors"),
+             "front end with tensors": lambda: _registry(weights, arch="frontend", file="t1.safetensors")}
+    save_file({"w": torch.zeros(3)}, str(weights / "t1.safetensors"))
     monkeypatch.setenv("INVISP_WEIGHTS", str(weights))
     for what, make in cases.items():
         make()

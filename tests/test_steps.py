@@ -209,16 +209,41 @@ def test_front_end_follows_render_settings():
     assert type(knee[knee.index(roll[0]) + 1]) is BilinearDemosaic
 
 
-def test_mhc_phase_plane_form_equals_the_5x5_filters():
-    """Even sizes run the MHC filters as one 3×3 convolution on the CFA phase planes; it must equal the direct
-    5×5 filters at every site (up to float rounding), for every layout."""
+@pytest.mark.parametrize("h, w", [(36, 50), (35, 50), (36, 49), (5, 7), (3, 3)])
+def test_mhc_phase_plane_form_equals_the_5x5_filters(h, w):
+    """MHC runs as one 3×3 correlation on the CFA phase planes (odd sizes with one more row or column); on
+    tensors and on numpy arrays it must equal the direct 5×5 filters at every site (up to float rounding), for
+    every layout."""
     import torch.nn.functional as F
 
     from invisp_cli.steps import _MHC, MHCDemosaic, _mhc_choice
 
-    x = torch.rand(2, 1, 36, 50)
+    x = torch.rand(2, 1, h, w)
     for cfa in ("RGGB", "BGGR", "GRBG", "GBRG"):
-        cand = torch.cat([x, F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), _MHC)], dim=1)
-        choice = _mhc_choice(cfa).repeat(1, 1, 18, 25)
-        direct = torch.gather(cand, 1, choice.expand(2, 3, 36, 50))
+        cand = torch.cat([x, F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), torch.as_tensor(_MHC))], dim=1)
+        choice = torch.as_tensor(_mhc_choice(cfa)).repeat(1, 1, (h + 1) // 2, (w + 1) // 2)[..., :h, :w]
+        direct = torch.gather(cand, 1, choice.expand(2, 3, h, w))
         assert torch.allclose(MHCDemosaic(cfa).forward(x), direct, atol=1e-6), cfa
+        np.testing.assert_allclose(MHCDemosaic(cfa).forward(x.numpy()), direct.numpy(), atol=1e-6, err_msg=cfa)
+
+
+@pytest.mark.parametrize("knee", [None, 0.8])
+@pytest.mark.parametrize("demosaic", ["mhc", "bilinear"])
+def test_numpy_and_torch_chains_agree(knee, demosaic):
+    """The analytic chain computes the same on numpy arrays (encode/decode of the front end: no torch) as on
+    tensors (training, learned models), forwards and backwards, odd sizes included."""
+    rng = np.random.default_rng(3)
+    for h, w in ((40, 56), (23, 31)):
+        steps = analytic_steps("GRBG", rng.uniform(60, 70, (2, 2)), 4095, [2.1, 1.0, 1.6],
+                               np.array([[1.7, -0.5, -0.2], [-0.2, 1.5, -0.3], [0.0, -0.6, 1.6]]), 1.3, demosaic, knee)
+        chain = Chain(steps)
+        x = rng.uniform(0, 4095, (1, 1, h, w)).astype(np.float32)
+        y_np, y_t = chain.forward(x), chain.forward(torch.from_numpy(x))
+        assert isinstance(y_np, np.ndarray) and y_np.dtype == np.float32
+        np.testing.assert_allclose(y_np, y_t.numpy(), atol=2e-6)
+        np.testing.assert_allclose(chain.inverse(y_np), chain.inverse(y_t).numpy(), rtol=2e-5, atol=2e-3)
+        np.testing.assert_allclose(chain.inverse(y_np), x, atol=0.05)
+    gamma = Gamma()
+    v = np.linspace(-0.1, 1.1, 4001, dtype=np.float32)
+    assert np.array_equal(gamma.forward_u8(v), gamma.forward_u8(torch.from_numpy(v)).numpy())
+    assert np.array_equal(gamma.forward_u8(v), (gamma.forward_unit(v) * 255 + 0.5).astype(np.uint8))

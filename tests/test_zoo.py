@@ -46,28 +46,54 @@ def test_front_end_is_the_default_for_every_camera(monkeypatch):
         e = zoo.select_model(make)
         assert e.id == "invisp-frontend-v1" and e.arch == "frontend" and e.default, make
     assert zoo.select_model("Canon", video=True).arch != "frontend"  # video keeps its own flow
-    model = zoo.load_model(zoo.find_model("invisp-frontend-v1"))  # the one verified loader: empty checkpoint
+    entry = zoo.find_model("invisp-frontend-v1")
+    model = zoo.load_model(entry)  # the one verified loader: empty checkpoint
     assert model.identity and not list(model.parameters())
+    assert zoo.load_stage(entry) is None  # encode/decode: no learned stage, no torch
 
 
-def test_front_end_fast_path_equals_the_generic_chain(monkeypatch):
-    """render/recover of the front end alone (gamma + 8-bit rounding by table, inverse gamma by table) give the
-    same values as running the chain's steps one by one; odd sizes and every orientation included."""
+def test_front_end_render_and_recover_equal_the_chain_run_step_by_step():
+    """render/recover of the front end alone (numpy, no torch; gamma + 8-bit rounding by table, inverse gamma by
+    table, parallel tiles) give exactly the values of running the chain's steps one by one on the whole image;
+    the identity module and no model (``zoo.load_stage``) render the same; odd sizes and orientations included."""
     import numpy as np
     from synthraw import make_raw
 
-    from invisp_cli import codec
+    from invisp_cli import codec, rawio
     from invisp_cli.params import ReconstructionParams
+    from invisp_cli.steps import Chain
 
-    model = build("frontend")
     for h, w, cfa, flip in ((64, 96, "RGGB", 0), (67, 93, "GBRG", 5), (50, 70, "BGGR", 3)):
         raw = make_raw(h, w, cfa=cfa, flip=flip, seed=h)
         settings = codec.render_settings(raw, 90, "4:4:4", {"demosaic": "mhc", "highlight_knee": 0.8})
-        fast = codec.render(raw, model, settings, tile=32)
+        fast = codec.render(raw, None, settings, tile=32)
+        assert np.array_equal(fast, codec.render(raw, build("frontend"), settings, tile=32))
+        chain = codec.isp_chain(raw, None, settings)
+        y = chain.steps[-1].forward_unit(Chain(chain.steps[:-1]).forward(raw.mosaic.astype(np.float32)[None, None]))
+        slow = rawio.apply_flip((y * 255 + 0.5).astype(np.uint8)[0].transpose(1, 2, 0), raw.flip)
+        assert np.array_equal(fast, slow), (h, w, cfa, flip)
         params = ReconstructionParams.from_raw(raw, "t", "0" * 64, settings)
-        back = codec.recover(fast, params, model, tile=32).mosaic
-        with monkeypatch.context() as m:
-            m.setattr(codec, "Gamma", type("NotGamma", (), {}))  # the generic per-step path
-            slow = codec.render(raw, model, settings, tile=32)
-            back_slow = codec.recover(fast, params, model, tile=32).mosaic
-        assert np.array_equal(fast, slow) and np.array_equal(back, back_slow), (h, w, cfa, flip)
+        back = codec.recover(fast, params, None, tile=32).mosaic
+        sensor = rawio.undo_flip(fast, raw.flip).transpose(2, 0, 1)[None].astype(np.float32) / 255
+        back_slow = np.rint(chain.inverse(sensor)).clip(0, raw.white).astype(np.uint16)[0, 0]
+        assert np.array_equal(back, back_slow), (h, w, cfa, flip)
+
+
+def test_front_end_encode_and_decode_never_import_torch(tmp_path):
+    """The default model runs on numpy: a whole encode and decode in a fresh process leaves torch unloaded (torch's
+    start-up alone is 1.5–2 s of a 24 MP encode)."""
+    import subprocess
+    import sys
+
+    from synthraw import write_synthetic_dng
+
+    write_synthetic_dng(tmp_path / "a.dng", h=64, w=96)
+    code = ("import sys; from invisp_cli import codec; "
+            "codec.encode_file(sys.argv[1] + '/a.dng', sys.argv[1] + '/a.jpg'); "
+            "codec.decode_file(sys.argv[1] + '/a.jpg', sys.argv[1] + '/b.dng'); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "INVISP_WEIGHTS"}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "b.dng").stat().st_size > 0

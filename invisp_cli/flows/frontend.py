@@ -2,18 +2,20 @@
 
 A model of this architecture renders with the metadata-driven chain alone (levels → exposure → white balance →
 highlight roll-off → demosaic → colour matrix → gamma) and recovers with its exact inverse. ``codec.isp_chain``
-leaves the Flow step out entirely for it (``identity``), so it costs nothing at run time; its checkpoint is an
-empty safetensors file with a SHA-256 like any other, so the one verified loader (``zoo.load_model``) applies."""
+leaves the Flow step out entirely for it (``identity``), so it costs nothing at run time, and encode and decode
+do not even load torch for it (``zoo.load_stage``); its checkpoint is an empty safetensors file with a SHA-256
+like any other, verified by the same loader."""
 
 from __future__ import annotations
 
 import torch
 
+from ..settings import ANALYTIC_ARCH
 from .base import InvertibleFlow
 from .registry import register
 
 
-@register("frontend")
+@register(ANALYTIC_ARCH)
 class FrontEndOnly(InvertibleFlow):
     """Identity map, no parameters: the analytic ISP is the whole model."""
 
