@@ -214,7 +214,8 @@ def test_real_file_reads_and_round_trips(tmp_path: Path, path: Path) -> None:
             np.testing.assert_allclose(cam_b / cam_b[1], cam_a / cam_a[1], rtol=1e-6)
     back = rawio.read_raw(out)
     _assert_same_raw(raw, back)
-    assert back.wb_source == "camera"
+    # no as-shot WB in the original (auto) → none in the DNG either: LibRaw recomputes the same auto WB
+    assert back.wb_source == raw.wb_source
     assert back.raw_size == (h, w) and back.margins == (0, 0)
 
     if is_gopro and not SLOW:
@@ -224,9 +225,9 @@ def test_real_file_reads_and_round_trips(tmp_path: Path, path: Path) -> None:
     with rawpy.imread(str(path)) as a, rawpy.imread(str(out)) as b:
         assert b.sizes.pixel_aspect == pytest.approx(a.sizes.pixel_aspect, rel=1e-4)  # DNG DefaultScale (DC120)
     assert dng.shape == ref.shape  # LibRaw stretches non-square pixels alike
-    # the only differences left are LibRaw's separate 2nd-green auto-WB multiplier (QuickTake) and
-    # float32 rounding of the as-shot multipliers, which AHD amplifies at a few pixels
-    assert _psnr(ref, dng) > (48.0 if raw.wb_source == "auto" else 70.0)
+    # the only differences left are float32 rounding (as-shot multipliers; DC120's DefaultScale), which AHD
+    # amplifies at a few pixels; an auto WB is recomputed by LibRaw from the same mosaic (DC120: 60 dB)
+    assert _psnr(ref, dng) > (55.0 if raw.wb_source == "auto" else 70.0)
 
 
 @pytest.mark.parametrize("path", _real_params())

@@ -148,7 +148,12 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     flip and as-shot white balance. IFD0 holds the raw image, the DNG tags carried from the original
     (``exif['dng']``: colour matrices with their illuminants, forward matrices, opcode lists, noise profile,
     baseline exposure, crops, …; otherwise a ``ColorMatrix1`` (D65) reproducing ``rgb_cam``), the photo's EXIF
-    (Exif and GPS IFDs) and XMP; a sub-IFD holds a small sRGB preview."""
+    (Exif and GPS IFDs) and XMP; a sub-IFD holds a small sRGB preview.
+
+    A RAW without an as-shot white balance (``wb_source == "auto"``) gives a DNG without AsShotNeutral: each
+    converter then makes its own choice for the DNG as it does for the original (LibRaw: its auto WB,
+    recomputed from the same mosaic; dcraw: daylight). Stating LibRaw's auto WB as AsShotNeutral made dcraw
+    and RawTherapee render the Kodak DC120's DNG unlike the original (31.5 / 36.6 dB without any codec)."""
     mosaic = np.asarray(raw.mosaic)
     if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
         raise ValueError(f"mosaic must be a 2-D uint16 array, got {mosaic.dtype} {mosaic.shape}")
@@ -185,8 +190,9 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
         50711: md.num_entry(H, [1]),  # CFALayout: rectangular
         50713: md.num_entry(H, [2, 2]),  # BlackLevelRepeatDim
         50717: md.num_entry(L, [int(raw.white)]),  # WhiteLevel
-        50728: md.num_entry(R, [v for m in wb / wb[1] for v in _neutral_rational(m)]),  # AsShotNeutral
     }
+    if raw.wb_source != "auto":  # AsShotNeutral
+        tags[50728] = md.num_entry(R, [v for m in wb / wb[1] for v in _neutral_rational(m)])
     if np.all(black == np.round(black)) and np.all(black >= 0):
         tags[50714] = md.num_entry(L, [int(v) for v in black.ravel()])  # BlackLevel
     else:
