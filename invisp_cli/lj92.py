@@ -49,16 +49,16 @@ def encode_tiles(mosaic: np.ndarray, bits: int, tile: tuple[int, int]) -> list[b
 
     def encode(y: int) -> list[bytes]:
         dy, sy = rows[y][0].reshape(nx, -1), rows[y][1].reshape(nx, -1)
-        n = np.minimum(sy, 15).astype(np.int32)
-        n[sy == 16] = 0  # category 16 (difference 32768) has no extra bits
-        mask = (1 << n) - 1
-        extra = (dy + (dy < 0) * mask) & mask  # a negative difference is sent as its ones' complement
-        words = (codes[sy] << n) | extra
-        return [header + data + b"\xff\xd9" for data in _pack_row(words, lengths[sy] + n)]
+        extra = (dy + (dy >> 31)) & masks[sy]  # a negative difference is sent as its ones' complement (d − 1)
+        return [header + data + b"\xff\xd9" for data in _pack_row(shifted[sy] | extra, nbits[sy])]
 
     with ThreadPoolExecutor(max_workers=min(4, thread_count())) as pool:  # numpy releases the GIL
         rows = list(pool.map(diffs, range(ny)))
         lengths, codes = _huffman(sum(np.bincount(s.ravel(), minlength=17) for _, s in rows))
+        # per category s: the Huffman code followed by n_s extra bits (n = s, but none for s = 16: difference 32768)
+        n = np.minimum(np.arange(17, dtype=np.int32), 15)
+        n[16] = 0
+        shifted, masks, nbits = codes << n, (1 << n) - 1, lengths + n
         header = _header(bits, th, tw // ncomp, ncomp, lengths)
         return [t for tiles in pool.map(encode, range(ny)) for t in tiles]
 
@@ -67,21 +67,22 @@ def _pack_row(words: np.ndarray, nbits: np.ndarray) -> list[bytes]:
     """The entropy-coded segments of a row of tiles ((tiles, samples) words and their bit counts, < 2**31 bits
     in all): each padded with 1-bits to a whole byte, 0xFF bytes stuffed with 0x00.
 
-    Words go into big-endian 32-bit slots: a slot ORs the words that start in it (``reduceat``) plus the spill
-    of the one word that crosses into it (no word is longer than 31 bits)."""
+    Words go into big-endian 32-bit slots. A word of n ≤ 31 bits starting at bit r of its slot, scaled to the 64
+    bits from the slot's start, v = word·2^(64 − r − n), has a high half h = ⌊v / 2^32⌋ in the slot and a low half
+    v − h·2^32 spilling into the next (all exact in float64: v has at most 31 significant bits). Words occupy
+    disjoint bits, so a slot's OR is the sum of its parts, < 2^32: two weighted ``bincount``s build the stream."""
     pad = (-nbits.sum(axis=1, dtype=np.int64) % 8).astype(np.int32)
-    words = np.concatenate([words, ((1 << pad) - 1)[:, None]], axis=1).ravel().astype(np.uint32)
+    words = np.concatenate([words, ((1 << pad) - 1)[:, None]], axis=1).ravel()
     nbits = np.concatenate([nbits, pad[:, None]], axis=1, dtype=np.int32).ravel()
     ends = np.cumsum(nbits, dtype=np.int32)
     offsets = ends - nbits
-    slot, r = offsets >> 5, (offsets & 31).astype(np.uint32)
-    end = r + nbits.astype(np.uint32)
-    head = (words << (32 - nbits).astype(np.uint32)) >> r  # left-aligned, then to its offset in the slot
-    first = np.flatnonzero(np.diff(slot, prepend=-1))
-    out = np.zeros(int(ends[-1]) // 32 + 2, np.uint32)
-    out[slot[first]] = np.bitwise_or.reduceat(head, first)
-    spill = np.flatnonzero(end > 32)
-    out[slot[spill] + 1] |= words[spill] << (64 - end[spill])
+    v = np.ldexp(words.astype(np.float64), 64 - (offsets & 31) - nbits)
+    high = np.floor(v * 2.0**-32)
+    v -= high * 2.0**32
+    slot, size = offsets >> 5, int(ends[-1]) // 32 + 2
+    total = np.bincount(slot, weights=high, minlength=size)
+    total[1:] += np.bincount(slot, weights=v, minlength=size)[:-1]
+    out = total.astype(np.uint32)
     stream = out.astype(">u4").view(np.uint8)
     bounds = np.concatenate([[0], ends.reshape(len(pad), -1)[:, -1] // 8])
     res = []
