@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from invisp_cli import codec, rawio
+from invisp_cli import codec, pipeline, rawio
 from invisp_cli.flows import build
 from invisp_cli.metrics import normalise_mosaic, raw_psnr_gamma
 from invisp_cli.steps import BilinearDemosaic, Chain, cfa_index, front_end
@@ -42,7 +42,7 @@ def prep(f, q=90, crop=1024):
     y0, x0 = (h - ch) // 4 * 2, (w - cw) // 4 * 2
     raw = raw.crop(y0, x0, ch, cw)
     s = codec.render_settings(raw, q, "4:4:4", ISP)
-    rgb = codec.render(raw, model, s)  # flip 0 after crop
+    rgb = pipeline.render([raw], model, [s])  # flip 0 after crop
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=q, subsampling=0)
     dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).astype(np.float32) / 255

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invisp_cli import codec, rawio, residual, zoo
+from invisp_cli import codec, pipeline, rawio, residual, zoo
 from invisp_cli.bench.sizes import measure_sizes
 from invisp_cli.containers import jpeg, layer
 from invisp_cli.errors import ModelError
@@ -52,7 +52,7 @@ def render_jpeg(raw: rawio.RawImage, quality: int) -> tuple[bytes, float, str]:
     """(plain invisp JPEG bytes, exposure gain, model ID) as ``invisp encode`` makes them."""
     entry = zoo.select_model(raw.exif.get("make", ""))
     settings = codec.render_settings(raw, quality, isp=entry.isp)
-    rgb = codec.render(raw, zoo.load_model(entry), settings)
+    rgb = pipeline.render([raw], zoo.load_model(entry), [settings])
     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
     return jpeg.encode_jpeg(rgb, params), settings["exposure_gain"], entry.id
 

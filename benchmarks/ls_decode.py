@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from invisp_cli import codec, metrics, rawio
+from invisp_cli import codec, metrics, pipeline, rawio
 from invisp_cli.bench.run import crop_window
 from invisp_cli.flows import build
 from invisp_cli.steps import ColorMatrix, Gamma, MHCDemosaic, front_end
@@ -93,7 +93,7 @@ def main() -> None:
         raw = raw.crop(y0, x0, h, w)
         raw.flip = 0
         buf = io.BytesIO()
-        Image.fromarray(codec.render(raw, model, settings)).save(buf, "JPEG", quality=a.quality, subsampling=0)
+        Image.fromarray(pipeline.render([raw], model, [settings])).save(buf, "JPEG", quality=a.quality, subsampling=0)
         rgb = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
         n = metrics.normalise_mosaic(raw.mosaic, raw.black, raw.white)
 
@@ -121,7 +121,7 @@ def _standard(rgb: np.ndarray, raw, settings: dict, model) -> np.ndarray:
     from invisp_cli.params import ReconstructionParams
 
     params = ReconstructionParams.from_raw(raw, "t", "0" * 64, settings)
-    return codec.recover(rgb, params, model).mosaic
+    return pipeline.recover([rgb], params, model).mosaic
 
 
 if __name__ == "__main__":

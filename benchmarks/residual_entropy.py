@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from invisp_cli import codec, rawio, residual, zoo
+from invisp_cli import codec, pipeline, rawio, residual, zoo
 from invisp_cli.bench import sizes
 from invisp_cli.containers import jpeg
 from invisp_cli.params import ReconstructionParams
@@ -53,7 +53,7 @@ def rows(path: Path, qualities: list[int]) -> list[str]:
     out = []
     for q in qualities:
         st = codec.render_settings(raw, q, "4:4:4", entry.isp)
-        data = jpeg.encode_jpeg(codec.render(raw, model, st), ReconstructionParams.from_raw(raw, entry.id,
+        data = jpeg.encode_jpeg(pipeline.render([raw], model, [st]), ReconstructionParams.from_raw(raw, entry.id,
                                                                                               entry.sha256, st))
         pred = residual.Predictor.analytic(raw, st["exposure_gain"], int(raw.white))
         pm = pred(residual.decode_pixels(data)).astype(np.int64)

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from synthraw import make_raw
 
-from invisp_cli import codec, metrics
+from invisp_cli import codec, metrics, pipeline
 from invisp_cli.containers import jpeg
 from invisp_cli.flows import build
 from invisp_cli.params import ReconstructionParams
@@ -17,11 +17,11 @@ from invisp_cli.params import ReconstructionParams
 def _round_trip(raw, isp: dict) -> tuple[np.ndarray, dict]:
     model = build("squeeze", blocks=1, width=8)  # identity at initialisation: the analytic front end alone
     settings = codec.render_settings(raw, 90, "4:4:4", isp)
-    data = jpeg.encode_jpeg(codec.render(raw, model, settings), ReconstructionParams.from_raw(raw, "t", "0" * 64,
-                                                                                              settings))
+    params = ReconstructionParams.from_raw(raw, "t", "0" * 64, settings)
+    data = jpeg.encode_jpeg(pipeline.render([raw], model, [settings]), params)
     with Image.open(io.BytesIO(data)) as img:
         params, rgb = jpeg.read_params(img, "x"), np.asarray(img.convert("RGB"))
-    return codec.recover(rgb, params, model).mosaic, params.render
+    return pipeline.recover([rgb], params, model).mosaic, params.render
 
 
 def test_rolloff_recovers_bright_areas_that_clip():
@@ -51,8 +51,8 @@ def test_jpeg_stays_in_range_and_white_stays_white():
     raw = make_raw(64, 64, bits=12, seed=5)
     raw.mosaic[:] = raw.white  # everything saturated
     model = build("squeeze", blocks=1, width=8)
-    rgb = codec.render(raw, model, codec.render_settings(raw, isp={"highlight_knee": 0.8}))
+    rgb = pipeline.render([raw], model, [codec.render_settings(raw, isp={"highlight_knee": 0.8})])
     assert rgb.min() >= 254  # white, not the magenta cast of unclipped white-balanced channels
-    rgb_plain = codec.render(raw, model, codec.render_settings(raw))
+    rgb_plain = pipeline.render([raw], model, [codec.render_settings(raw)])
     assert np.ptp(rgb_plain.reshape(-1, 3).mean(0)) > 10  # without the shoulder: a colour cast
     Image.fromarray(rgb)  # a valid 8-bit image

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthraw import write_synthetic_dng
 
-from invisp_cli import codec, metrics, rawio
+from invisp_cli import codec, metrics, pipeline, rawio
 from invisp_cli.flows import build
 from invisp_cli.steps import libraw_wb_gain
 
@@ -14,7 +14,7 @@ from invisp_cli.steps import libraw_wb_gain
 def _render(path):
     raw = rawio.read_raw(path)
     settings = codec.render_settings(raw, 90, "4:4:4", {"demosaic": "mhc", "highlight_knee": 0.8})
-    return raw, codec.render(raw, build("frontend"), settings), rawio.render_reference(path)
+    return raw, pipeline.render([raw], build("frontend"), [settings]), rawio.render_reference(path)
 
 
 @pytest.mark.parametrize("wb", [(1.6, 1.0, 0.7), (0.8, 1.0, 1.3), (2.0, 1.0, 1.6)])

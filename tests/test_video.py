@@ -17,13 +17,12 @@ import torch
 from conftest import assert_fails, run
 from synthraw import make_raw
 
-from invisp_cli import metrics, rawio, zoo
+from invisp_cli import metrics, pipeline, rawio, zoo
 from invisp_cli.errors import InputError, MetadataError, OutputError
 from invisp_cli.flows import build
 from invisp_cli.inspect import describe
 from invisp_cli.params import ReconstructionParams
 from invisp_cli.video import container
-from invisp_cli.video.codec import recover_frame, render_frame
 from invisp_cli.video.frames import fps_from_times, slide_sequence, sliding
 from invisp_cli.video.simulator import VideoCodecSim, crf_to_quality
 
@@ -133,11 +132,12 @@ def test_tiled_video_render_and_recover_equal_untiled():
             p.add_(0.05 * torch.randn_like(p))
     raws = [make_raw(h=150, w=206, cfa="BGGR", bits=12, flip=5, seed=s) for s in range(3)]
     gains = [1.0, 1.1, 0.9]
-    full, tiled = (render_frame(raws, gains, flow, tile=t) for t in (4096, 64))
+    settings = [{"exposure_gain": g} for g in gains]
+    full, tiled = (pipeline.render(raws, flow, settings, tile=t, pixels=np.float32) for t in (4096, 64))
     assert full.shape == (206, 150, 3) and np.abs(full - tiled).max() < 1e-5
     params = ReconstructionParams.from_raw(raws[1], "m", "0" * 64, {"exposure_gain": 1.1})
     window = [full, full[::-1].copy(), full]
-    a, b = (recover_frame(window, params, flow, tile=t).mosaic for t in (4096, 64))
+    a, b = (pipeline.recover(window, params, flow, tile=t).mosaic for t in (4096, 64))
     assert np.abs(a.astype(int) - b).max() <= 1
 
 

@@ -59,21 +59,21 @@ def test_front_end_render_and_recover_equal_the_chain_run_step_by_step():
     import numpy as np
     from synthraw import make_raw
 
-    from invisp_cli import codec, rawio
+    from invisp_cli import codec, pipeline, rawio
     from invisp_cli.params import ReconstructionParams
-    from invisp_cli.steps import Chain
+    from invisp_cli.steps import Chain, front_end
 
     for h, w, cfa, flip in ((64, 96, "RGGB", 0), (67, 93, "GBRG", 5), (50, 70, "BGGR", 3)):
         raw = make_raw(h, w, cfa=cfa, flip=flip, seed=h)
         settings = codec.render_settings(raw, 90, "4:4:4", {"demosaic": "mhc", "highlight_knee": 0.8})
-        fast = codec.render(raw, None, settings, tile=32)
-        assert np.array_equal(fast, codec.render(raw, build("frontend"), settings, tile=32))
-        chain = codec.isp_chain(raw, None, settings)
+        fast = pipeline.render([raw], None, [settings], tile=32)
+        assert np.array_equal(fast, pipeline.render([raw], build("frontend"), [settings], tile=32))
+        chain = Chain(front_end(raw, settings))
         y = chain.steps[-1].forward_unit(Chain(chain.steps[:-1]).forward(raw.mosaic.astype(np.float32)[None, None]))
         slow = rawio.apply_flip((y * 255 + 0.5).astype(np.uint8)[0].transpose(1, 2, 0), raw.flip)
         assert np.array_equal(fast, slow), (h, w, cfa, flip)
         params = ReconstructionParams.from_raw(raw, "t", "0" * 64, settings)
-        back = codec.recover(fast, params, None, tile=32).mosaic
+        back = pipeline.recover([fast], params, None, tile=32).mosaic
         sensor = rawio.undo_flip(fast, raw.flip).transpose(2, 0, 1)[None].astype(np.float32) / 255
         back_slow = np.rint(chain.inverse(sensor)).clip(0, raw.white).astype(np.uint16)[0, 0]
         assert np.array_equal(back, back_slow), (h, w, cfa, flip)

@@ -2,8 +2,8 @@
 
 For an invisp model (one per registry entry, ``--model`` or camera-matched with ``--auto``):
 
-    encode:  read_raw → codec.render → containers.jpeg.encode_jpeg(ReconstructionParams.from_raw)  → bytes
-    decode:  Pillow decodes the bytes, containers.jpeg.read_params reads the EXIF → codec.recover → mosaic
+    encode:  read_raw → codec.encode_bytes (pipeline.render, containers.jpeg.encode_jpeg) → bytes
+    decode:  codec.decode_bytes (Pillow, containers.jpeg.read_params, pipeline.recover) → mosaic
 
 The baselines (``baselines.py``) start from LibRaw's render of the same file; the storage sizes
 (``sizes.py``) are measured once per file. Everything runs in this process, on the same (possibly cropped)

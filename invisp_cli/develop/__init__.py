@@ -39,6 +39,7 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
     """An invisp JPEG (recovered as ``invisp decode`` does; g₀ as stored in it) or a RAW file (g₀ computed as
     ``invisp encode`` computes it, so both inputs of one photo develop alike)."""
     from .. import codec, rawio
+    from ..pipeline import front_end_settings
 
     p = Path(path)
     if not p.is_file():
@@ -50,7 +51,7 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
         how = rec.layer or "approximate RAW"
         return Source(rec.raw, float(rec.params.render["exposure_gain"]), f"{rec.params.model_id}, {how}")
     raw = rawio.read_raw(p)
-    return Source(raw, float(codec.front_end_settings(raw)["exposure_gain"]), "RAW file")
+    return Source(raw, float(front_end_settings(raw)["exposure_gain"]), "RAW file")
 
 
 def parse_wb(text: str) -> tuple[float | None, tuple[float, float, float] | None]:

@@ -5,7 +5,7 @@
 
 Every step is per pixel except the demosaic (5×5) and the clip flags (5×5 max), so a 4-px halo makes the tiled
 result equal the untiled one. g₀ is the base exposure the invisp render used (LibRaw's ``adjust_maximum``
-brightening, ``codec.front_end_settings``): a develop with no edits is as bright as ``invisp encode``'s JPEG."""
+brightening, ``pipeline.front_end_settings``): a develop with no edits is as bright as ``invisp encode``'s JPEG."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The analytic front end with no learned stage: a parameter-free identity "flow".
 
 A model of this architecture renders with the metadata-driven chain alone (levels → exposure → white balance →
-highlight roll-off → demosaic → colour matrix → gamma) and recovers with its exact inverse. ``codec.isp_chain``
-leaves the Flow step out entirely for it (``identity``), so it costs nothing at run time, and encode and decode
+highlight roll-off → demosaic → colour matrix → gamma) and recovers with its exact inverse. ``pipeline``
+leaves it out entirely (``identity``), so it costs nothing at run time, and encode and decode
 do not even load torch for it (``zoo.load_stage``); its checkpoint is an empty safetensors file with a SHA-256
 like any other, verified by the same loader."""
 

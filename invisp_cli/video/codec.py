@@ -4,8 +4,9 @@
     decode:  H.264/5 ─▶ RGB window (ŷ_{t−1}, ŷ_t, ŷ_{t+1}) ─▶ f⁻¹(ŷ_t ; ŷ_{t±1}) ─analytic ISP⁻¹─▶ DNG
 
 Both stream: a frame is read, rendered or recovered, and written as soon as its window is complete, so memory holds
-W frames (W = 3 for the video flow; an image flow runs per frame, W = 1) whatever the clip's length. Each frame is
-processed in tiles (``tiling.run_tiled``), neighbours included, so large frames stay bounded too. Sequence ends
+W frames (W = 3 for the video flow; an image flow runs per frame, W = 1) whatever the clip's length. Each window's
+centre frame is rendered or recovered by ``pipeline`` in tiles, neighbours included, so large frames stay bounded
+too. Sequence ends
 replicate the edge frame. Outputs are atomic (``fileio``): the MP4 and each DNG are written to a temporary file
 beside the target and renamed at the end; a decode never removes anything it did not write."""
 
@@ -21,16 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import rawio
-from ..codec import DEFAULT_TILE, front_end_settings
+from .. import pipeline, rawio
 from ..errors import InputError, ModelError
 from ..fileio import OutputFolder, atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
-from ..settings import CODECS
-from ..steps import Chain, front_end
-from ..tiling import run_tiled
+from ..settings import CODECS, DEFAULT_TILE
 from ..zoo import ModelEntry, find_model, load_model, select_model
 from . import frames as fr
 from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
@@ -46,64 +44,9 @@ def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
         return select_model(make)
 
 
-def _analytic(raw: RawImage, gain: float, isp: Mapping) -> Chain:
-    return Chain(front_end(raw, {**isp, "exposure_gain": gain}))
-
-
-@torch.inference_mode()
-def render_frame(window: Sequence[RawImage], gains: Sequence[float], model: torch.nn.Module,
-                 tile: int = DEFAULT_TILE, isp: Mapping | None = None) -> np.ndarray:
-    """The centre frame of a window of RAW frames (all of one size) → upright float32 sRGB (H', W', 3) in [0, 1].
-
-    Video flow: f(x_t ; clip(x_{t±1}, 0, 1)) with x the analytic ISP of each frame (the model's front end ``isp``);
-    image flow: f(x_t)."""
-    k = len(window) // 2
-    chains = [_analytic(r, g, isp or {}) for r, g in zip(window, gains, strict=True)]
-    centre = window[k]
-
-    def fn(t: torch.Tensor) -> torch.Tensor:
-        x = [c.forward(t[:, i : i + 1]) for i, c in enumerate(chains)]
-        cond = torch.cat(x[:k] + x[k + 1 :], 1).clamp(0, 1) if k else None
-        return model.padded(x[k], cond)
-
-    rf, align = model.receptive_field, model.align
-    h, w = centre.mosaic.shape
-    x = torch.from_numpy(np.stack([r.mosaic for r in window]).astype(np.float32))[None]
-    out = np.empty((1, 3, h, w), np.float32)
-    run_tiled(fn, x, out, tile=tile, halo=rf + chains[0].receptive_field, align=int(np.lcm(2, align)),
-              post=lambda t: t.clamp(0, 1).numpy())
-    return np.ascontiguousarray(rawio.apply_flip(out[0].transpose(1, 2, 0), centre.flip))
-
-
-@torch.inference_mode()
-def recover_frame(window: Sequence[np.ndarray], params: ReconstructionParams, model: torch.nn.Module,
-                  tile: int = DEFAULT_TILE) -> RawImage:
-    """Decoded upright float RGB frames (the centre's window) + the centre's parameters → RAW of the centre."""
-    raw = params.raw_template()
-    k = len(window) // 2
-    chain = _analytic(raw, float(params.render["exposure_gain"]), params.render)
-    sensor = np.stack([rawio.undo_flip(f, raw.flip).transpose(2, 0, 1) for f in window]).astype(np.float32)
-    h, w = sensor.shape[-2:]
-    x = torch.from_numpy(sensor.reshape(1, -1, h, w))
-
-    def fn(t: torch.Tensor) -> torch.Tensor:
-        cond = torch.cat([t[:, : 3 * k], t[:, 3 * k + 3 :]], 1) if k else None
-        return chain.inverse(model.padded(t[:, 3 * k : 3 * k + 3], cond, inverse=True))
-
-    rf, align = model.receptive_field, model.align
-    out = np.empty((1, 1, h, w), np.uint16)
-
-    def to_raw_units(t: torch.Tensor) -> np.ndarray:
-        return t.round().clamp(0, raw.white).to(torch.int32).numpy().astype(np.uint16)
-
-    run_tiled(fn, x, out, tile=tile, halo=rf + chain.receptive_field, align=int(np.lcm(2, align)), post=to_raw_units)
-    raw.mosaic = out[0, 0]
-    return raw
-
-
 def render_settings(raw: RawImage, codec: str, crf: int, pix_fmt: str, isp: Mapping | None = None) -> dict:
-    """Per-frame ``params.render``: the stream settings + ``codec.front_end_settings`` of this frame."""
-    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt, **front_end_settings(raw, isp)}
+    """Per-frame ``params.render``: the stream settings + ``pipeline.front_end_settings`` of this frame."""
+    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt, **pipeline.front_end_settings(raw, isp)}
 
 
 @dataclass
@@ -156,8 +99,8 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
                 frames = _read_frames(files, first, codec, crf, pix_fmt, entry.isp)
                 for window in fr.sliding(frames, model.window):
                     path, raw, settings = window[len(window) // 2]
-                    gains = [s["exposure_gain"] for _, _, s in window]
-                    writer.write(render_frame([r for _, r, _ in window], gains, model, tile, entry.isp))
+                    raws = [r for _, r, _ in window]
+                    writer.write(pipeline.render(raws, model, [s for _, _, s in window], tile, np.float32))
                     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
                     infos.append(FrameInfo(path.name, params))
                     advance(1)
@@ -188,7 +131,7 @@ def decode_video(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool 
         with progress_bar("decoding frames", total=len(doc.frames)) as advance:
             for i, window in enumerate(fr.sliding(iter_frames(src, doc), model.window)):
                 with folder.file(names[i]) as tmp:
-                    rawio.write_dng(tmp, recover_frame(window, doc.frames[i].params, model, tile))
+                    rawio.write_dng(tmp, pipeline.recover(window, doc.frames[i].params, model, tile))
                 advance(1)
     except BaseException:
         folder.abort()
@@ -204,6 +147,6 @@ def verify_video(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
     model = load_model(find_model(doc.model_id), expected_sha256=doc.model_sha256)
     with progress_bar("verifying frames", total=len(doc.frames)) as advance:
         for i, window in enumerate(fr.sliding(iter_frames(src, doc), model.window)):
-            recover_frame(window, doc.frames[i].params, model, tile)
+            pipeline.recover(window, doc.frames[i].params, model, tile)
             advance(1)
     return f"{doc.model_id}, {len(doc.frames)} frames (approximate RAW)"
