@@ -100,11 +100,13 @@ def _tile_size(h: int, w: int) -> tuple[int, int]:
 def _preview(raw: RawImage) -> np.ndarray:
     """A small sRGB uint8 rendering (sensor orientation) for the DNG's preview IFD: 2×2 CFA cells binned to
     RGB, white-balanced, ``rgb_cam``, sRGB gamma; block-averaged to ≤ PREVIEW_SIDE pixels on the long side."""
-    m = np.asarray(raw.mosaic, dtype=np.float32)
+    m = np.asarray(raw.mosaic)
     h2, w2 = m.shape[0] // 2, m.shape[1] // 2
     f = max(1, -(-max(h2, w2) // PREVIEW_SIDE))
     ph, pw = max(1, h2 // f), max(1, w2 // f)
-    cells = m[: 2 * ph * f, : 2 * pw * f].reshape(ph, f, 2, pw, f, 2).mean(axis=(1, 4))  # (ph, 2, pw, 2)
+    # the f rows of a block first (whole contiguous rows), then its f columns: (ph, 2, pw, 2) block means
+    rows = m[: 2 * ph * f, : 2 * pw * f].reshape(ph, f, 2, 2 * pw * f).sum(axis=1, dtype=np.float32)
+    cells = rows.reshape(ph, 2, pw, f, 2).sum(axis=3) / np.float32(f * f)
     black = np.asarray(raw.black, dtype=np.float32).reshape(2, 2)
     cells = (cells - black[None, :, None, :]) / max(float(raw.white) - float(black.mean()), 1.0)
     rgb = np.zeros((ph, pw, 3), np.float32)
