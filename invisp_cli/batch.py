@@ -26,11 +26,11 @@ from pathlib import Path
 from .errors import InputError, InvispError
 from .progress import console, progress_bar
 from .rawfiles import RAW_SUFFIXES
-from .settings import JPEG_SUFFIXES
+from .settings import CONTAINERS
 from .threads import cpu_count
 
 MANIFEST_NAME = "invisp-manifest.jsonl"
-OUTPUT_SUFFIX = {"encode": ".jpg", "decode": ".dng"}
+OUTPUT_SUFFIX = {"encode": CONTAINERS["jpeg"].outputs[0], "decode": ".dng"}
 #: settings that change an output's bytes: a file done with other values is done again
 SETTINGS_KEYS = {"encode": ("model_id", "quality", "subsampling", "max_error"), "decode": ()}
 
@@ -74,7 +74,7 @@ def build_tasks(op: str, inputs: Sequence[Path], out_dir: Path, *, recursive: bo
     """One task per input file: files named map to ``OUTDIR/<stem>.jpg`` (``.dng`` on decode), files found in a
     folder to the same place under OUTDIR relative to that folder. Two inputs mapping to one output, or an output
     that is an input, are refused (a task carrying its ``error``) rather than written."""
-    suffixes = RAW_SUFFIXES if op == "encode" else JPEG_SUFFIXES
+    suffixes = RAW_SUFFIXES if op == "encode" else CONTAINERS["jpeg"].suffixes
     out_dir = out_dir.resolve()
     pairs: dict[Path, Path] = {}  # resolved input → output
     for p in map(Path, inputs):

@@ -24,7 +24,15 @@ from .errors import InputError, MetadataError
 from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
 from .rawio import RawImage
-from .settings import DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE, JPEG_SUFFIXES
+from .settings import (
+    CONTAINERS,
+    DEFAULT_QUALITY,
+    DEFAULT_SUBSAMPLING,
+    DEFAULT_TILE,
+    JPEG,
+    output_container,
+    render_record,
+)
 from .zoo import ModelEntry, find_model, load_stage, select_model
 
 if TYPE_CHECKING:
@@ -32,11 +40,11 @@ if TYPE_CHECKING:
 
 
 def render_settings(raw: RawImage, quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING,
-                    isp: Mapping | None = None) -> dict:
+                    isp: Mapping | None = None, layer: int | None = None) -> dict:
     """The per-file rendering parameters stored in ``params.render``: JPEG settings + the front end's
-    (``pipeline.front_end_settings``)."""
-    front = pipeline.front_end_settings(raw, isp)
-    return {"codec": "jpeg", "quality": int(quality), "subsampling": subsampling, **front}
+    (``pipeline.front_end_settings``); ValueError naming an invalid one."""
+    jpeg_settings = JPEG(int(quality), subsampling, None if layer is None else int(layer))
+    return render_record(jpeg_settings, pipeline.front_end_settings(raw, isp))
 
 
 @dataclass
@@ -56,7 +64,7 @@ def resolve_model(model_id: str | None, make: str) -> ModelEntry:
 def encode_bytes(raw: RawImage, model: InvertibleFlow | None, params: ReconstructionParams,
                  tile: int = DEFAULT_TILE) -> bytes:
     """RAW → the bytes of its invisp JPEG: rendered under ``params.render``, carrying ``params``."""
-    return jpeg.encode_jpeg(pipeline.render([raw], model, [params.render], tile), params)
+    return jpeg.encode_jpeg(pipeline.render([raw], model, [params.render], tile, CONTAINERS["jpeg"].pixels), params)
 
 
 def decode_bytes(data: bytes, model: InvertibleFlow | None, tile: int = DEFAULT_TILE,
@@ -87,20 +95,19 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N."""
     t0 = time.perf_counter()
     check_output(dst, force, inputs=[src])
-    suffix = Path(dst).suffix.lower()
-    if suffix not in JPEG_SUFFIXES:
-        raise InputError(f"{dst}: unsupported output type {suffix or '(none)'!r} (use .jpg)")
+    output_container(dst, "jpeg")
     raw = rawio.read_raw(src)
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_stage(entry)
-    settings = render_settings(raw, quality, subsampling, entry.isp)
-    if max_error is not None:
-        settings["layer"] = int(max_error)  # decode can then tell when a re-saved file lost its layer
+    try:  # the layer's bound is stored too: decode can then tell when a re-saved file lost its layer
+        settings = render_settings(raw, quality, subsampling, entry.isp, max_error)
+    except ValueError as e:
+        raise InputError(f"{Path(src).name}: cannot be encoded: invalid render settings ({e})") from None
     params = stored_params(raw, entry, settings, Path(src).name)
     data = encode_bytes(raw, model, params, tile)
     note = ""
     if max_error is not None:
-        data, layer_bytes = residual.attach(data, raw, settings["exposure_gain"], max_error)
+        data, layer_bytes = residual.attach(data, raw, params.front_end.exposure_gain, max_error)
         note = f"{residual.guarantee_text(max_error)} layer {layer_bytes / 1e6:.2f} MB"
     with atomic_output(dst, force, inputs=[src]) as tmp:
         tmp.write_bytes(data)
@@ -127,10 +134,10 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
         return Recovered(layered[0], params, note, "")
     model = load_stage(find_model(params.model_id), expected_sha256=params.model_sha256)
     warning = ""
-    if params.render.get("layer") is not None:
-        warning = (f"{Path(src).name} was encoded with a residual layer "
-                   f"({residual.guarantee_text(int(params.render['layer']))}) that is no longer in the file "
-                   "(re-saved or stripped); decoding the approximate RAW")
+    output = params.output
+    if isinstance(output, JPEG) and output.layer is not None:
+        warning = (f"{Path(src).name} was encoded with a residual layer ({residual.guarantee_text(output.layer)}) "
+                   "that is no longer in the file (re-saved or stripped); decoding the approximate RAW")
     return Recovered(pipeline.recover([rgb], params, model, tile), params, "", warning)
 
 

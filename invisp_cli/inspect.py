@@ -8,15 +8,15 @@ from pathlib import Path
 from . import metadata, rawio, residual
 from .containers import jpeg
 from .errors import InputError
-from .settings import DEFAULT_DEMOSAIC, VIDEO_SUFFIXES
+from .settings import FrontEnd, kind_of
 from .video.formats import require_av
 
 CARRIED = ("exif", "xmp", "iptc", "dng")  # packed metadata in RawImage.exif / params.camera
 
 
-def _front_end(render: dict) -> str:
-    knee = render.get("highlight_knee")
-    return (f"{render.get('demosaic', DEFAULT_DEMOSAIC)} demosaic, exposure ×{float(render['exposure_gain']):.4g}, "
+def _front_end(front: FrontEnd) -> str:
+    knee = front.highlight_knee
+    return (f"{front.demosaic} demosaic, exposure ×{float(front.exposure_gain):.4g}, "
             + (f"highlight roll-off from {knee}" if knee is not None else "no highlight roll-off"))
 
 
@@ -61,7 +61,7 @@ def describe_video(path: Path) -> list[tuple[str, object]]:
                 f"{r['raw_size'][1]}×{r['raw_size'][0]}, {r['cfa']}, {r['bits']}-bit"),
         ("levels", f"black {r['black']}, white {r['white']}"),
         ("white balance", f"{[round(v, 4) for v in r['wb']]} ({r['wb_source']}; first frame)"),
-        ("front end", _front_end(first.render) + " (first frame)"),
+        ("front end", _front_end(first.front_end) + " (first frame)"),
     ]
 
 
@@ -70,9 +70,10 @@ def describe(path: Path) -> list[tuple[str, object]]:
         raise InputError(f"{path}: is a folder; name a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    if path.suffix.lower() in VIDEO_SUFFIXES:
+    kind = kind_of(path)
+    if kind == "video":
         return describe_video(path)
-    if path.suffix.lower() in (".jpg", ".jpeg"):
+    if kind == "jpeg":
         img, name = jpeg.open_jpeg(path)
         p = jpeg.read_params(img, name)
         r = p.raw
@@ -86,8 +87,8 @@ def describe(path: Path) -> list[tuple[str, object]]:
             ("levels", f"black {r['black']}, white {r['white']}"),
             ("white balance", f"{[round(v, 4) for v in r['wb']]} ({r['wb_source']})"),
             ("orientation", f"flip {r['flip']}"),
-            ("jpeg", f"quality {p.render['quality']}, {p.render['subsampling']}"),
-            ("front end", _front_end(p.render)),
+            ("jpeg", f"quality {p.output.quality}, {p.output.subsampling}"),
+            ("front end", _front_end(p.front_end)),
             ("exif", _basics(p.camera)),
             ("metadata", _carried({**p.camera, **jpeg.current_metadata(img)})),
             ("raw layer", residual.describe_layer(path.read_bytes(), name)),

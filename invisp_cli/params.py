@@ -7,9 +7,9 @@ Schema ``invisp/1`` (all that decode needs, plus the camera's EXIF basics):
      "raw": {"cfa": "RGGB"|…, "black": [[b00, b01], [b10, b11]], "white": int, "bits": int,
              "visible_size": [H, W], "raw_size": [H, W], "margins": [top, left], "flip": 0..7,
              "wb": [r, g, b], "wb_source": str, "rgb_cam": 3×3, "xyz_to_cam": 3×3},
-     "render": {"codec": "jpeg", "quality": int, "subsampling": str, "demosaic": "mhc"|"bilinear",
-                "exposure_gain": float, "highlight_knee": float in (0, 1), optional,
-                "layer": N, optional: the file was written with a residual layer guaranteeing ±N},
+     "render": the container's settings + the front end's (``settings``: JPEG or Video, and FrontEnd), e.g.
+               {"codec": "jpeg", "quality": int, "subsampling": str, "layer": N (optional),
+                "demosaic": "mhc"|"bilinear", "exposure_gain": float, "highlight_knee": float in (0, 1) (optional)},
      "camera": {make, model, datetime, exposure_time, f_number, iso, focal_length, lens},
      "checksum": sha256 of the canonical JSON of everything above}
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import MetadataError
 from .rawio import RawImage
-from .settings import CFA_LAYOUTS, CODECS, DEFAULT_DEMOSAIC, DEMOSAIC_NAMES, PIX_FMTS, SUBSAMPLINGS
+from .settings import CFA_LAYOUTS, JPEG, FrontEnd, Video, output_settings
 
 SCHEMA = "invisp/1"
 #: plausibility bounds of a stored image size (a 16000 × 12000 sensor is 192 MP)
@@ -106,6 +106,16 @@ class ReconstructionParams:
         if problem:
             raise MetadataError(f"invisp metadata holds out-of-range reconstruction parameters ({problem})")
 
+    @property
+    def output(self) -> JPEG | Video:
+        """The container's settings of ``render`` (validated)."""
+        return output_settings(self.render)
+
+    @property
+    def front_end(self) -> FrontEnd:
+        """The front end's settings of ``render`` (validated)."""
+        return FrontEnd.from_json(self.render)
+
     def raw_template(self) -> RawImage:
         """A RawImage carrying the stored parameters and an empty mosaic of the visible size."""
         r = self.raw
@@ -160,24 +170,11 @@ def _raw_problem(r: dict) -> str:
 
 def _render_problem(render: dict) -> str:
     """Why ``render`` is not a valid set of render settings for its container ("" if it is)."""
-    codec = render.get("codec", "jpeg")
-    if codec == "jpeg":
-        if not (_int(render["quality"], 1, 100) and render["subsampling"] in SUBSAMPLINGS):
-            return "JPEG quality/subsampling"
-        if render.get("layer") is not None and not _int(render["layer"], 0, 65535):
-            return "layer"
-    elif codec in CODECS:
-        if not (_int(render["crf"], 0, 51) and render["pix_fmt"] in PIX_FMTS):
-            return "video crf/pix_fmt"
-    else:
-        return f"codec {codec!r}"
-    if not _finite(render["exposure_gain"], (), 1e-3, 64):
-        return "exposure_gain"
-    if render.get("demosaic", DEFAULT_DEMOSAIC) not in DEMOSAIC_NAMES:
-        return "demosaic"
-    knee = render.get("highlight_knee")
-    if knee is not None and not _finite(knee, (), 1e-3, 1 - 1e-3):
-        return "highlight_knee"
+    try:
+        output_settings(render)
+        FrontEnd.from_json(render)
+    except ValueError as e:
+        return str(e)
     return ""
 
 

@@ -17,30 +17,26 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import rawio
 from .params import ReconstructionParams
 from .rawio import RawImage
-from .settings import DEFAULT_TILE
-from .steps import DEFAULT_DEMOSAIC, Chain, front_end, libraw_maximum_gain, libraw_wb_gain
+from .settings import DEFAULT_TILE, FrontEnd
+from .steps import Chain, front_end, libraw_maximum_gain, libraw_wb_gain
 from .tiling import run_tiled
 
 if TYPE_CHECKING:
     from .flows import InvertibleFlow
 
 
-def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> dict:
-    """The front-end part of ``params.render`` for one image or frame: the analytic front end the model was trained
-    behind (``ModelEntry.isp``: demosaic, highlight knee, if any) and the exposure gain that makes it as bright as
-    LibRaw's render: ``steps.libraw_maximum_gain`` × ``steps.libraw_wb_gain`` (LibRaw scales its white-balance
-    multipliers so the smallest is 1, where ours keep G = 1: an auto or camera WB with R or B below G brightens
-    LibRaw's render by 1 / min)."""
-    isp = dict(isp or {})
-    settings = {"demosaic": isp.get("demosaic", DEFAULT_DEMOSAIC),
-                "exposure_gain": libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb)}
-    if isp.get("highlight_knee") is not None:
-        settings["highlight_knee"] = float(isp["highlight_knee"])
-    return settings
+def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> FrontEnd:
+    """The front end of one image or frame: the one the model was trained behind (``ModelEntry.isp``: demosaic,
+    highlight knee, if any) at the exposure gain that makes it as bright as LibRaw's render:
+    ``steps.libraw_maximum_gain`` × ``steps.libraw_wb_gain`` (LibRaw scales its white-balance multipliers so the
+    smallest is 1, where ours keep G = 1: an auto or camera WB with R or B below G brightens LibRaw's render by
+    1 / min)."""
+    return FrontEnd.of(isp, libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb))
 
 
 def learned(model: InvertibleFlow | None) -> InvertibleFlow | None:
@@ -63,7 +59,7 @@ def _run(fn: Callable, x, out: np.ndarray, post: Callable, front: Chain, model: 
 
 
 def render(window: Sequence[RawImage], model: InvertibleFlow | None, settings: Sequence[Mapping],
-           tile: int = DEFAULT_TILE, pixels: type[np.generic] = np.uint8) -> np.ndarray:
+           tile: int = DEFAULT_TILE, pixels: DTypeLike = np.uint8) -> np.ndarray:
     """The centre of a window of RAW frames (one size; ``settings``: each frame's front-end settings, as in
     ``params.render``) → upright sRGB (H', W', 3) of type ``pixels``: uint8 ⌊255·clip(y, 0, 1) + 0.5⌋ (JPEG) or
     float32 clip(y, 0, 1) (video)."""

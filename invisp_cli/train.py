@@ -79,7 +79,7 @@ class Sample:
     name: str
     raw: RawImage
     target: np.ndarray  # uint8 (H, W, 3), sensor orientation
-    gain: float = 1.0  # codec.render_settings' exposure gain, from the whole frame
+    gain: float = 1.0  # pipeline.front_end_settings' exposure gain, from the whole frame
 
 
 def reference_render(path: Path, raw: RawImage, cache: Path | None) -> np.ndarray:
@@ -226,6 +226,7 @@ def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling:
              isp: Mapping) -> dict:
     """Real round trip (render → Pillow JPEG → decode → recover) on a centre crop of each validation file."""
     from .codec import decode_bytes, encode_bytes
+    from .settings import JPEG, FrontEnd, render_record
 
     rows = []
     for s in samples:
@@ -233,7 +234,7 @@ def evaluate(model: nn.Module, samples: list[Sample], quality: int, subsampling:
         ch, cw = min(crop, h) // 4 * 4, min(crop, w) // 4 * 4
         y0, x0 = (h - ch) // 4 * 2, (w - cw) // 4 * 2
         raw = s.raw.crop(y0, x0, ch, cw)
-        settings = {"codec": "jpeg", "quality": quality, "subsampling": subsampling, **isp, "exposure_gain": s.gain}
+        settings = render_record(JPEG(quality, subsampling), FrontEnd.of(isp, s.gain))
         data = encode_bytes(raw, model, ReconstructionParams.from_raw(raw, "eval", "0" * 64, settings))
         decoded, _, back = decode_bytes(data, model, name=s.name)
         n = normalise_mosaic(raw.mosaic, raw.black, raw.white)

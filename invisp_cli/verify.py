@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .codec import DEFAULT_TILE, recover_file
 from .errors import InputError
-from .settings import VIDEO_SUFFIXES
+from .settings import kind_of
 from .video.formats import require_av
 
 
@@ -17,7 +17,7 @@ def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
     one-line description; raises the InvispError of the first check that fails."""
     if Path(src).is_dir():
         raise InputError(f"{src}: is a folder; name a file")
-    if Path(src).suffix.lower() in VIDEO_SUFFIXES:
+    if kind_of(src) == "video":
         require_av()
         from .video.codec import verify_video
 

@@ -24,13 +24,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import codec, metrics, rawio, zoo
+from .. import codec, metrics, pipeline, rawio, zoo
 from ..errors import InputError, InvispError
 from ..flows import is_video
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawfiles import raw_files
 from ..rawio import RawImage
+from ..settings import JPEG, FrontEnd, render_record
 from . import baselines
 from .records import NUMERIC_FIELDS, BenchConfig, BenchResult, ErrorMaps, FileInfo, Record
 from .sizes import Sizes, measure_sizes
@@ -130,7 +131,7 @@ class Case:
     path: Path
     raw: RawImage
     n: np.ndarray  # normalised original mosaic, float64
-    gain: float  # exposure gain of the whole file (steps.libraw_maximum_gain, via codec.render_settings)
+    gain: float  # exposure gain of the whole file (pipeline.front_end_settings)
     ref: np.ndarray | None  # LibRaw's render, upright, matching the (cropped) mosaic; None if it cannot
     hl: np.ndarray | None  # sensor-orientation highlight / shadow masks
     sh: np.ndarray | None
@@ -154,7 +155,7 @@ def load_case(path: Path, crop: int | None) -> Case:
         notes.append(f"LibRaw renders {ref_up.shape[1]}×{ref_up.shape[0]} for a {raw.mosaic.shape[1]}×"
                      f"{raw.mosaic.shape[0]} mosaic (non-square pixels?): no RGB metrics, masks or analytic/upi")
         ref_sensor = None
-    gain = float(codec.render_settings(raw)["exposure_gain"])  # of the whole file, as LibRaw's render
+    gain = pipeline.front_end_settings(raw).exposure_gain  # of the whole file, as LibRaw's render
     window = None
     if crop:
         window = crop_window(*raw.mosaic.shape, crop)
@@ -228,7 +229,7 @@ def _ratios(rec: Record, s: Sizes, cropped: bool) -> None:
 def _invisp(case: Case, entry: zoo.ModelEntry, model: torch.nn.Module, q: int, cfg: BenchConfig) -> tuple:
     raw = case.raw
     with Stage() as enc:
-        settings = {**codec.render_settings(raw, q, cfg.subsampling, entry.isp), "exposure_gain": case.gain}
+        settings = render_record(JPEG(q, cfg.subsampling), FrontEnd.of(entry.isp, case.gain))
         data = codec.encode_bytes(raw, model, ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings),
                                   cfg.tile)
     with Stage() as dec:

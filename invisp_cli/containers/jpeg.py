@@ -37,6 +37,7 @@ from .. import __version__
 from .. import metadata as md
 from ..errors import InputError, MetadataError
 from ..params import ReconstructionParams
+from ..settings import JPEG
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 _ASCII = b"ASCII\x00\x00\x00"  # the legacy record's UserComment prefix
@@ -129,8 +130,8 @@ def srgb_icc() -> bytes:
 
 def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
     """JPEG bytes of an upright uint8 (H, W, 3) image with its EXIF, the XMP record and an sRGB profile."""
-    quality = int(params.render["quality"])
-    subsampling = SUBSAMPLING[params.render["subsampling"]]
+    settings = JPEG.from_json(params.render)
+    quality, subsampling = settings.quality, SUBSAMPLING[settings.subsampling]
     exif = build_exif(params, rgb.shape[1], rgb.shape[0])
     xmp, icc = build_xmp(params), srgb_icc()
     _reserve_output_buffer(4 * rgb.shape[0] * rgb.shape[1] + len(exif) + len(xmp) + len(icc) + (1 << 16))

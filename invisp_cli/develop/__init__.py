@@ -49,9 +49,9 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
     if is_jpeg:
         rec = codec.recover_file(p, tile)
         how = rec.layer or "approximate RAW"
-        return Source(rec.raw, float(rec.params.render["exposure_gain"]), f"{rec.params.model_id}, {how}")
+        return Source(rec.raw, float(rec.params.front_end.exposure_gain), f"{rec.params.model_id}, {how}")
     raw = rawio.read_raw(p)
-    return Source(raw, float(front_end_settings(raw)["exposure_gain"]), "RAW file")
+    return Source(raw, front_end_settings(raw).exposure_gain, "RAW file")
 
 
 def parse_wb(text: str) -> tuple[float | None, tuple[float, float, float] | None]:

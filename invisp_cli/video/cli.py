@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..progress import console
-from ..settings import CODECS, PIX_FMTS, VIDEO_SUFFIXES
+from ..settings import CODECS, CONTAINERS, PIX_FMTS, kind_of
 from .formats import require_av
 
 _OPTIONS = [
@@ -40,11 +40,11 @@ def video_encode_options(fn: Callable) -> Callable:
 def is_video_encode(dst: Path | None) -> bool:
     """An encode makes a video when its output (``-o``) is .mp4; several inputs or a folder without it are a batch
     (``-d OUTDIR``, invisp_cli/batch.py) or a usage error."""
-    return dst is not None and dst.suffix.lower() == ".mp4"
+    return dst is not None and dst.suffix.lower() in CONTAINERS["video"].outputs
 
 
 def is_video_decode(src: Path) -> bool:
-    return src.suffix.lower() in VIDEO_SUFFIXES
+    return kind_of(src) == "video"
 
 
 def encode(srcs: Sequence[Path], dst: Path, *, model_id: str | None, tile: int, force: bool, codec: str, crf: int,

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import pipeline, rawio
@@ -28,7 +27,7 @@ from ..fileio import OutputFolder, atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
-from ..settings import CODECS, DEFAULT_TILE
+from ..settings import CODECS, DEFAULT_TILE, Video, output_container, render_record
 from ..zoo import ModelEntry, find_model, load_model, select_model
 from . import frames as fr
 from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
@@ -44,11 +43,6 @@ def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
         return select_model(make)
 
 
-def render_settings(raw: RawImage, codec: str, crf: int, pix_fmt: str, isp: Mapping | None = None) -> dict:
-    """Per-frame ``params.render``: the stream settings + ``pipeline.front_end_settings`` of this frame."""
-    return {"codec": codec, "crf": int(crf), "pix_fmt": pix_fmt, **pipeline.front_end_settings(raw, isp)}
-
-
 @dataclass
 class VideoResult:
     output: Path
@@ -58,13 +52,14 @@ class VideoResult:
     bytes: int
 
 
-def _read_frames(files: Sequence[Path], first: RawImage, codec: str, crf: int, pix_fmt: str,
+def _read_frames(files: Sequence[Path], first: RawImage, stream: Video,
                  isp: Mapping) -> Iterator[tuple[Path, RawImage, dict]]:
-    """Each frame's path, RAW (checked against the first) and render settings, read one at a time."""
+    """Each frame's path, RAW (checked against the first) and render settings (``params.render``: the stream's
+    and the frame's front end), read one at a time."""
     for f in files:
         raw = first if f == files[0] else rawio.read_raw(f)
         fr.check_same_sequence(first, raw, f.name)
-        yield f, raw, render_settings(raw, codec, crf, pix_fmt, isp)
+        yield f, raw, render_record(stream, pipeline.front_end_settings(raw, isp))
 
 
 def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *, model_id: str | None = None,
@@ -76,10 +71,11 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
     ``loaded`` (entry, model) bypasses the zoo lookup (training validation); ``fps`` None: from the frames'
     capture times when they give one (``frames.fps_from_times``), else 24."""
     t0 = time.perf_counter()
-    if Path(dst).suffix.lower() != ".mp4":
-        raise InputError(f"{dst}: video output must be .mp4")
-    if codec not in CODECS:
-        raise InputError(f"unknown codec {codec!r} (use {' or '.join(CODECS)})")
+    container = output_container(dst, "video")
+    try:
+        stream = Video(codec, int(crf), pix_fmt)
+    except ValueError as e:
+        raise InputError(f"invalid video settings: {e} (codecs: {', '.join(CODECS)})") from None
     files = fr.frame_files(inputs)
     check_output(dst, force, inputs=files)
     first = rawio.read_raw(files[0])
@@ -96,11 +92,11 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         writer = Mp4Writer(tmp, codec, crf, pix_fmt, rate, width, height, preset)
         try:
             with progress_bar("encoding frames", total=len(files)) as advance:
-                frames = _read_frames(files, first, codec, crf, pix_fmt, entry.isp)
+                frames = _read_frames(files, first, stream, entry.isp)
                 for window in fr.sliding(frames, model.window):
                     path, raw, settings = window[len(window) // 2]
                     raws = [r for _, r, _ in window]
-                    writer.write(pipeline.render(raws, model, [s for _, _, s in window], tile, np.float32))
+                    writer.write(pipeline.render(raws, model, [s for _, _, s in window], tile, container.pixels))
                     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
                     infos.append(FrameInfo(path.name, params))
                     advance(1)
