@@ -18,6 +18,7 @@ from PIL import Image
 from invisp_cli import codec, pipeline, rawio
 from invisp_cli.flows import build
 from invisp_cli.metrics import normalise_mosaic, raw_psnr_gamma
+from invisp_cli.settings import FrontEnd
 from invisp_cli.steps import BilinearDemosaic, Chain, cfa_index, front_end
 
 torch.set_num_threads(1)
@@ -46,7 +47,7 @@ def prep(f, q=90, crop=1024):
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=q, subsampling=0)
     dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).astype(np.float32) / 255
-    steps = front_end(raw, s)
+    steps = front_end(raw, FrontEnd.from_json(s))
     k = next(i for i, st in enumerate(steps) if isinstance(st, BilinearDemosaic))
     pre, dem, post = Chain(steps[:k]), steps[k], Chain(steps[k + 1:])
     with torch.no_grad():

@@ -18,6 +18,7 @@ import torch
 
 from invisp_cli import codec, metrics, rawio
 from invisp_cli.bench import baselines
+from invisp_cli.settings import FrontEnd
 from invisp_cli.steps import Chain, Step, front_end
 from invisp_cli.tiling import run_tiled
 
@@ -38,11 +39,10 @@ class HardClip(Step):
 
 def chain_for(raw: rawio.RawImage, gain: float, knee: str) -> Chain:
     if knee == "clip":
-        steps = front_end(raw, {"exposure_gain": gain})
+        steps = front_end(raw, FrontEnd(gain))
         steps.insert(3, HardClip())  # after Levels, Exposure, WhiteBalance: where LibRaw clips
         return Chain(steps)
-    settings = {"exposure_gain": gain} | ({} if knee == "none" else {"highlight_knee": float(knee)})
-    return Chain(front_end(raw, settings))
+    return Chain(front_end(raw, FrontEnd(gain, highlight_knee=None if knee == "none" else float(knee))))
 
 
 def row(path: Path, knee: str) -> str:

@@ -25,6 +25,7 @@ from PIL import Image
 from invisp_cli import codec, metrics, pipeline, rawio
 from invisp_cli.bench.run import crop_window
 from invisp_cli.flows import build
+from invisp_cli.settings import FrontEnd
 from invisp_cli.steps import ColorMatrix, Gamma, MHCDemosaic, front_end
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
@@ -33,7 +34,7 @@ HELD_OUT = ("canon-eos-550d_colorchart.dng", "nikon-d750_rose_768x512.dng", "gop
 
 
 def ls_decode(rgb: np.ndarray, raw, settings: dict, iters: int) -> np.ndarray:
-    steps = front_end(raw, settings)
+    steps = front_end(raw, FrontEnd.from_json(settings))
     k = next(i for i, s in enumerate(steps) if isinstance(s, MHCDemosaic))
     pre, demosaic, cm, gamma = steps[:k], steps[k], steps[k + 1], steps[k + 2]
     assert isinstance(cm, ColorMatrix) and isinstance(gamma, Gamma)

@@ -64,7 +64,7 @@ def render(window: Sequence[RawImage], model: InvertibleFlow | None, settings: S
     ``params.render``) → upright sRGB (H', W', 3) of type ``pixels``: uint8 ⌊255·clip(y, 0, 1) + 0.5⌋ (JPEG) or
     float32 clip(y, 0, 1) (video)."""
     k, model = len(window) // 2, learned(model)
-    chains = [Chain(front_end(r, s)) for r, s in zip(window, settings, strict=True)]
+    chains = [Chain(front_end(r, FrontEnd.from_json(s))) for r, s in zip(window, settings, strict=True)]
     mosaics = [r.mosaic if r.mosaic.dtype in (np.uint16, np.float32) else r.mosaic.astype(np.float32)
                for r in (window if model else window[k : k + 1])]
     x = mosaics[0][None, None] if len(mosaics) == 1 else np.stack(mosaics)[None]  # (1, W, h, w)
@@ -103,7 +103,7 @@ def recover(window: Sequence[np.ndarray], params: ReconstructionParams, model: I
     centre's RAW (mosaic in the original bit depth and orientation)."""
     raw = params.raw_template()
     k, model = len(window) // 2, learned(model)
-    chain = Chain(front_end(raw, params.render))
+    chain = Chain(front_end(raw, params.front_end))
     frames = [rawio.undo_flip(f, raw.flip) for f in (window if model else window[k : k + 1])]
     sensor = frames[0] if len(frames) == 1 else np.concatenate(frames, axis=-1)  # (h, w, 3W)
     u8 = sensor.dtype == np.uint8

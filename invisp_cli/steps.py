@@ -12,12 +12,12 @@ Mosaic steps (``Levels``, ``WhiteBalance``) act on (N, 1, H, W) Bayer data; ``Bi
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .settings import CFA_LAYOUTS, COLOUR_INDEX, DEFAULT_DEMOSAIC, DEFAULT_KNEE  # noqa: F401  (re-exported)
+from .settings import CFA_LAYOUTS, COLOUR_INDEX, DEFAULT_DEMOSAIC, DEFAULT_KNEE, FrontEnd  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     import torch
@@ -494,22 +494,6 @@ class Gamma(Step):
 _U8_BINS = 4096
 
 
-class Flow(Step):
-    """A learned invertible network (``flows.InvertibleFlow``, torch tensors) as a step of an image chain; H, W
-    are padded to the network's ``align`` and cropped back (``InvertibleFlow.padded``)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.align = model.align
-        self.receptive_field = model.receptive_field
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.padded(x)
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return self.model.padded(y, inverse=True)
-
-
 class Chain(Step):
     """Composition f = f_k ∘ … ∘ f_1 of steps; its inverse runs the inverses in reverse order."""
 
@@ -517,11 +501,6 @@ class Chain(Step):
         self.steps = list(steps)
         self.receptive_field = sum(s.receptive_field for s in self.steps)
         self.align = int(np.lcm.reduce([2] + [getattr(s, "align", 1) for s in self.steps]))
-
-    @property
-    def needs_torch(self) -> bool:
-        """Whether a step is a learned network (torch only); the analytic steps run on numpy arrays."""
-        return any(isinstance(s, Flow) for s in self.steps)
 
     def forward(self, x: Array) -> Array:
         for s in self.steps:
@@ -546,10 +525,8 @@ def analytic_steps(cfa: str, black: np.ndarray, white: float, wb: Sequence[float
             ColorMatrix(rgb_cam), Gamma()]
 
 
-def front_end(raw, settings: Mapping) -> list[Step]:
-    """``analytic_steps`` of a RawImage (anything with cfa, black, white, wb, rgb_cam) under render settings
-    (``params.render``): ``exposure_gain`` (default 1), ``demosaic`` (default MHC), ``highlight_knee``
-    (absent or None: no roll-off, as in files written by models trained without one)."""
-    return analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam,
-                          float(settings.get("exposure_gain", 1.0)), settings.get("demosaic", DEFAULT_DEMOSAIC),
-                          settings.get("highlight_knee"))
+def front_end(raw, front: FrontEnd) -> list[Step]:
+    """``analytic_steps`` of a RawImage (anything with cfa, black, white, wb, rgb_cam) under the front end's
+    settings (``settings.FrontEnd``: exposure gain, demosaic, highlight knee or None for no roll-off)."""
+    return analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, front.exposure_gain, front.demosaic,
+                          front.highlight_knee)

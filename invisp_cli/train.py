@@ -37,6 +37,7 @@ from .params import ReconstructionParams
 from .progress import console
 from .rawfiles import raw_files
 from .rawio import RawImage
+from .settings import FrontEnd
 from .simulators.jpeg import DiffJPEG
 from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_maximum_gain, libraw_wb_gain
 from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
@@ -137,7 +138,7 @@ def isp_of(cfg: TrainConfig) -> dict:
 def analytic_input(raw: RawImage, gain: float, isp: Mapping) -> torch.Tensor:
     """(1, 3, H, W) flow input for a RawImage: the metadata-driven front end (``isp``: demosaic, highlight
     knee; ``gain``: exposure) applied to its mosaic."""
-    chain = Chain(front_end(raw, {**isp, "exposure_gain": gain}))
+    chain = Chain(front_end(raw, FrontEnd.of(isp, gain)))
     m = torch.from_numpy(raw.mosaic.astype(np.float32))[None, None]
     return chain.forward(m)
 

@@ -61,6 +61,7 @@ def test_front_end_render_and_recover_equal_the_chain_run_step_by_step():
 
     from invisp_cli import codec, pipeline, rawio
     from invisp_cli.params import ReconstructionParams
+    from invisp_cli.settings import FrontEnd
     from invisp_cli.steps import Chain, front_end
 
     for h, w, cfa, flip in ((64, 96, "RGGB", 0), (67, 93, "GBRG", 5), (50, 70, "BGGR", 3)):
@@ -68,7 +69,7 @@ def test_front_end_render_and_recover_equal_the_chain_run_step_by_step():
         settings = codec.render_settings(raw, 90, "4:4:4", {"demosaic": "mhc", "highlight_knee": 0.8})
         fast = pipeline.render([raw], None, [settings], tile=32)
         assert np.array_equal(fast, pipeline.render([raw], build("frontend"), [settings], tile=32))
-        chain = Chain(front_end(raw, settings))
+        chain = Chain(front_end(raw, FrontEnd.from_json(settings)))
         y = chain.steps[-1].forward_unit(Chain(chain.steps[:-1]).forward(raw.mosaic.astype(np.float32)[None, None]))
         slow = rawio.apply_flip((y * 255 + 0.5).astype(np.uint8)[0].transpose(1, 2, 0), raw.flip)
         assert np.array_equal(fast, slow), (h, w, cfa, flip)
