@@ -7,9 +7,9 @@ Each mode runs the installed CLI in a fresh process, as a user would, and is tim
 exit (start-up included):
 
 * ``per-file``: one ``invisp encode X -o Y`` process per file (what a shell loop did before batch mode);
-* ``jobs1`` / ``jobs2``: one ``invisp encode FOLDER -d OUT --jobs N`` (N worker processes, torch threads split);
+* ``jobs1`` / ``jobs2``: one ``invisp encode FOLDER -d OUT --jobs N`` (N worker processes, threads split);
 * ``dask``: the same with ``--scheduler`` pointing at a fresh ``distributed.LocalCluster`` of 2 worker processes
-  × 1 thread started here for each op (its start-up is not timed; its workers' first torch import and model
+  × 1 thread started here for each op (its start-up is not timed; its workers' first imports and model
   load are, as for ``jobs2``).
 
 Decode modes decode the JPEGs the ``jobs2`` encode wrote (that encode is run first if it is not among the modes).

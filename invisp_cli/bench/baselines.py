@@ -6,7 +6,7 @@ sensor orientation and pushed through exactly ``Chain(steps.analytic_steps(cfa, 
 gain)).inverse``: inverse BT.709 gamma (LibRaw's curve) → inverse ``rgb_cam`` → re-mosaic at the CFA
 sites → inverse white balance → inverse exposure gain (``steps.libraw_maximum_gain`` of the file's mosaic,
 LibRaw's automatic white-point adjustment, part of the stored parameters) → inverse levels; rounded and
-clipped to [0, white] like ``codec.recover``.
+clipped to [0, white] like ``pipeline.recover``.
 
 ``upi`` (Brooks et al., "Unprocessing Images for Learned Raw Denoising", CVPR 2019), no file metadata:
 the same chain built from camera *priors* instead of the file's parameters: an inverse transfer curve
@@ -120,7 +120,7 @@ class UPIPriors:
 
 def invert_chain(rgb_upright: np.ndarray, chain: Chain, white: int, flip: int, tile: int = 1024) -> np.ndarray:
     """Upright uint8 (H', W', 3) → uint16 mosaic (H, W): un-orient, /255, ``chain.inverse`` by tiles, round,
-    clip to [0, white] (the same quantisation as ``codec.recover``)."""
+    clip to [0, white] (the same quantisation as ``pipeline.recover``)."""
     sensor = np.ascontiguousarray(rawio.undo_flip(np.asarray(rgb_upright), flip).transpose(2, 0, 1))[None]
     h, w = sensor.shape[-2:]
     out = np.empty((1, 1, h, w), np.uint16)
