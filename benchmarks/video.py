@@ -51,26 +51,24 @@ def sequences(cache: Path, frames: int, crop: int) -> list[tuple[str, list[Path]
 
 
 def methods() -> list[tuple[str, tuple]]:
-    """(label, (ModelEntry, model)): the identity squeeze flow (analytic ISP), the zoo's image flow run per frame
-    and the zoo's video flow, where installed."""
+    """(label, (ModelEntry, model)): the analytic front end alone (the parameter-free ``frontend`` model: numpy, no
+    learned stage) without and with the highlight roll-off, the zoo's image flow run per frame and the zoo's video
+    flow, where installed."""
     from invisp_cli import zoo
-    from invisp_cli.errors import ModelError
     from invisp_cli.flows import build
-    from invisp_cli.steps import DEFAULT_KNEE
+    from invisp_cli.settings import ANALYTIC_ARCH, DEFAULT_KNEE
 
-    identity = build("squeeze").eval()
     out = []
     fronts = (("no highlight roll-off", {}), (f"roll-off knee {DEFAULT_KNEE}", {"highlight_knee": DEFAULT_KNEE}))
     for label, isp in fronts:
-        entry = zoo.ModelEntry(id="identity-squeeze", file="", sha256="0" * 64, arch="squeeze", hparams={},
+        entry = zoo.ModelEntry(id="invisp-frontend", file="", sha256="0" * 64, arch=ANALYTIC_ARCH, hparams={},
                                cameras=[], isp=isp)
-        out.append((f"analytic ISP, {label} (identity flow)", (entry, identity)))
+        out.append((f"analytic front end, {label}", (entry, build(ANALYTIC_ARCH))))
     for video, label in ((False, "image flow per frame"), (True, "video flow")):
-        try:
-            e = zoo.select_model("", video=video)
-        except ModelError:
-            continue
-        out.append((f"{label} ({e.id})", (e, zoo.load_model(e))))
+        generic = [e for e in zoo.list_models() if "*" in e.cameras and not e.superseded_by
+                   and e.arch != ANALYTIC_ARCH and zoo.is_video_arch(e.arch) == video]
+        if generic:
+            out.append((f"{label} ({generic[0].id})", (generic[0], zoo.load_model(generic[0]))))
     return out
 
 

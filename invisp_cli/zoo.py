@@ -116,14 +116,15 @@ def select_model(make: str, video: bool = False) -> ModelEntry:
 
     Registry folders are searched in order (``$INVISP_WEIGHTS`` first, then the shipped ``weights/``); in the
     first folder with a candidate: the entry flagged ``default`` if any (the shipped one is the analytic front end,
-    ``invisp-frontend-v1``: no learned stage measured better than it, README "Where it stands"), else a
-    camera-specific one matching the make, else the generic ('*') one. ``video`` chooses among video (windowed)
-    architectures instead of image ones; superseded models are only loaded to decode the files they wrote."""
+    ``invisp-frontend-v1``: no learned stage, image or video, measured better than it, README "Where it stands";
+    an image model serves a video too, frame by frame), else a camera-specific one matching the make, else the
+    generic ('*') one, of the kind asked for (``video``: windowed architectures). Superseded models are only
+    loaded to decode the files they wrote."""
     for folder in registry_dirs():
         models = [e for e in read_registry(folder) if not e.superseded_by]
         for rule in (lambda e: e.default, lambda e: e.matches(make), lambda e: "*" in e.cameras):
             for e in models:
-                if rule(e) and is_video_arch(e.arch) == video:
+                if rule(e) and (is_video_arch(e.arch) == video or (video and e.default)):
                     return e
     raise ModelError(f"no generic {'video ' if video else ''}model installed "
                      "(weights/registry.json has no entry for cameras '*')")

@@ -24,6 +24,7 @@ def test_superseded_models_decode_but_are_not_selected(tmp_path, monkeypatch):
     monkeypatch.setenv("INVISP_WEIGHTS", str(tmp_path))
     assert zoo.select_model("Canon Inc.").id == "a-canon-v2"
     assert zoo.select_model("Leica Camera AG").id == "a-generic-v2"
+    assert zoo.select_model("Canon Inc.", video=True).id == "invisp-frontend-v1"  # none here: the shipped default
     old = zoo.find_model("a-canon-v1")  # still there for the files it wrote
     zoo.load_model(old, expected_sha256=old.sha256)
 
@@ -45,7 +46,7 @@ def test_front_end_is_the_default_for_every_camera(monkeypatch):
     for make in ("Canon", "NIKON CORPORATION", "GoPro", ""):
         e = zoo.select_model(make)
         assert e.id == "invisp-frontend-v1" and e.arch == "frontend" and e.default, make
-    assert zoo.select_model("Canon", video=True).arch != "frontend"  # video keeps its own flow
+    assert zoo.select_model("Canon", video=True).id == "invisp-frontend-v1"  # a video too, frame by frame
     entry = zoo.find_model("invisp-frontend-v1")
     model = zoo.load_model(entry)  # the one verified loader: empty checkpoint
     assert model.identity and not list(model.parameters())

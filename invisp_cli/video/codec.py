@@ -34,7 +34,8 @@ from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
 
 
 def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
-    """The named model, else the camera-matched or generic video model, else the image model (run per frame)."""
+    """The named model, else ``select_model``'s for a video: the default (the front end, frame by frame), else a
+    camera-matched or generic video model, else the image model (run per frame)."""
     if model_id:
         return find_model(model_id)
     try:
