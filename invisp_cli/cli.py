@@ -351,11 +351,12 @@ def info(path: Path, as_json: bool) -> None:
     \b
     Example:
       invisp info photo.jpg --json"""
-    from .inspect import describe
+    from .inspect import describe, record
 
     fields = describe(path)
     if as_json:
-        click.echo(json.dumps({_json_key(k): _jsonable(v) for k, v in fields}, ensure_ascii=False))
+        doc = {_json_key(k): _jsonable(v) for k, v in fields} | {"record": record(path)}
+        click.echo(json.dumps(doc, ensure_ascii=False, default=str))
         return
     table = Table(show_header=False, box=None)
     for key, value in fields:

@@ -1,4 +1,5 @@
-"""``invisp info``: what an invisp JPEG or a RAW/DNG file carries, as (key, value) rows."""
+"""``invisp info``: what an invisp JPEG or a RAW/DNG file carries, as (key, value) rows for people and as the
+machine-readable record for scripts (``record``)."""
 
 from __future__ import annotations
 
@@ -105,3 +106,30 @@ def describe(path: Path) -> list[tuple[str, object]]:
         ("exif", _basics(raw.exif)),
         ("metadata", _carried(raw.exif)),
     ]
+
+
+def record(path: Path) -> dict:
+    """The machine-readable parameters behind ``describe``'s rows: for an invisp JPEG its validated reconstruction
+    record (schema, model id and SHA-256, RAW geometry and levels, render settings, camera basics), for an MP4 the
+    stream settings and the first frame's record, for a RAW file the same RAW fields read from it; the packed
+    metadata blobs (EXIF, XMP, IPTC, DNG tags) are left out (``metadata`` counts them)."""
+    def params_record(p) -> dict:
+        camera = {k: v for k, v in p.camera.items() if k not in CARRIED}
+        return {"schema": "invisp/1", "model": {"id": p.model_id, "sha256": p.model_sha256}, "raw": p.raw,
+                "render": p.render, "camera": camera}
+
+    kind = kind_of(path)
+    if kind == "video":
+        from .video.container import read_doc
+
+        doc = read_doc(path)
+        return {"video": doc.video, "frames": len(doc.frames), "first_frame": params_record(doc.frames[0].params)}
+    if kind == "jpeg":
+        img, name = jpeg.open_jpeg(path)
+        return params_record(jpeg.read_params(img, name))
+    raw = rawio.read_raw(path)
+    return {"raw": {"cfa": raw.cfa, "black": raw.black.reshape(2, 2).tolist(), "white": int(raw.white),
+                    "bits": int(raw.bits), "visible_size": list(raw.mosaic.shape),
+                    "raw_size": [int(v) for v in raw.raw_size], "flip": int(raw.flip),
+                    "wb": [float(v) for v in raw.wb], "wb_source": raw.wb_source},
+            "camera": {k: v for k, v in raw.exif.items() if k not in CARRIED}}

@@ -150,6 +150,11 @@ def test_json_and_quiet_on_single_files(tmp_path, test_registry):
     assert r.exit_code == 0 and json.loads(r.stdout)["model"] == test_registry.id and dng.stem in r.stderr
     info = json.loads(run("info", jpg, "--json").stdout)
     assert info["schema"] == "invisp/1" and "RGGB" in info["raw"] and "white_balance" in info
+    record = info["record"]  # the same, machine-readable
+    assert record["model"]["id"] == test_registry.id and record["raw"]["cfa"] == "RGGB"
+    assert record["render"]["quality"] == 90 and "exif" not in record["camera"]
+    raw_record = json.loads(run("info", src, "--json").stdout)["record"]
+    assert raw_record["raw"]["visible_size"] == record["raw"]["visible_size"]
     metrics = json.loads(run("compare", src, dng, "--json").stdout)
     assert metrics["raw_psnr_gamma_db"] > 30 and "raw_psnr_lin_db" in metrics
     (entry,) = [e for e in json.loads(run("models", "--json").stdout) if e["id"] == test_registry.id]

@@ -70,6 +70,8 @@ def test_round_trip_through_cli(tmp_path, video_registry):
         assert probe["format"]["tags"]["invisp_frames"] == "5" and probe["streams"][0]["nb_frames"] == "5"
         assert "test-video" in probe["format"]["tags"]["invisp_model"]
     assert run("info", mp4).exit_code == 0  # what the MP4 carries, as for a JPEG
+    record = json.loads(run("info", mp4, "--json").stdout)["record"]
+    assert record["frames"] == 5 and record["first_frame"]["model"]["id"] == "test-video"
     rows = dict(describe(mp4))
     assert "invisp MP4" in rows["file"] and rows["video"].startswith("5 frames at 24 fps, libx264 CRF 23")
     assert rows["model"].startswith("test-video") and "GBRG" in rows["raw"]
