@@ -207,7 +207,10 @@ def _json_key(label: str) -> str:
 
 
 def _jsonable(value: object) -> object:
-    """Numbers stay numbers (NaN, e.g. an undefined RGB-PSNR, becomes null); anything else its text."""
+    """Numbers and booleans stay so (numpy scalars too; NaN, e.g. an undefined RGB-PSNR, becomes null); anything
+    else its text."""
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return value if isinstance(value, int | bool) or value is None else str(value)

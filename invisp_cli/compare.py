@@ -13,7 +13,7 @@ from . import metrics, rawio
 from .errors import InputError
 
 
-def compare_files(original: Path, recovered: Path, jpeg: Path | None = None) -> dict[str, float | str]:
+def compare_files(original: Path, recovered: Path, jpeg: Path | None = None) -> dict[str, float | bool]:
     """RAW-PSNR-lin/γ of ``recovered`` vs ``original`` (normalised visible mosaics, the original's levels);
     with ``jpeg``: bpp, RGB-PSNR and SSIM (mean over R, G, B) vs LibRaw's render of the original."""
     a, b = rawio.read_raw(original), rawio.read_raw(recovered)
@@ -22,10 +22,10 @@ def compare_files(original: Path, recovered: Path, jpeg: Path | None = None) -> 
                          f"({b.mosaic.shape} {b.cfa} vs {a.mosaic.shape} {a.cfa})")
     n = metrics.normalise_mosaic(a.mosaic, a.black, a.white)
     n_hat = metrics.normalise_mosaic(b.mosaic, a.black, a.white)
-    res: dict[str, float | str] = {
+    res: dict[str, float | bool] = {
         "RAW-PSNR-lin (dB)": metrics.raw_psnr_lin(n_hat, n),
         "RAW-PSNR-γ (dB)": metrics.raw_psnr_gamma(n_hat, n),
-        "same levels": str(bool(np.allclose(a.black, b.black) and a.white == b.white)),
+        "same levels": bool(np.allclose(a.black, b.black) and a.white == b.white),
     }
     if jpeg is not None:
         ref = rawio.render_reference(original)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from scipy.ndimage import gaussian_filter
-from torch.utils.flop_counter import FlopCounterMode
 
 from .steps import BilinearDemosaic
 
@@ -73,7 +71,7 @@ def raw_psnr_paper(n_hat: np.ndarray, n: np.ndarray, cfa: str, wb: Sequence[floa
     demosaic = BilinearDemosaic(cfa)
 
     def prepare(m: np.ndarray) -> np.ndarray:
-        rgb = demosaic.forward(torch.from_numpy(np.asarray(m, dtype=np.float64))[None, None])[0].numpy()
+        rgb = demosaic.forward(np.asarray(m, dtype=np.float64)[None, None])[0]
         rgb = np.clip(rgb * scale[:, None, None], 0.0, 1.0) ** (1.0 / gamma)
         return rgb[:, ::2, ::2]
 
@@ -155,7 +153,7 @@ def flicker(outputs: Sequence[np.ndarray] | np.ndarray, truths: Sequence[np.ndar
 
 
 def mac_per_pixel(
-    model: torch.nn.Module, shape: tuple[int, int, int, int] = (1, 3, 64, 64), **kwargs
+    model, shape: tuple[int, int, int, int] = (1, 3, 64, 64), **kwargs
 ) -> float:
     """Multiply-accumulates of one forward pass ``model(x, **kwargs)`` on a zero tensor of ``shape``,
     divided by the output pixel count N·H·W.
@@ -164,6 +162,9 @@ def mac_per_pixel(
     ``nn.Conv2d``/``nn.Linear`` modules, functional ``F.conv2d`` calls (e.g. invertible 1×1 convolutions) and
     matrix products are all included; element-wise ops, biases and activations are not.
     """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     n, _, h, w = shape
     param = next(model.parameters(), None)
     x = torch.zeros(shape) if param is None else torch.zeros(shape, dtype=param.dtype, device=param.device)

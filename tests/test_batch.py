@@ -156,7 +156,7 @@ def test_json_and_quiet_on_single_files(tmp_path, test_registry):
     raw_record = json.loads(run("info", src, "--json").stdout)["record"]
     assert raw_record["raw"]["visible_size"] == record["raw"]["visible_size"]
     metrics = json.loads(run("compare", src, dng, "--json").stdout)
-    assert metrics["raw_psnr_gamma_db"] > 30 and "raw_psnr_lin_db" in metrics
+    assert metrics["raw_psnr_gamma_db"] > 30 and "raw_psnr_lin_db" in metrics and metrics["same_levels"] is True
     (entry,) = [e for e in json.loads(run("models", "--json").stdout) if e["id"] == test_registry.id]
     assert entry["sha256"] == test_registry.sha256 and entry["size_bytes"] > 0
 
