@@ -8,7 +8,6 @@ import io
 import numpy as np
 import pytest
 import tifffile
-import torch
 from conftest import assert_fails, run
 from PIL import Image, ImageCms
 from synthraw import make_raw, write_synthetic_dng
@@ -16,13 +15,16 @@ from synthraw import make_raw, write_synthetic_dng
 from invisp_cli import metrics, rawio
 from invisp_cli.develop import Edit, colour, develop
 from invisp_cli.develop.pipeline import (
+    CLIP_LEVEL,
     as_shot_temperature,
+    clip_flags,
     reconstruct_highlights,
     shoulder,
     tone,
     white_balance,
 )
 from invisp_cli.errors import InputError, MetadataError, OutputError
+from invisp_cli.steps import cfa_index
 
 
 @pytest.fixture
@@ -107,22 +109,35 @@ def test_temperature_tint_round_trip():
 
 
 def test_highlight_reconstruction_rebuilds_clipped_channels():
-    rgb = torch.tensor([[1.6, 1.0, 1.2], [0.3, 0.2, 0.1], [1.9, 1.0, 1.5]]).T.reshape(1, 3, 1, 3)
-    clipped = torch.tensor([[False, True, False], [False, False, False], [True, True, True]]).T.reshape(1, 3, 1, 3)
+    rgb = np.array([[1.6, 1.0, 1.2], [0.3, 0.2, 0.1], [1.9, 1.0, 1.5]], np.float32).T.reshape(1, 3, 1, 3)
+    clipped = np.array([[False, True, False], [False, False, False], [True, True, True]]).T.reshape(1, 3, 1, 3)
     out = reconstruct_highlights(rgb, clipped)[0, :, 0].T
-    torch.testing.assert_close(out[0], torch.tensor([1.6, 1.4, 1.2]))  # G from the mean of R and B
-    torch.testing.assert_close(out[1], torch.tensor([0.3, 0.2, 0.1]))  # nothing clipped: unchanged
-    torch.testing.assert_close(out[2], torch.tensor([1.9, 1.9, 1.9]))  # all clipped: white at the brightest
+    np.testing.assert_allclose(out[0], [1.6, 1.4, 1.2], rtol=1e-6)  # G from the mean of R and B
+    np.testing.assert_array_equal(out[1], rgb[0, :, 0, 1])  # nothing clipped: unchanged
+    np.testing.assert_allclose(out[2], [1.9, 1.9, 1.9], rtol=1e-6)  # all clipped: white at the brightest
+
+
+def test_clip_flags_are_the_5x5_max_of_each_colours_clipped_sites():
+    """``clip_flags`` equals torch's ``F.max_pool2d`` (5×5, stride 1, padding 2) of the per-colour clipped sites."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    n = rng.uniform(0.0, 0.93, (1, 1, 37, 50)).astype(np.float32)
+    for cfa in ("RGGB", "GBRG"):
+        masks = torch.from_numpy((cfa_index(cfa)[None, :, :] == np.arange(3)[:, None, None]).astype(np.float32))
+        masks = masks.repeat(1, 19, 25)[None, :, :37, :50]
+        pooled = torch.nn.functional.max_pool2d(masks * torch.from_numpy(n >= CLIP_LEVEL), 5, 1, padding=2) > 0
+        np.testing.assert_array_equal(clip_flags(n, cfa), pooled.numpy())
 
 
 def test_highlight_shoulder():
-    x = torch.linspace(0, 3, 3001, dtype=torch.float64)
+    x = np.linspace(0, 3, 3001)
     y = shoulder(x, knee=0.5, ceiling=3.0)
-    assert torch.equal(y[x <= 0.5], x[x <= 0.5])
-    assert abs(float(y[-1]) - 1.0) < 1e-12 and torch.all(torch.diff(y) > 0)
-    slope = (shoulder(torch.tensor([0.5 + 1e-7], dtype=torch.float64), 0.5, 3.0) - 0.5) / 1e-7
-    assert abs(float(slope) - 1.0) < 1e-5  # C¹ at the knee
-    assert torch.equal(shoulder(x, 1.0, 3.0), x) and torch.equal(shoulder(x, 0.5, 1.0), x)  # nothing to do
+    np.testing.assert_array_equal(y[x <= 0.5], x[x <= 0.5])
+    assert abs(y[-1] - 1.0) < 1e-12 and np.all(np.diff(y) > 0)
+    slope = (shoulder(np.array([0.5 + 1e-7]), 0.5, 3.0)[0] - 0.5) / 1e-7
+    assert abs(slope - 1.0) < 1e-5  # C¹ at the knee
+    assert shoulder(x, 1.0, 3.0) is x and shoulder(x, 0.5, 1.0) is x  # nothing to do
 
 
 def test_highlights_option_recovers_a_clipped_patch(tmp_path):
@@ -151,20 +166,21 @@ def test_channels_saturating_below_the_white_level_count_as_clipped():
     sky = out[14:26, 24:40].astype(int)
     assert np.abs(sky - sky[..., 1:2]).max() <= 1 and sky.min() == 65535
 
+
 def test_shadows_contrast_saturation():
-    x = torch.tensor([0.001, 0.18, 0.5], dtype=torch.float64).repeat(3, 1).reshape(1, 3, 1, 3)
+    x = np.tile([0.001, 0.18, 0.5], (3, 1)).reshape(1, 3, 1, 3)
     lifted = tone(x, Edit(shadows=1.0))[0, 0, 0]
-    assert abs(float(lifted[0]) / 0.001 - 2.0) < 1e-3  # +1 EV in deep shadows
-    assert 1.0 < float(lifted[2]) / 0.5 < 1.05
+    assert abs(lifted[0] / 0.001 - 2.0) < 1e-3  # +1 EV in deep shadows
+    assert 1.0 < lifted[2] / 0.5 < 1.05
     contrast = tone(x, Edit(contrast=1.0))[0, 0, 0]
-    assert abs(float(contrast[1]) - 0.18) < 1e-12  # the pivot stays
-    assert abs(float(contrast[2]) - 0.18 * (0.5 / 0.18) ** 2) < 1e-12
-    colourful = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64).reshape(1, 3, 1, 1)
+    assert abs(contrast[1] - 0.18) < 1e-12  # the pivot stays
+    assert abs(contrast[2] - 0.18 * (0.5 / 0.18) ** 2) < 1e-12
+    colourful = np.array([0.6, 0.3, 0.1]).reshape(1, 3, 1, 1)
     grey = tone(colourful, Edit(saturation=-1.0))
-    assert torch.allclose(grey, grey[:, :1].expand_as(grey))
+    np.testing.assert_allclose(grey, np.broadcast_to(grey[:, :1], grey.shape), rtol=1e-15)
     y = 0.2126 * 0.6 + 0.7152 * 0.3 + 0.0722 * 0.1
-    assert abs(float(grey[0, 0]) - y) < 1e-12
-    assert torch.equal(tone(colourful, Edit()), colourful)
+    assert abs(grey[0, 0, 0, 0] - y) < 1e-12
+    assert tone(colourful, Edit()) is colourful
 
 
 def test_tiled_equals_untiled():
@@ -175,6 +191,29 @@ def test_tiled_equals_untiled():
     assert whole.shape == (134, 150, 3)  # upright (flip 6 transposes)
     assert np.abs(tiled.astype(int) - whole).max() <= 1  # float rounding of the convolutions only
     assert np.mean(tiled == whole) > 0.99
+
+
+def test_develop_never_imports_torch(tmp_path, dng):
+    """A develop of a RAW file and of a front-end invisp JPEG (its RAW recovered on numpy) in a fresh process, with
+    every edit and each output mode, leaves torch unloaded."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from invisp_cli.cli import main; d = sys.argv[1]; edits = ['--exposure', '0.5', '--wb', "
+            "'4000K', '--highlights', '-1', '--shadows', '0.3', '--contrast', '0.2', '--saturation', '0.1']; "
+            "main(['encode', sys.argv[2], '-o', d + '/a.jpg'], standalone_mode=False); "
+            "main(['develop', d + '/a.jpg', '-o', d + '/b.jpg', *edits], standalone_mode=False); "
+            "main(['develop', sys.argv[2], '-o', d + '/c.tif', '--compare', d + '/c.png', *edits], "
+            "standalone_mode=False); "
+            "main(['develop', sys.argv[2], '-o', d + '/d.tif', '--linear', '--primaries', 'prophoto'], "
+            "standalone_mode=False); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    env = {k: v for k, v in os.environ.items() if k != "INVISP_WEIGHTS"}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(dng)], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert all((tmp_path / name).stat().st_size > 0 for name in ("b.jpg", "c.tif", "c.png", "d.tif"))
 
 
 # --------------------------------------------------------------------------------------------- outputs

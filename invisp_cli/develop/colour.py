@@ -17,7 +17,8 @@ import datetime as _dt
 import struct
 
 import numpy as np
-from scipy.optimize import fsolve
+
+from ..steps import array_module
 
 # Robertson (1968) isotemperature lines: mired, u, v, slope dv/du, exactly as the DNG SDK's kTempTable (which keeps
 # the printed table's u = 0.24702 at 325 mired, a known misprint of 0.24792), so temperatures match Adobe's.
@@ -66,6 +67,8 @@ def xy_from_temperature(temperature: float, tint: float = 0.0) -> np.ndarray:
 def temperature_from_xy(xy: np.ndarray) -> tuple[float, float]:
     """(T, tint) whose ``xy_from_temperature`` is ``xy``: solved numerically (in mired and tint) from the nearest
     point of the locus, so the round trip is exact to solver precision (≤ 1e-10 in x, y)."""
+    from scipy.optimize import fsolve  # 0.4 s to import: only for a temperature or tint edit
+
     mireds = np.linspace(1.0, 600.0, 600)
     locus = np.array([xy_from_temperature(1e6 / m) for m in mireds])
     start = mireds[int(np.argmin(((locus - np.asarray(xy)) ** 2).sum(axis=1)))]
@@ -115,20 +118,12 @@ REC709_TO_PROPHOTO = np.linalg.inv(PROPHOTO_TO_XYZ_D50) @ bradford(D65, D50) @ R
 def srgb_encode(x):
     """sRGB transfer (IEC 61966-2-1): 12.92·x for x ≤ 0.0031308, else 1.055·x^(1/2.4) − 0.055 (x in [0, 1];
     numpy arrays or torch tensors)."""
-    lib = _lib(x)
-    return lib.where(x <= 0.0031308, 12.92 * x, 1.055 * lib.clip(x, 0.0031308, None) ** (1 / 2.4) - 0.055)
+    return array_module(x).where(x <= 0.0031308, 12.92 * x, 1.055 * x.clip(0.0031308, None) ** (1 / 2.4) - 0.055)
 
 
 def srgb_decode(v):
     """Inverse of ``srgb_encode``: v/12.92 for v ≤ 0.04045, else ((v + 0.055)/1.055)^2.4."""
-    lib = _lib(v)
-    return lib.where(v <= 0.04045, v / 12.92, ((lib.clip(v, 0.04045, None) + 0.055) / 1.055) ** 2.4)
-
-
-def _lib(x):
-    import torch
-
-    return torch if isinstance(x, torch.Tensor) else np
+    return array_module(v).where(v <= 0.04045, v / 12.92, ((v.clip(0.04045, None) + 0.055) / 1.055) ** 2.4)
 
 
 # ------------------------------------------------------------------------------------------------ ICC

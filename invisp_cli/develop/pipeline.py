@@ -5,21 +5,30 @@
 
 Every step is per pixel except the demosaic (5×5) and the clip flags (5×5 max), so a 4-px halo makes the tiled
 result equal the untiled one. g₀ is the base exposure the invisp render used (LibRaw's ``adjust_maximum``
-brightening, ``pipeline.front_end_settings``): a develop with no edits is as bright as ``invisp encode``'s JPEG."""
+brightening, ``pipeline.front_end_settings``): a develop with no edits is as bright as ``invisp encode``'s JPEG.
+It all runs on numpy arrays (no torch); ``tone``, ``display`` and the sRGB curve take torch tensors too."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .. import rawio
 from ..errors import InputError
 from ..rawio import RawImage
 from ..settings import DEFAULT_TILE
-from ..steps import ColorMatrix, Exposure, Levels, MHCDemosaic, Step, WhiteBalance, cfa_masks
+from ..steps import (
+    Array,
+    ColorMatrix,
+    Exposure,
+    Levels,
+    MHCDemosaic,
+    Step,
+    WhiteBalance,
+    array_module,
+    cfa_index,
+)
 from ..tiling import run_tiled
 from . import colour
 
@@ -82,64 +91,81 @@ def white_balance(raw: RawImage, edit: Edit) -> np.ndarray:
     return m
 
 
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    """Y = 0.2126 R + 0.7152 G + 0.0722 B of (N, 3, H, W) linear Rec.709, as (N, 1, H, W)."""
-    return torch.einsum("c,nchw->nhw", torch.tensor(LUMA, dtype=x.dtype, device=x.device), x).unsqueeze(1)
+def luminance(x: Array) -> Array:
+    """Y = 0.2126 R + 0.7152 G + 0.0722 B of (N, 3, H, W) linear Rec.709, as (N, 1, H, W) (numpy or torch)."""
+    return LUMA[0] * x[:, 0:1] + LUMA[1] * x[:, 1:2] + LUMA[2] * x[:, 2:3]
 
 
 def tone_luminance(y, edit: Edit):
-    """The luminance curve of shadows then contrast (tensor or float, y ≥ 0):
+    """The luminance curve of shadows then contrast (array or float, y ≥ 0):
     y₁ = y·(1 + s·p²/(y² + p²)),  y₂ = 0.18·(y₁/0.18)^(2^c). Monotone for s, c in [−1, 1]."""
     p2 = SHADOW_PIVOT**2
     y = y * (1.0 + edit.shadows * p2 / (y * y + p2))
     return MID_GREY * (y / MID_GREY) ** (2.0**edit.contrast) if edit.contrast else y
 
 
-def tone(x: torch.Tensor, edit: Edit) -> torch.Tensor:
+def tone(x: Array, edit: Edit) -> Array:
     """Shadows and contrast as a luminance gain Y'/Y on all three channels (hue kept; Y ≤ 0 untouched), then
     saturation about the new luminance."""
     if edit.shadows or edit.contrast:
         y = luminance(x)
-        pos = y > 1e-12
-        gain = tone_luminance(y.clamp_min(1e-12), edit) / y.clamp_min(1e-12)
-        x = x * torch.where(pos, gain, torch.ones_like(gain))
+        floor = y.clip(1e-12, None)
+        x = x * array_module(x).where(y > 1e-12, tone_luminance(floor, edit) / floor, 1.0)
     if edit.saturation:
         y = luminance(x)
         x = y + (1.0 + edit.saturation) * (x - y)
     return x
 
 
-def shoulder(x: torch.Tensor, knee: float, ceiling: float) -> torch.Tensor:
+def shoulder(x: Array, knee: float, ceiling: float) -> Array:
     """Highlight shoulder, the rational form of ``steps.HighlightRolloff`` on RGB: x ≤ k unchanged; (k, M] onto
     (k, 1] by  k + d/(1 + a·d),  d = x − k,  a = 1/(1 − k) − 1/(M − k)  (C¹ at k, M ↦ 1); above M → 1.
     Identity where k ≥ 1 or M ≤ 1 (no headroom to compress)."""
     if knee >= 1.0 or ceiling <= 1.0:
         return x
     a = 1.0 / (1.0 - knee) - 1.0 / (ceiling - knee)
-    d = (x - knee).clamp(0.0, ceiling - knee)
-    return torch.where(x > knee, knee + d / (1.0 + a * d), x)
+    d = (x - knee).clip(0.0, ceiling - knee)
+    return array_module(x).where(x > knee, knee + d / (1.0 + a * d), x)
 
 
-def display(x: torch.Tensor, edit: Edit, ceiling: float) -> torch.Tensor:
+def display(x: Array, edit: Edit, ceiling: float) -> Array:
     """Scene-referred linear Rec.709 → display sRGB in [0, 1]: shoulder (knee 1 + h/2, ``ceiling`` = the brightest
     linear value the image can hold), clip to [0, 1], sRGB transfer curve."""
-    return colour.srgb_encode(shoulder(x, 1.0 + edit.highlights / 2.0, ceiling).clamp(0.0, 1.0))
+    return colour.srgb_encode(shoulder(x, 1.0 + edit.highlights / 2.0, ceiling).clip(0.0, 1.0))
 
 
-def reconstruct_highlights(rgb: torch.Tensor, clipped: torch.Tensor) -> torch.Tensor:
+def clip_flags(n: np.ndarray, cfa: str) -> np.ndarray:
+    """Per colour c, the sites within ``CLIP_REACH`` px (a 5×5 box) of a clipped site of colour c:
+    flag_c = max over the box of [colour(site) = c]·[n ≥ CLIP_LEVEL], of (N, 1, H, W) → (N, 3, H, W) bool. The box
+    max is separable: an OR of the slices shifted by |s| ≤ r along rows, then along columns (outside: False)."""
+    h, w = n.shape[-2:]
+    site = np.tile(cfa_index(cfa), ((h + 1) // 2, (w + 1) // 2))[:h, :w]
+    flags = (n >= CLIP_LEVEL) & (site == np.arange(3)[:, None, None])
+    src = flags.copy()
+    for s in range(1, CLIP_REACH + 1):
+        flags[..., s:, :] |= src[..., :-s, :]
+        flags[..., :-s, :] |= src[..., s:, :]
+    src = flags.copy()
+    for s in range(1, CLIP_REACH + 1):
+        flags[..., s:] |= src[..., :-s]
+        flags[..., :-s] |= src[..., s:]
+    return flags
+
+
+def reconstruct_highlights(rgb: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     """Clipped channels from the unclipped ones, assuming a neutral highlight: where some channels are clipped,
     each clipped channel becomes max(itself, mean of the unclipped channels); where all are, every channel becomes
     the pixel's maximum (white at the brightest level)."""
-    free = (~clipped).to(rgb.dtype)
-    n_free = free.sum(dim=1, keepdim=True)
-    mean_free = (rgb * free).sum(dim=1, keepdim=True) / n_free.clamp_min(1.0)
-    partial = torch.where(clipped, torch.maximum(rgb, mean_free), rgb)
-    return torch.where(n_free > 0, partial, rgb.amax(dim=1, keepdim=True).expand_as(rgb))
+    free = ~clipped
+    n_free = free.sum(axis=1, keepdims=True, dtype=rgb.dtype)
+    mean_free = (rgb * free).sum(axis=1, keepdims=True) / np.maximum(n_free, 1.0)
+    partial = np.where(clipped, np.maximum(rgb, mean_free), rgb)
+    return np.where(n_free > 0, partial, rgb.max(axis=1, keepdims=True))
 
 
 class DevelopChain(Step):
-    """Mosaic in raw units (N, 1, H, W) → edited linear Rec.709 (N, 3, H, W), scene-referred (not clipped); one way
-    (no ``inverse``).
+    """Mosaic in raw units (N, 1, H, W), a numpy array of any dtype → edited linear Rec.709 (N, 3, H, W) float32,
+    scene-referred (not clipped); one way (no ``inverse``).
 
     The analytic steps of ``invisp_cli.steps`` (Levels, Exposure, WhiteBalance, MHCDemosaic, ColorMatrix) with the
     edit's multipliers and exposure g₀·2^EV, highlight reconstruction between demosaic and colour matrix, then
@@ -157,19 +183,17 @@ class DevelopChain(Step):
         self.exposure = Exposure(2.0**edit.exposure)
         self.ceiling = float(tone_luminance(self.base_gain * self.exposure.gain * float(self.multipliers.max()), edit))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.levels(x) * self.base_gain
-        masks = cfa_masks(self.cfa, x.shape[-2], x.shape[-1], x.device).to(x.dtype)
-        k = 2 * CLIP_REACH + 1
-        clipped = F.max_pool2d(masks * (n >= CLIP_LEVEL).to(x.dtype), k, stride=1, padding=CLIP_REACH) > 0
-        rgb = reconstruct_highlights(self.demosaic(self.wb(n)), clipped)
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        n = self.levels(x.astype(np.float32, copy=False)) * self.base_gain
+        rgb = self.demosaic(self.wb(n))
+        if np.any(n >= CLIP_LEVEL):  # else no flag: reconstruction leaves every pixel as it is
+            rgb = reconstruct_highlights(rgb, clip_flags(n, self.cfa))
         return tone(self.exposure(self.matrix(rgb)), self.edit)
 
 
 OUTPUT_MODES = ("srgb8", "srgb16", "linear")
 
 
-@torch.inference_mode()
 def develop(raw: RawImage, base_gain: float, edit: Edit, mode: str = "srgb8", primaries: str = "rec709",
             tile: int = DEFAULT_TILE, description: str = "developing") -> np.ndarray:
     """Develop a RAW by tiles; returns the upright image (H', W', 3):
@@ -183,18 +207,16 @@ def develop(raw: RawImage, base_gain: float, edit: Edit, mode: str = "srgb8", pr
     chain = DevelopChain(raw, base_gain, edit)
     h, w = raw.mosaic.shape
     dtype = {"srgb8": np.uint8, "srgb16": np.uint16, "linear": np.float16}[mode]
-    out = np.empty((1, 3, h, w), dtype)
-    to_prophoto = torch.tensor(colour.REC709_TO_PROPHOTO, dtype=torch.float32)
+    out = np.empty((1, h, w, 3), dtype)
+    to_prophoto = ColorMatrix(colour.REC709_TO_PROPHOTO) if primaries == "prophoto" else None
 
-    def encode(t: torch.Tensor) -> np.ndarray:
+    def encode(t: np.ndarray) -> np.ndarray:
         if mode == "linear":
-            if primaries == "prophoto":
-                t = torch.einsum("ij,njhw->nihw", to_prophoto, t)
-            return t.clamp(0.0, 65504.0).numpy().astype(np.float16)
+            t = t if to_prophoto is None else to_prophoto(t)
+            return t.clip(0.0, 65504.0).astype(np.float16)
         scale = 255.0 if mode == "srgb8" else 65535.0
-        v = display(t, edit, chain.ceiling) * scale + 0.5
-        return v.to(torch.int32).numpy().astype(dtype)
+        return (display(t, edit, chain.ceiling) * scale + 0.5).astype(dtype)  # v + 0.5 ∈ [0.5, scale + 0.5]: ⌊·⌋
 
-    run_tiled(chain.forward, torch.from_numpy(raw.mosaic.astype(np.float32)).view(1, 1, h, w), out, tile=tile,
+    run_tiled(chain.forward, raw.mosaic[None, None], out.transpose(0, 3, 1, 2), tile=tile,
               halo=chain.receptive_field, align=2, post=encode, description=description)
-    return np.ascontiguousarray(rawio.apply_flip(out[0].transpose(1, 2, 0), raw.flip))
+    return np.ascontiguousarray(rawio.apply_flip(out[0], raw.flip))
