@@ -468,6 +468,9 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
     \b
     Example:
       invisp train --camera nikon --data ~/raws/nikon/ --val ~/raws/holdout/ --out my-nikon"""
+    from .extras import require
+
+    require("torch", "train", "invisp train")
     from .flows import ARCHITECTURES
     from .train import TrainConfig
     from .train import train as run
@@ -552,6 +555,9 @@ def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualiti
     \b
     Example:
       invisp bench ../shared/data/raw --quality 70,90 --out bench_out"""
+    from .extras import require
+
+    require("torch", "bench", "invisp bench")
     from .bench import BenchConfig, run_bench, write_outputs
     from .bench.report import tables
 

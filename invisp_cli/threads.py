@@ -23,8 +23,9 @@ def set_threads(n: int) -> None:
     """Threads the tiles of this process may use (a batch worker: its share of the cores), torch's included."""
     global _threads
     _threads = max(1, int(n))
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(_threads)
+    torch = sys.modules.get("torch")  # only if already loaded (None: blocked, as when it is not installed)
+    if torch is not None:
+        torch.set_num_threads(_threads)
 
 
 def thread_count() -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelError
+from .extras import require
 from .settings import ANALYTIC_ARCH
 
 if TYPE_CHECKING:
@@ -148,7 +149,9 @@ def sha256_file(path: Path) -> str:
 
 
 def load_model(entry: ModelEntry, expected_sha256: str | None = None) -> InvertibleFlow:
-    """Build ``entry``'s architecture and load its verified checkpoint (eval mode, fp32, CPU)."""
+    """Build ``entry``'s architecture and load its verified checkpoint (eval mode, fp32, CPU); torch (the
+    ``[learned]`` extra) is needed for it, a ModelError naming the extra without it."""
+    require("torch", "learned", f"model {entry.id} (a learned {entry.arch} network)", ModelError)
     return _load(entry.path, entry.sha256, expected_sha256 or entry.sha256, entry.arch,
                  json.dumps(entry.hparams, sort_keys=True), entry.id)
 
