@@ -22,6 +22,7 @@ from invisp_cli.errors import InputError, MetadataError, OutputError
 from invisp_cli.flows import build
 from invisp_cli.inspect import describe
 from invisp_cli.params import ReconstructionParams
+from invisp_cli.settings import PIX_FMTS
 from invisp_cli.video import container
 from invisp_cli.video.frames import fps_from_times, slide_sequence, sliding
 from invisp_cli.video.simulator import VideoCodecSim, crf_to_quality
@@ -162,6 +163,58 @@ def test_frame_rate_from_capture_times():
     assert fps_from_times([t0 + dt.timedelta(seconds=i / 29.97) for i in range(120)]) == Fraction(30000, 1001)
     assert fps_from_times([t0 + dt.timedelta(seconds=i // 25) for i in range(100)]) == 25  # whole-second stamps
     assert fps_from_times([t0] * 10) is None and fps_from_times([t0, None, t0]) is None
+
+
+def test_bilinear_upsampling_is_torchs_half_pixel_interpolation():
+    rng = np.random.default_rng(4)
+    for shape, s in (((2, 5, 7), 2), ((2, 1, 1), 2), ((1, 6, 3), 2), ((2, 4, 5), 3)):
+        x = rng.random(shape)
+        ref = torch.nn.functional.interpolate(torch.from_numpy(x)[None], scale_factor=s, mode="bilinear",
+                                              align_corners=False)[0].numpy()
+        np.testing.assert_allclose(container.upsample_bilinear(x, s), ref, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p", "yuv420p10le"])
+def test_yuv_conversion_matches_the_torch_conversion(pix_fmt):
+    """The numpy conversions give the planes and frames of the torch ones they replaced (einsum in float64,
+    ``avg_pool2d`` for 4:2:0 chroma, ``F.interpolate`` bilinear to upsample it): MP4s decode as before."""
+    F = torch.nn.functional
+    bits, sub = PIX_FMTS[pix_fmt]
+    peak, m = float(2**bits - 1), torch.from_numpy(container.RGB2YCC)
+    rng = np.random.default_rng(5)
+    rgb = rng.random((30, 44, 3), dtype=np.float32)
+    x = torch.einsum("ij,njhw->nihw", m, torch.from_numpy(rgb).permute(2, 0, 1)[None].double())
+    y, cc = (x[:, :1] * peak).round(), F.avg_pool2d(x[:, 1:], sub) * peak + 2 ** (bits - 1)
+    ref = [p.clamp(0, peak).numpy() for p in (y[0, 0], cc.round()[0, 0], cc.round()[0, 1])]
+    planes = container.rgb_to_planes(rgb, pix_fmt)
+    for a, b in zip(planes, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    cc = (torch.from_numpy(np.stack(planes[1:]).astype(np.float64))[None] - 2 ** (bits - 1)) / peak
+    if sub > 1:
+        cc = F.interpolate(cc, scale_factor=sub, mode="bilinear", align_corners=False)
+    ycc = torch.cat([torch.from_numpy(planes[0] / peak)[None, None], cc], 1)
+    back = torch.einsum("ij,njhw->nihw", torch.linalg.inv(m), ycc).clamp(0, 1)[0].permute(1, 2, 0).float().numpy()
+    np.testing.assert_allclose(container.planes_to_rgb(planes, pix_fmt), back, rtol=0, atol=1e-7)
+
+
+def test_front_end_video_never_imports_torch(tmp_path):
+    """The default video model is the front end, frame by frame, on numpy: an encode, verify and decode of a clip
+    in a fresh process leave torch unloaded."""
+    import os
+    import sys
+
+    sequence(tmp_path / "frames", frames=3)
+    code = ("import sys; from invisp_cli.cli import main; d = sys.argv[1]; "
+            "main(['encode', d + '/frames', '-o', d + '/clip.mp4'], standalone_mode=False); "
+            "main(['verify', d + '/clip.mp4'], standalone_mode=False); "
+            "main(['decode', d + '/clip.mp4', '-o', d + '/out'], standalone_mode=False); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    env = {k: v for k, v in os.environ.items() if k != "INVISP_WEIGHTS"}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert container.read_doc(tmp_path / "clip.mp4").video["window"] == 1
+    assert len(list((tmp_path / "out").glob("*.dng"))) == 3
 
 
 def test_simulator_is_differentiable_and_close_to_libx264(tmp_path):

@@ -6,9 +6,9 @@
 Both stream: a frame is read, rendered or recovered, and written as soon as its window is complete, so memory holds
 W frames (W = 3 for the video flow; an image flow runs per frame, W = 1) whatever the clip's length. Each window's
 centre frame is rendered or recovered by ``pipeline`` in tiles, neighbours included, so large frames stay bounded
-too. Sequence ends
-replicate the edge frame. Outputs are atomic (``fileio``): the MP4 and each DNG are written to a temporary file
-beside the target and renamed at the end; a decode never removes anything it did not write."""
+too. Sequence ends replicate the edge frame. The front end alone (the default model: no learned stage, W = 1) runs
+on numpy and never imports torch. Outputs are atomic (``fileio``): the MP4 and each DNG are written to a temporary
+file beside the target and renamed at the end; a decode never removes anything it did not write."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import pipeline, rawio
 from ..errors import InputError, ModelError
@@ -28,9 +27,12 @@ from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
 from ..settings import CODECS, DEFAULT_TILE, Video, output_container, render_record
-from ..zoo import ModelEntry, find_model, load_model, select_model
+from ..zoo import ModelEntry, find_model, load_stage, select_model
 from . import frames as fr
 from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
+
+if TYPE_CHECKING:
+    from ..flows import InvertibleFlow
 
 
 def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
@@ -42,6 +44,11 @@ def resolve_video_model(model_id: str | None, make: str) -> ModelEntry:
         return select_model(make, video=True)
     except ModelError:
         return select_model(make)
+
+
+def _window(model: InvertibleFlow | None) -> int:
+    """Frames of the window a model renders or recovers one frame from: its ``window``; 1 for the front end alone."""
+    return 1 if model is None else model.window
 
 
 @dataclass
@@ -66,7 +73,7 @@ def _read_frames(files: Sequence[Path], first: RawImage, stream: Video,
 def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *, model_id: str | None = None,
                  codec: str = "h264", crf: int = 23, fps: float | Fraction | None = None, pix_fmt: str = "yuv420p",
                  preset: str = "medium", force: bool = False, tile: int = DEFAULT_TILE,
-                 loaded: tuple[ModelEntry, torch.nn.Module] | None = None) -> VideoResult:
+                 loaded: tuple[ModelEntry, InvertibleFlow | None] | None = None) -> VideoResult:
     """RAW frames (files and/or folders) → MP4 at ``dst``, with the chosen (or camera-matched) model.
 
     ``loaded`` (entry, model) bypasses the zoo lookup (training validation); ``fps`` None: from the frames'
@@ -82,7 +89,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
     first = rawio.read_raw(files[0])
     if loaded is None:
         entry = resolve_video_model(model_id, first.exif.get("make", ""))
-        loaded = entry, load_model(entry)
+        loaded = entry, load_stage(entry)
     entry, model = loaded
     rate = Fraction(fps).limit_denominator(1001) if fps else fr.fps_from_times([fr.capture_time(f) for f in files])
     rate = rate or fr.DEFAULT_FPS
@@ -94,7 +101,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         try:
             with progress_bar("encoding frames", total=len(files)) as advance:
                 frames = _read_frames(files, first, stream, entry.isp)
-                for window in fr.sliding(frames, model.window):
+                for window in fr.sliding(frames, _window(model)):
                     path, raw, settings = window[len(window) // 2]
                     raws = [r for _, r, _ in window]
                     writer.write(pipeline.render(raws, model, [s for _, _, s in window], tile, container.pixels))
@@ -103,7 +110,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
                     advance(1)
             video = {"codec": codec, "encoder": CODECS[codec], "crf": int(crf), "pix_fmt": pix_fmt,
                      "preset": preset, "fps": f"{rate.numerator}/{rate.denominator}", "frames": len(infos),
-                     "width": writer.width, "height": writer.height, "window": model.window}
+                     "width": writer.width, "height": writer.height, "window": _window(model)}
             writer.close(VideoDoc(entry.id, entry.sha256, video, infos).to_tags())
         except BaseException:
             writer.abort()
@@ -112,7 +119,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
 
 
 def decode_video(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool = False,
-                 tile: int = DEFAULT_TILE, model: torch.nn.Module | None = None) -> VideoResult:
+                 tile: int = DEFAULT_TILE, model: InvertibleFlow | None = None) -> VideoResult:
     """An invisp MP4 → a folder ``dst`` with one DNG per frame, recovered with exactly the model the file names
     (or ``model``, for training validation)."""
     t0 = time.perf_counter()
@@ -120,13 +127,13 @@ def decode_video(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool 
         raise InputError(f"{dst}: decoding a video writes a folder of DNGs; give a folder name")
     doc = read_doc(src)
     if model is None:
-        model = load_model(find_model(doc.model_id), expected_sha256=doc.model_sha256)
+        model = load_stage(find_model(doc.model_id), expected_sha256=doc.model_sha256)
     names = fr.output_names([f.name for f in doc.frames])
     folder = OutputFolder(dst, force, inputs=[src])
     folder.check(names, rawio.is_invisp_dng)
     try:
         with progress_bar("decoding frames", total=len(doc.frames)) as advance:
-            for i, window in enumerate(fr.sliding(iter_frames(src, doc), model.window)):
+            for i, window in enumerate(fr.sliding(iter_frames(src, doc), _window(model))):
                 with folder.file(names[i]) as tmp:
                     rawio.write_dng(tmp, pipeline.recover(window, doc.frames[i].params, model, tile))
                 advance(1)
@@ -141,9 +148,9 @@ def verify_video(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
     """``codec.verify_file`` for an invisp MP4: document checksum, model hash, and every frame decoded in
     memory (nothing written)."""
     doc = read_doc(src)
-    model = load_model(find_model(doc.model_id), expected_sha256=doc.model_sha256)
+    model = load_stage(find_model(doc.model_id), expected_sha256=doc.model_sha256)
     with progress_bar("verifying frames", total=len(doc.frames)) as advance:
-        for i, window in enumerate(fr.sliding(iter_frames(src, doc), model.window)):
+        for i, window in enumerate(fr.sliding(iter_frames(src, doc), _window(model))):
             pipeline.recover(window, doc.frames[i].params, model, tile)
             advance(1)
     return f"{doc.model_id}, {len(doc.frames)} frames (approximate RAW)"

@@ -7,8 +7,9 @@ Pixels. Frames are upright sRGB in [0, 1] (float, never quantised to 8-bit RGB),
     D_Y = round((2ⁿ − 1)·Y),   D_C = round((2ⁿ − 1)·C + 2ⁿ⁻¹)        (n = 8 or 10 bits)
 
 4:2:0 chroma is the 2×2 box mean, upsampled on decode bilinearly with half-pixel centres (what the simulator's
-DiffJPEG does). The stream is tagged BT.709 primaries/matrix/transfer, full range, so players show it right. Odd
-frame sizes are padded to even by edge replication and cropped back on decode.
+DiffJPEG does: ``upsample_bilinear``); the conversions run on numpy in float64. The stream is tagged BT.709
+primaries/matrix/transfer, full range, so players show it right. Odd frame sizes are padded to even by edge
+replication and cropped back on decode.
 
 Metadata (MP4 ``udta``/``mdta`` keys, written with ``movflags=use_metadata_tags``; ffprobe and PyAV list them):
 
@@ -38,8 +39,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .. import __version__
 from ..errors import InputError, MetadataError
@@ -48,38 +47,59 @@ from ..settings import CODECS, PIX_FMTS
 
 SCHEMA = "invisp-video/1"
 KR, KB = 0.2126, 0.0722
-RGB2YCC = torch.tensor([[KR, 1 - KR - KB, KB],
-                        [-KR / (2 - 2 * KB), -(1 - KR - KB) / (2 - 2 * KB), 0.5],
-                        [0.5, -(1 - KR - KB) / (2 - 2 * KR), -KB / (2 - 2 * KR)]], dtype=torch.float64)
-YCC2RGB = torch.linalg.inv(RGB2YCC)
+RGB2YCC = np.array([[KR, 1 - KR - KB, KB],
+                    [-KR / (2 - 2 * KB), -(1 - KR - KB) / (2 - 2 * KB), 0.5],
+                    [0.5, -(1 - KR - KB) / (2 - 2 * KR), -KB / (2 - 2 * KR)]])
+YCC2RGB = np.linalg.inv(RGB2YCC)
 _TAGS = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 2}  # BT.709, full ("JPEG") range
 
 
+def _mix(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The 3×3 matrix m applied to planar (3, H, W) x:  y = m·x  per pixel."""
+    return (m @ x.reshape(3, -1)).reshape(x.shape)
+
+
+def upsample_bilinear(x: np.ndarray, s: int) -> np.ndarray:
+    """Bilinear upsampling of (…, H, W) by s with half-pixel centres and edge clamping (torch's ``F.interpolate``,
+    ``align_corners=False``): along each axis, output o reads input u = max((o + ½)/s − ½, 0) as
+    (1 − λ)·x[⌊u⌋] + λ·x[min(⌊u⌋ + 1, n − 1)],  λ = u − ⌊u⌋; rows, then columns."""
+    for axis in (-2, -1):
+        n = x.shape[axis]
+        u = np.maximum((np.arange(n * s) + 0.5) / s - 0.5, 0.0)
+        i = u.astype(np.intp)
+        lam = (u - i).reshape((-1,) + (1,) * (-1 - axis))
+        lo, hi = np.take(x, i, axis), np.take(x, np.minimum(i + 1, n - 1), axis)
+        lo *= 1.0 - lam
+        hi *= lam
+        lo += hi
+        x = lo
+    return x
+
+
 def rgb_to_planes(rgb: np.ndarray, pix_fmt: str) -> list[np.ndarray]:
-    """Upright float RGB (H, W, 3) in [0, 1], H and W even → quantised Y, Cb, Cr planes of ``pix_fmt``."""
+    """Upright float RGB (H, W, 3) in [0, 1], H and W even → quantised Y, Cb, Cr planes of ``pix_fmt``
+    (subsampled chroma: the mean of each s×s box)."""
     bits, sub = PIX_FMTS[pix_fmt]
     peak = float(2**bits - 1)
-    x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None].double()
-    ycc = torch.einsum("ij,njhw->nihw", RGB2YCC, x)
-    y, cc = ycc[:, :1], ycc[:, 1:]
+    ycc = _mix(np.ascontiguousarray(rgb.transpose(2, 0, 1), np.float64), RGB2YCC)
+    y, cc = ycc[0], ycc[1:]
     if sub > 1:
-        cc = F.avg_pool2d(cc, sub)
+        cc = sum(cc[:, i::sub, j::sub] for i in range(sub) for j in range(sub)) / sub**2
     dtype = np.uint16 if bits > 8 else np.uint8
-    y = (y * peak).round().clamp(0, peak)
-    cc = (cc * peak + 2 ** (bits - 1)).round().clamp(0, peak)
-    return [y[0, 0].numpy().astype(dtype), cc[0, 0].numpy().astype(dtype), cc[0, 1].numpy().astype(dtype)]
+    y = (y * peak).round().clip(0, peak).astype(dtype)
+    cc = (cc * peak + 2 ** (bits - 1)).round().clip(0, peak).astype(dtype)
+    return [y, cc[0], cc[1]]
 
 
 def planes_to_rgb(planes: list[np.ndarray], pix_fmt: str) -> np.ndarray:
-    """Y, Cb, Cr planes of ``pix_fmt`` → float32 RGB (H, W, 3) clipped to [0, 1]."""
+    """Y, Cb, Cr planes of ``pix_fmt`` → float32 RGB (H, W, 3) clipped to [0, 1] (a view of planar memory)."""
     bits, sub = PIX_FMTS[pix_fmt]
     peak = float(2**bits - 1)
-    y = torch.from_numpy(planes[0].astype(np.float64))[None, None] / peak
-    cc = (torch.from_numpy(np.stack(planes[1:]).astype(np.float64))[None] - 2 ** (bits - 1)) / peak
+    cc = (np.stack(planes[1:]).astype(np.float64) - 2 ** (bits - 1)) / peak
     if sub > 1:
-        cc = F.interpolate(cc, scale_factor=sub, mode="bilinear", align_corners=False)
-    rgb = torch.einsum("ij,njhw->nihw", YCC2RGB, torch.cat([y, cc], 1)).clamp(0, 1)
-    return rgb[0].permute(1, 2, 0).float().numpy()
+        cc = upsample_bilinear(cc, sub)
+    rgb = _mix(np.concatenate([planes[0][None] / peak, cc]), YCC2RGB).clip(0.0, 1.0)
+    return rgb.astype(np.float32).transpose(1, 2, 0)
 
 
 def _plane_views(frame: av.VideoFrame, bits: int) -> list[np.ndarray]:

@@ -46,8 +46,8 @@ def crf_to_quality(crf: float | torch.Tensor) -> torch.Tensor:
 
 
 def _bt709(codec: DiffJPEG) -> DiffJPEG:
-    codec.rgb2ycc.copy_(RGB2YCC.float())
-    codec.ycc2rgb.copy_(YCC2RGB.float())
+    codec.rgb2ycc.copy_(torch.from_numpy(RGB2YCC))
+    codec.ycc2rgb.copy_(torch.from_numpy(YCC2RGB))
     return codec
 
 
