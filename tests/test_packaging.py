@@ -27,8 +27,8 @@ def test_weights_are_found_as_package_data():
 
 def test_the_base_install_needs_no_torch(tmp_path):
     """torch is the ``[learned]`` extra: with it missing (blocked in ``sys.modules``) the default model encodes,
-    decodes, verifies, compares, describes and batches; a learned model, ``train`` and ``bench`` say in one line
-    which extra to install."""
+    decodes, verifies, compares, describes, develops and batches; a learned model, ``train`` and ``bench`` say in
+    one line which extra to install."""
     import os
     import subprocess
     import sys
@@ -45,7 +45,7 @@ def test_the_base_install_needs_no_torch(tmp_path):
 
     for args in (["encode", "a.dng", "-o", "a.jpg"], ["decode", "a.jpg", "-o", "b.dng"], ["info", "a.jpg"],
                  ["verify", "a.jpg"], ["compare", "a.dng", "b.dng", "--jpeg", "a.jpg"], ["models"],
-                 ["encode", "a.dng", "-d", "out"]):
+                 ["encode", "a.dng", "-d", "out"], ["develop", "a.jpg", "-o", "d.jpg", "--exposure", "0.5"]):
         r = invisp(*args)
         assert r.returncode == 0, (args, r.stderr[-1000:])
     learned = invisp("encode", "a.dng", "-o", "c.jpg", "--model", "invisp-canon-v3")
