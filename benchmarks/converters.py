@@ -1,4 +1,4 @@
-"""Does the decoded DNG render like the original in other RAW converters? (issue 12, section 3)
+"""Does the decoded DNG render like the original in other RAW converters?
 
     .venv/bin/python benchmarks/converters.py [FILES…] [--quality 90] [--json out.json]
 

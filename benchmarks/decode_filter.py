@@ -3,7 +3,7 @@ in a (2R+1)² window (the 4:4:4 JPEG holds three values per Bayer site, two of t
 neighbours), replacing the front end's inverse "pick the site's own channel". Per colour, ridge regression in the
 γ (x^(1/2.2)) domain on the residual to the own-channel value; leave-one-file-out over ../shared/data/raw
 (a centre crop of each), JPEG q90 4:4:4 of the front end. Prints RAW-PSNR-γ of the front end's inverse and of the
-filtered one per held-out file, and the mean gain (issue target for a learned stage: ≥ +1.0 dB, no file < −0.2).
+filtered one per held-out file, and the mean gain (the floor a learned stage must clear: ≥ +1.0 dB, no file < −0.2).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/decode_filter.py [LAMBDA] [RADIUS]
 """

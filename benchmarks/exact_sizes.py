@@ -1,4 +1,4 @@
-"""What exact and ±N RAW cost on top of the JPEG (issue 6's residual layer), in bytes and seconds.
+"""What exact and ±N RAW cost on top of the JPEG (the residual layer), in bytes and seconds.
 
     .venv/bin/python benchmarks/exact_sizes.py [FILES…] [--gopro] [--mp 24] [--quality 90]
 

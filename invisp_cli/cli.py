@@ -554,7 +554,7 @@ def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualiti
 
     \b
     Example:
-      invisp bench ../shared/data/raw --quality 70,90 --out bench_out"""
+      invisp bench ~/raws/ --quality 70,90 --out bench_out"""
     from .extras import require
 
     require("torch", "bench", "invisp bench")

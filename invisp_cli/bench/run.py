@@ -109,7 +109,7 @@ def collect_files(inputs: list[Path], limit: int | None = None) -> list[Path]:
     paths = raw_files(list(inputs) or [EXAMPLES_DIR])
     if not paths:
         where = f"the bundled examples folder {EXAMPLES_DIR}" if default else ", ".join(str(p) for p in inputs)
-        raise InputError(f"no RAW files in {where}; pass RAW files or a folder (e.g. invisp bench ../shared/data/raw)")
+        raise InputError(f"no RAW files in {where}; pass RAW files or a folder (e.g. invisp bench ~/raws/)")
     unique: dict[Path, Path] = {}
     for p in paths:
         unique.setdefault(p.resolve(), p)
