@@ -417,7 +417,8 @@ def models(as_json: bool) -> None:
         size = f"{e.path.stat().st_size / 1e3:.0f} kB" if e.path.is_file() else "missing"
         m = e.metrics
         scores = " / ".join(str(m.get(f"val_{k}", "–")) for k in ("raw_psnr_gamma", "raw_psnr_lin", "rgb_psnr"))
-        cameras = ",".join(e.cameras) + (f" (decode only: superseded by {e.superseded_by})" if e.superseded_by else "")
+        cameras = ",".join(e.cameras) + (" (default)" if e.default else "") + (
+            f" (decode only: superseded by {e.superseded_by})" if e.superseded_by else "")
         table.add_row(e.id, cameras, e.arch, str(e.training.get("kmac_per_px", "")), size,
                       str(e.training.get("data_summary", "")), scores)
     out.print(table)
