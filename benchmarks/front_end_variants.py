@@ -107,6 +107,16 @@ def main() -> None:
         raw, ref = rawio.read_raw(f), rawio.render_reference(f)
         dec, back, _ = round_trip(raw)
         base = scores(raw, dec, back, ref)
+        share = ""
+        if a.variant != "snap":  # where the plain round trip's RAW error is: sites out of sRGB (< 0) or above 1
+            steps = front_end(raw, pipeline.front_end_settings(raw, {"highlight_knee": 0.8}))
+            lin = Chain(steps[:-1]).forward(raw.mosaic.astype(np.float32)[None, None])[0]
+            mask = (lin < 0).any(axis=0) if a.variant == "gamut" else (lin > 1).any(axis=0)
+            g = [np.clip(metrics.normalise_mosaic(m, raw.black, raw.white), 0, None) ** (1 / 2.2)
+                 for m in (back, raw.mosaic)]
+            err = (g[0] - g[1]) ** 2
+            share = f" [{'< 0' if a.variant == 'gamut' else '> 1'}: {100 * mask.mean():.1f} % of sites, " \
+                    f"{100 * err[mask].sum() / err.sum():.0f} % of the γ error]"
         if a.variant == "snap":
             rows = [(f"T {t}", scores(raw, dec, np.where(back >= t * raw.white, raw.white, back), ref))
                     for t in (0.90, 0.95, 0.98)]
@@ -122,7 +132,7 @@ def main() -> None:
             dec2, back2, _ = round_trip(raw, partial(shoulder, ceiling=ceiling, k=a.knee),
                                         partial(shoulder, ceiling=ceiling, k=a.knee, inverse=True))
             rows = [("shoulder", scores(raw, dec2, back2, ref))]
-        line = f"{f.name[:34]:34s} plain γ {base[0]:.2f} lin {base[1]:.2f} RGB {base[2]:.2f}"
+        line = f"{f.name[:34]:34s} plain γ {base[0]:.2f} lin {base[1]:.2f} RGB {base[2]:.2f}{share}"
         for label, (g, lin, rgb) in rows:
             line += f" | {label}: Δγ {g - base[0]:+.2f} Δlin {lin - base[1]:+.2f} ΔRGB {rgb - base[2]:+.2f}"
         print(line, flush=True)
