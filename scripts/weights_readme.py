@@ -52,11 +52,12 @@ NOTES = {
     "invisp-nikon-v3": _V3 + _INIT_V3 + "Otherwise as invisp-nikon-v1 (λ = 2; no Nikon pixels trained on, the D750 "
                        "file's colour matrix and levels shaped the synthetic data). Run with `OMP_NUM_THREADS=1`.",
     "invisp-frontend-v1": "The analytic front end alone (architecture `frontend`: the identity, no parameters; the "
-                          "chain leaves the Flow step out, so it costs nothing; its checkpoint is an empty safetensors "
-                          "file, verified by SHA-256 like any other). The default for encoding every camera since no "
-                          "learned stage measured better than it on the files none of them trained on (project "
-                          "README, \"Where it stands\"); the learned models stay available with `--model`. Nothing "
-                          "was trained, hence no training data or validation table.",
+                          "chain has no learned stage and runs on numpy without loading torch, so it costs nothing; "
+                          "its checkpoint is an empty safetensors file, verified by SHA-256 like any other). The "
+                          "default for encoding every camera, photos and videos (frame by frame), since no learned "
+                          "stage measured better than it on the files none of them trained on (project README, "
+                          "\"Where it stands\" and \"Video\"); the learned models stay available with `--model`. "
+                          "Nothing was trained, hence no training data or validation table.",
     "invisp-video-v3": _V3 + "Same data and hyper-parameters as invisp-video-v1. Details and the video benchmark: "
                        "`README-video.md`. The `--crf` range is simulated by the video codec simulator; the "
                        "JPEG-quality line above is unused by it.",
