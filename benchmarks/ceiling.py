@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from invisp_cli import codec, metrics, rawio
+from invisp_cli import metrics, rawio
 from invisp_cli.bench import baselines
+from invisp_cli.steps import libraw_gain
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
 
@@ -28,7 +29,7 @@ def rows(path: Path, qualities: list[int]) -> list[str]:
     ref = rawio.render_reference(path)
     if rawio.undo_flip(ref, raw.flip).shape[:2] != raw.mosaic.shape:
         return [f"| {path.name} | LibRaw renders another size (non-square pixels): skipped | | | | |"]
-    gain = float(codec.render_settings(raw)["exposure_gain"])
+    gain = libraw_gain(raw)
     n = metrics.normalise_mosaic(raw.mosaic, raw.black, raw.white)
     out = []
     sources = [("8-bit render (PNG)", ref, None)]

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invisp_cli import codec, metrics, rawio
+from invisp_cli import metrics, rawio
 from invisp_cli.bench import baselines
 from invisp_cli.settings import FrontEnd
-from invisp_cli.steps import Chain, Step, front_end
+from invisp_cli.steps import Chain, Step, front_end, libraw_gain
 from invisp_cli.tiling import run_tiled
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
@@ -48,7 +48,7 @@ def chain_for(raw: rawio.RawImage, gain: float, knee: str) -> Chain:
 def row(path: Path, knee: str) -> str:
     raw = rawio.read_raw(path)
     ref = rawio.render_reference(path)
-    gain = float(codec.render_settings(raw)["exposure_gain"])
+    gain = libraw_gain(raw)
     chain = chain_for(raw, gain, knee)
     h, w = raw.mosaic.shape
     out = np.empty((1, 3, h, w), np.uint8)

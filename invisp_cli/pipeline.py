@@ -23,7 +23,7 @@ from . import rawio
 from .params import ReconstructionParams
 from .rawio import RawImage
 from .settings import DEFAULT_TILE, FrontEnd
-from .steps import Chain, front_end, libraw_maximum_gain, libraw_wb_gain
+from .steps import Chain, front_end, libraw_gain
 from .tiling import run_tiled
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> FrontEnd:
     ``steps.libraw_maximum_gain`` × ``steps.libraw_wb_gain`` (LibRaw scales its white-balance multipliers so the
     smallest is 1, where ours keep G = 1: an auto or camera WB with R or B below G brightens LibRaw's render by
     1 / min)."""
-    return FrontEnd.of(isp, libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb))
+    return FrontEnd.of(isp, libraw_gain(raw))
 
 
 def learned(model: InvertibleFlow | None) -> InvertibleFlow | None:

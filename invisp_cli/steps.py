@@ -152,6 +152,12 @@ def libraw_wb_gain(wb: Sequence[float]) -> float:
     return 1.0 / low if 0.0 < low < 1.0 else 1.0
 
 
+def libraw_gain(raw) -> float:
+    """The exposure gain that makes the front end as bright as LibRaw's render of a RawImage (anything with mosaic,
+    black, white, wb): ``libraw_maximum_gain`` × ``libraw_wb_gain``, from the whole frame."""
+    return libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb)
+
+
 class WhiteBalance(Step):
     """Per-site gain of the site's colour:  y = g_c(site) · n,  inverse n = y / g_c(site)."""
 

@@ -39,7 +39,7 @@ from .rawfiles import raw_files
 from .rawio import RawImage
 from .settings import FrontEnd
 from .simulators.jpeg import DiffJPEG
-from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_maximum_gain, libraw_wb_gain
+from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_gain
 from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
 
 
@@ -80,7 +80,7 @@ class Sample:
     name: str
     raw: RawImage
     target: np.ndarray  # uint8 (H, W, 3), sensor orientation
-    gain: float = 1.0  # pipeline.front_end_settings' exposure gain, from the whole frame
+    gain: float = 1.0  # steps.libraw_gain of the whole frame
 
 
 def reference_render(path: Path, raw: RawImage, cache: Path | None) -> np.ndarray:
@@ -122,8 +122,7 @@ def synthetic_samples(count: int, templates: list[RawImage], rng: np.random.Gene
             rawio.write_dng(dng, raw)
             raw = rawio.read_raw(dng)
             ref = rawio.undo_flip(rawio.render_reference(dng), raw.flip)
-            out.append(Sample(f"synthetic:{name}:{i}", raw, ref,
-                              libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb)))
+            out.append(Sample(f"synthetic:{name}:{i}", raw, ref, libraw_gain(raw)))
     return out
 
 
@@ -253,9 +252,8 @@ def load_samples(files: list[Path], cache: Path | None) -> list[Sample]:
     out = []
     for f in files:
         raw = rawio.read_raw(f)
-        gain = libraw_maximum_gain(raw.mosaic, raw.black, raw.white) * libraw_wb_gain(raw.wb)
         try:
-            out.append(Sample(f.name, raw, reference_render(f, raw, cache), gain))
+            out.append(Sample(f.name, raw, reference_render(f, raw, cache), libraw_gain(raw)))
         except InputError as e:
             console.print(f"[yellow]skipping[/] {e}")
     return out

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import codec, metrics, pipeline, rawio, zoo
+from .. import codec, metrics, rawio, zoo
 from ..errors import InputError, InvispError
 from ..flows import is_video
 from ..params import ReconstructionParams
@@ -32,6 +32,7 @@ from ..progress import progress_bar
 from ..rawfiles import raw_files
 from ..rawio import RawImage
 from ..settings import JPEG, FrontEnd, render_record
+from ..steps import libraw_gain
 from . import baselines
 from .records import NUMERIC_FIELDS, BenchConfig, BenchResult, ErrorMaps, FileInfo, Record
 from .sizes import Sizes, measure_sizes
@@ -131,7 +132,7 @@ class Case:
     path: Path
     raw: RawImage
     n: np.ndarray  # normalised original mosaic, float64
-    gain: float  # exposure gain of the whole file (pipeline.front_end_settings)
+    gain: float  # exposure gain of the whole file (steps.libraw_gain)
     ref: np.ndarray | None  # LibRaw's render, upright, matching the (cropped) mosaic; None if it cannot
     hl: np.ndarray | None  # sensor-orientation highlight / shadow masks
     sh: np.ndarray | None
@@ -155,7 +156,7 @@ def load_case(path: Path, crop: int | None) -> Case:
         notes.append(f"LibRaw renders {ref_up.shape[1]}×{ref_up.shape[0]} for a {raw.mosaic.shape[1]}×"
                      f"{raw.mosaic.shape[0]} mosaic (non-square pixels?): no RGB metrics, masks or analytic/upi")
         ref_sensor = None
-    gain = pipeline.front_end_settings(raw).exposure_gain  # of the whole file, as LibRaw's render
+    gain = libraw_gain(raw)  # of the whole file, as LibRaw's render
     window = None
     if crop:
         window = crop_window(*raw.mosaic.shape, crop)

@@ -39,7 +39,7 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
     """An invisp JPEG (recovered as ``invisp decode`` does; g₀ as stored in it) or a RAW file (g₀ computed as
     ``invisp encode`` computes it, so both inputs of one photo develop alike)."""
     from .. import codec, rawio
-    from ..pipeline import front_end_settings
+    from ..steps import libraw_gain
 
     p = Path(path)
     if not p.is_file():
@@ -51,7 +51,7 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
         how = rec.layer or "approximate RAW"
         return Source(rec.raw, float(rec.params.front_end.exposure_gain), f"{rec.params.model_id}, {how}")
     raw = rawio.read_raw(p)
-    return Source(raw, front_end_settings(raw).exposure_gain, "RAW file")
+    return Source(raw, libraw_gain(raw), "RAW file")
 
 
 def parse_wb(text: str) -> tuple[float | None, tuple[float, float, float] | None]:

@@ -5,7 +5,7 @@
 
 Every step is per pixel except the demosaic (5×5) and the clip flags (5×5 max), so a 4-px halo makes the tiled
 result equal the untiled one. g₀ is the base exposure the invisp render used (LibRaw's ``adjust_maximum``
-brightening, ``pipeline.front_end_settings``): a develop with no edits is as bright as ``invisp encode``'s JPEG.
+brightening, ``steps.libraw_gain``): a develop with no edits is as bright as ``invisp encode``'s JPEG.
 It all runs on numpy arrays (no torch); ``tone``, ``display`` and the sRGB curve take torch tensors too."""
 
 from __future__ import annotations
