@@ -15,13 +15,13 @@ from pathlib import Path
 from ..errors import InputError
 from ..fileio import atomic_output, check_output
 from ..rawio import RawImage
-from ..settings import DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
+from ..settings import CONTAINERS, DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
 from . import colour, output
 from .pipeline import Edit, develop
 
 __all__ = ["Edit", "Source", "develop", "develop_file", "load_source", "parse_wb"]
 
-JPEG_SUFFIXES = (".jpg", ".jpeg")
+JPEG_SUFFIXES = CONTAINERS["jpeg"].outputs  # a developed photo is a plain JPEG (no invisp record)
 TIFF_SUFFIXES = (".tif", ".tiff")
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
