@@ -354,11 +354,12 @@ def info(path: Path, as_json: bool) -> None:
     \b
     Example:
       invisp info photo.jpg --json"""
-    from .inspect import describe, record
+    from .inspect import inspect_file
 
-    fields = describe(path)
+    found = inspect_file(path)
+    fields = found.rows
     if as_json:
-        doc = {_json_key(k): _jsonable(v) for k, v in fields} | {"record": record(path)}
+        doc = {_json_key(k): _jsonable(v) for k, v in fields} | {"record": found.record}
         click.echo(json.dumps(doc, ensure_ascii=False, default=str))
         return
     table = Table(show_header=False, box=None)

@@ -3,12 +3,14 @@ machine-readable record for scripts (``record``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from . import metadata, rawio, residual
 from .containers import jpeg
 from .errors import InputError
+from .params import ReconstructionParams
 from .settings import FrontEnd, kind_of
 from .video.formats import require_av
 
@@ -40,7 +42,24 @@ def _carried(exif: dict) -> str:
     return ", ".join(parts) or "none"
 
 
-def describe_video(path: Path) -> list[tuple[str, object]]:
+@dataclass
+class Inspection:
+    """What ``invisp info`` shows: (key, value) rows for people and the same machine-readable (``record``: the
+    packed metadata blobs — EXIF, XMP, IPTC, DNG tags — left out; the ``metadata`` row counts them)."""
+
+    rows: list[tuple[str, object]]
+    record: dict
+
+
+def _params_record(p: ReconstructionParams) -> dict:
+    """An invisp file's validated reconstruction record: schema, model, RAW geometry and levels, render settings,
+    camera basics."""
+    camera = {k: v for k, v in p.camera.items() if k not in CARRIED}
+    return {"schema": "invisp/1", "model": {"id": p.model_id, "sha256": p.model_sha256}, "raw": p.raw,
+            "render": p.render, "camera": camera}
+
+
+def inspect_video(path: Path) -> Inspection:
     """An invisp MP4: stream settings, model and the per-frame parameters it carries (first frame shown)."""
     from .video.container import SCHEMA, read_doc
 
@@ -50,7 +69,7 @@ def describe_video(path: Path) -> list[tuple[str, object]]:
     fps = Fraction(v["fps"])
     rate = f"{fps.numerator}" if fps.denominator == 1 else f"{fps} ({float(fps):.3f})"
     r = first.raw
-    return [
+    return Inspection([
         ("file", f"{path} (invisp MP4, {path.stat().st_size / 1e6:.2f} MB, {v['width']}×{v['height']})"),
         ("schema", SCHEMA),
         ("model", f"{doc.model_id} (sha256 {doc.model_sha256[:16]}…), window {v.get('window', 1)}"),
@@ -63,22 +82,23 @@ def describe_video(path: Path) -> list[tuple[str, object]]:
         ("levels", f"black {r['black']}, white {r['white']}"),
         ("white balance", f"{[round(v, 4) for v in r['wb']]} ({r['wb_source']}; first frame)"),
         ("front end", _front_end(first.front_end) + " (first frame)"),
-    ]
+    ], {"video": doc.video, "frames": len(doc.frames), "first_frame": _params_record(first)})
 
 
-def describe(path: Path) -> list[tuple[str, object]]:
+def inspect_file(path: Path) -> Inspection:
+    """What an invisp JPEG or MP4, or a RAW/DNG file, carries; each file read once."""
     if path.is_dir():
         raise InputError(f"{path}: is a folder; name a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     kind = kind_of(path)
     if kind == "video":
-        return describe_video(path)
+        return inspect_video(path)
     if kind == "jpeg":
         img, name = jpeg.open_jpeg(path)
         p = jpeg.read_params(img, name)
         r = p.raw
-        return [
+        return Inspection([
             ("file", f"{path} (invisp JPEG, {path.stat().st_size / 1e6:.2f} MB, {img.width}×{img.height})"),
             ("schema", "invisp/1"),
             ("model", f"{p.model_id} (sha256 {p.model_sha256[:16]}…)"),
@@ -93,10 +113,10 @@ def describe(path: Path) -> list[tuple[str, object]]:
             ("exif", _basics(p.camera)),
             ("metadata", _carried({**p.camera, **jpeg.current_metadata(img)})),
             ("raw layer", residual.describe_layer(path.read_bytes(), name)),
-        ]
+        ], _params_record(p))
     raw = rawio.read_raw(path)
     h, w = raw.mosaic.shape
-    return [
+    return Inspection([
         ("file", f"{path} (RAW, {path.stat().st_size / 1e6:.2f} MB)"),
         ("camera", " ".join(str(raw.exif.get(k, "")) for k in ("make", "model")).strip() or "unknown"),
         ("raw", f"{w}×{h} visible of {raw.raw_size[1]}×{raw.raw_size[0]}, {raw.cfa}, {raw.bits}-bit"),
@@ -105,31 +125,12 @@ def describe(path: Path) -> list[tuple[str, object]]:
         ("orientation", f"flip {raw.flip}"),
         ("exif", _basics(raw.exif)),
         ("metadata", _carried(raw.exif)),
-    ]
+    ], {"raw": {"cfa": raw.cfa, "black": raw.black.reshape(2, 2).tolist(), "white": int(raw.white),
+                "bits": int(raw.bits), "visible_size": [h, w], "raw_size": [int(v) for v in raw.raw_size],
+                "flip": int(raw.flip), "wb": [float(v) for v in raw.wb], "wb_source": raw.wb_source},
+        "camera": {k: v for k, v in raw.exif.items() if k not in CARRIED}})
 
 
-def record(path: Path) -> dict:
-    """The machine-readable parameters behind ``describe``'s rows: for an invisp JPEG its validated reconstruction
-    record (schema, model id and SHA-256, RAW geometry and levels, render settings, camera basics), for an MP4 the
-    stream settings and the first frame's record, for a RAW file the same RAW fields read from it; the packed
-    metadata blobs (EXIF, XMP, IPTC, DNG tags) are left out (``metadata`` counts them)."""
-    def params_record(p) -> dict:
-        camera = {k: v for k, v in p.camera.items() if k not in CARRIED}
-        return {"schema": "invisp/1", "model": {"id": p.model_id, "sha256": p.model_sha256}, "raw": p.raw,
-                "render": p.render, "camera": camera}
-
-    kind = kind_of(path)
-    if kind == "video":
-        from .video.container import read_doc
-
-        doc = read_doc(path)
-        return {"video": doc.video, "frames": len(doc.frames), "first_frame": params_record(doc.frames[0].params)}
-    if kind == "jpeg":
-        img, name = jpeg.open_jpeg(path)
-        return params_record(jpeg.read_params(img, name))
-    raw = rawio.read_raw(path)
-    return {"raw": {"cfa": raw.cfa, "black": raw.black.reshape(2, 2).tolist(), "white": int(raw.white),
-                    "bits": int(raw.bits), "visible_size": list(raw.mosaic.shape),
-                    "raw_size": [int(v) for v in raw.raw_size], "flip": int(raw.flip),
-                    "wb": [float(v) for v in raw.wb], "wb_source": raw.wb_source},
-            "camera": {k: v for k, v in raw.exif.items() if k not in CARRIED}}
+def describe(path: Path) -> list[tuple[str, object]]:
+    """``inspect_file``'s rows."""
+    return inspect_file(path).rows
