@@ -14,12 +14,11 @@ import warnings
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
 from .errors import InvispError
-from .progress import console
+from .progress import console, out
 from .settings import (
     DEFAULT_DEMOSAIC,
     DEFAULT_KNEE,
@@ -31,8 +30,6 @@ from .settings import (
     TILE_RANGE,
 )
 from .video import cli as video_cli  # RAW video: hooks in encode, decode, train
-
-out = Console()  # results go to stdout; progress and messages to stderr (progress.console)
 
 
 def _terminate(_signum: int, _frame: object) -> None:
@@ -258,6 +255,10 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
         raise click.UsageError("--exact and --max-error N > 0 contradict each other")
     options = {"model_id": model_id, "quality": quality, "subsampling": subsampling, "tile": tile,
                "max_error": 0 if exact else max_error}
+    from .extras import check_batch, check_model
+
+    check_model(model_id)
+    check_batch(scheduler)
     batch_only = {"recursive": recursive, "jobs": jobs, "scheduler": scheduler, "manifest": manifest}
     if _mode(src, dst, out_dir, batch_only):
         return _run_batch("encode", src, out_dir, options, **batch_only, force=force, as_json=as_json,
@@ -300,6 +301,9 @@ def decode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
       invisp decode photo.jpg -o photo.dng
       invisp decode jpegs/ -r -d raws/ --jobs 4            # batch; rerun to resume
       invisp decode clip.mp4 -o frames/                    # video"""
+    from .extras import check_batch
+
+    check_batch(scheduler)
     batch_only = {"recursive": recursive, "jobs": jobs, "scheduler": scheduler, "manifest": manifest}
     if _mode(src, dst, out_dir, batch_only):
         return _run_batch("decode", src, out_dir, {"tile": tile}, **batch_only, force=force, as_json=as_json,
@@ -318,6 +322,8 @@ def decode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
         _result_json("decode", src, r)
     if r.warning:
         click.echo(f"invisp: warning: {r.warning}", err=True)
+    if r.note:
+        click.echo(f"invisp: note: {src}: {r.note}", err=True)
     layer = f", {r.layer}" if r.layer else ""
     console.print(f"{src} → {r.output}  [{r.model_id}{layer}, {r.bytes / 1e6:.2f} MB, {r.seconds:.1f} s]", markup=False)
 
@@ -470,9 +476,9 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
     \b
     Example:
       invisp train --camera nikon --data ~/raws/nikon/ --val ~/raws/holdout/ --out my-nikon"""
-    from .extras import require
+    from .extras import check_train
 
-    require("torch", "train", "invisp train")
+    check_train(synthetic, video)
     from .flows import ARCHITECTURES
     from .train import TrainConfig
     from .train import train as run
@@ -557,9 +563,9 @@ def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualiti
     \b
     Example:
       invisp bench ~/raws/ --quality 70,90 --out bench_out"""
-    from .extras import require
+    from .extras import check_bench
 
-    require("torch", "bench", "invisp bench")
+    check_bench(plots=not no_plots)
     from .bench import BenchConfig, run_bench, write_outputs
     from .bench.report import tables
 
@@ -570,7 +576,7 @@ def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualiti
     result = run_bench(cfg)
     for w in result.warnings:
         console.print(f"warning: {w}", markup=False, highlight=False)
-    for table in tables(result):
+    for table in tables(result, fit=out.is_terminal):
         out.print(table)
     written = write_outputs(result, out_dir, plots=not no_plots)
     console.print(f"wrote {', '.join(str(p) for p in written)}")

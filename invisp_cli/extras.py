@@ -1,11 +1,13 @@
 """Optional parts (``pyproject.toml`` extras): a missing package is one line naming the extra to install, never a
-traceback. The analytic front end (the default model) needs none of them; torch comes with ``[learned]``."""
+traceback, and every command checks the ones it will need before it starts any work (``check_*`` below, called
+first thing by cli.py). The analytic front end (the default model) needs none of them; torch comes with
+``[learned]``."""
 
 from __future__ import annotations
 
 import importlib
 
-from .errors import InvispError
+from .errors import InvispError, ModelError
 
 
 def require(module: str, extra: str, what: str, error: type[InvispError] = InvispError) -> None:
@@ -14,3 +16,36 @@ def require(module: str, extra: str, what: str, error: type[InvispError] = Invis
         importlib.import_module(module)
     except ImportError:
         raise error(f"{what} needs {module}: pip install 'invisp[{extra}]'") from None
+
+
+def check_model(model_id: str | None) -> None:
+    """``--model ID`` of encode: a learned model needs torch (``[learned]``); checked before any file is read, so a
+    batch does not fail file by file (an unknown ID is left to encode, which reports it after its input)."""
+    from .zoo import ANALYTIC_ARCH, list_models
+
+    for entry in list_models():
+        if entry.id == model_id and entry.arch != ANALYTIC_ARCH:
+            require("torch", "learned", f"model {entry.id} (a learned {entry.arch} network)", ModelError)
+
+
+def check_batch(scheduler: str | None) -> None:
+    """``--scheduler`` of a batch needs Dask's ``distributed`` (``[dask]``)."""
+    if scheduler:
+        require("distributed", "dask", "--scheduler")
+
+
+def check_bench(plots: bool) -> None:
+    """``invisp bench``: torch for the shipped models, matplotlib for its figures (``[bench]``)."""
+    require("torch", "bench", "invisp bench")
+    if plots:
+        require("matplotlib", "bench", "invisp bench (its figures; --no-plots skips them)")
+
+
+def check_train(synthetic: int, video: bool) -> None:
+    """``invisp train``: torch; scikit-image for ``--synthetic`` (the bundled photos), both ``[train]``; PyAV for
+    ``--video`` (``[video]``)."""
+    require("torch", "train", "invisp train")
+    if synthetic:
+        require("skimage.data", "train", "invisp train --synthetic")
+    if video:
+        require("av", "video", "invisp train --video")

@@ -1,4 +1,5 @@
-"""The benchmark's outputs as text: rich tables for the terminal, ``report.json`` and ``report.csv``.
+"""The benchmark's outputs as text: rich tables (``fit``: names cut to a terminal's width; else printed in full, for
+logs), ``report.json`` and ``report.csv``.
 
 JSON holds the settings, metric definitions, per-file sizes and notes, every record and the means; NaN and
 missing values are ``null``, an exact (infinite) PSNR is the string ``"inf"``. The CSV has one row per
@@ -95,13 +96,21 @@ def _cell(b: float | None, pixels: int) -> str:
     return "n/a" if b is None else f"{b / 1e6:.2f} ({8 * b / pixels:.2f})"
 
 
-def sizes_table(result: BenchResult) -> Table:
+def _name_column(t: Table, header: str, max_width: int, fit: bool) -> None:
+    """A file or method column: cut with an ellipsis at ``max_width`` on a terminal (``fit``), in full otherwise."""
+    if fit:
+        t.add_column(header, overflow="ellipsis", min_width=8, max_width=max_width)
+    else:
+        t.add_column(header, no_wrap=True)
+
+
+def sizes_table(result: BenchResult, fit: bool = True) -> Table:
     """Per-file storage baselines: bytes (MB) and bpp."""
     t = Table(title="RAW storage baselines: MB (bpp); DNG-LL: lossless-JPEG DNG (estimated); JXL: JPEG XL lossless",
               box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    t.add_column("file", overflow="ellipsis", min_width=8, max_width=28)
+    _name_column(t, "file", 28, fit)
     for col in ("pixels", "bits", "RAW file", "B_BMP", "DNG", "DNG-LL", "JXL"):
-        t.add_column(col, justify="right")
+        t.add_column(col, justify="right", no_wrap=not fit)
     for f in result.files:
         s = f.sizes
         jxl = _cell(s.jxl, s.pixels) + (f" [{s.jxl_layout}]" if s.jxl_layout else "")
@@ -118,10 +127,10 @@ def _rows(result: BenchResult) -> list[tuple[Record, bool]]:
     return [(r, i == len(rows) - 1) for i, r in enumerate([*rows, *means])]
 
 
-def _table(title: str, cols: tuple[str, ...]) -> Table:
+def _table(title: str, cols: tuple[str, ...], fit: bool) -> Table:
     t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    t.add_column("file", overflow="ellipsis", min_width=8, max_width=28)
-    t.add_column("method", overflow="ellipsis", min_width=8, max_width=22)
+    _name_column(t, "file", 28, fit)
+    _name_column(t, "method", 22, fit)
     t.add_column("q", justify="right", no_wrap=True, min_width=2)
     for col in cols:
         t.add_column(col, justify="right", no_wrap=True, min_width=min(len(col), 6))
@@ -136,20 +145,20 @@ def _q_label(r: Record) -> str:
     return "–" if r.quality is None else str(r.quality)
 
 
-def results_table(result: BenchResult) -> Table:
+def results_table(result: BenchResult, fit: bool = True) -> Table:
     """Quality of the recovered RAW and of the JPEG, per file, method and quality, then the means."""
     t = _table("RAW recovered from the JPEG (dB; hl/sh: RAW-PSNR-lin on highlight/shadow sites; SSIM over RGB)",
-               ("bpp", "RAW-γ", "RAW-lin", "hl", "sh", "RGB", "SSIM"))
+               ("bpp", "RAW-γ", "RAW-lin", "hl", "sh", "RGB", "SSIM"), fit)
     for r, last in _rows(result):
         t.add_row(_label(r), r.method, _q_label(r), _f(r.bpp, "{:.3f}"), _f(r.raw_psnr_gamma), _f(r.raw_psnr_lin),
                   _f(r.raw_psnr_lin_hl), _f(r.raw_psnr_lin_sh), _f(r.rgb_psnr), _f(r.ssim, "{:.4f}"), end_section=last)
     return t
 
 
-def cost_table(result: BenchResult) -> Table:
+def cost_table(result: BenchResult, fit: bool = True) -> Table:
     """Compression ratios against the storage baselines, times and peak memory."""
     t = _table(f"compression ratio (×) and cost (peak MB: process RSS, {result.rss_method})",
-               ("×file", "×BMP", "×DNG-LL", "×JXL", "enc s", "dec s", "peak MB"))
+               ("×file", "×BMP", "×DNG-LL", "×JXL", "enc s", "dec s", "peak MB"), fit)
     for r, last in _rows(result):
         t.add_row(_label(r), r.method, _q_label(r), _f(r.ratio_file, "{:.1f}"), _f(r.ratio_bmp, "{:.1f}"),
                   _f(r.ratio_dng_lossless, "{:.1f}"), _f(r.ratio_jxl, "{:.1f}"), _f(r.encode_s), _f(r.decode_s),
@@ -157,7 +166,7 @@ def cost_table(result: BenchResult) -> Table:
     return t
 
 
-def bd_table(result: BenchResult) -> Table | None:
+def bd_table(result: BenchResult, fit: bool = True) -> Table | None:
     """BD-rate (%) and BD-PSNR (dB) of each method against the front end, RAW-PSNR-γ vs bpp, per file and mean."""
     bd = result.bd
     if not bd or not bd.get("methods"):
@@ -166,7 +175,7 @@ def bd_table(result: BenchResult) -> Table | None:
     t = Table(title=f"Bjøntegaard deltas vs {bd['reference']}: RAW-PSNR-γ vs bpp over q {qs} (BD-rate %, negative "
                     "= fewer bits for the same RAW fidelity; pchip, cubic fit in brackets; BD-PSNR dB)",
               box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    t.add_column("file", overflow="ellipsis", min_width=8, max_width=28)
+    _name_column(t, "file", 28, fit)
     for m in bd["methods"]:
         t.add_column(m, justify="right", no_wrap=True)
     files = list(dict.fromkeys(f for d in bd["methods"].values() for f in d["per_file"]))
@@ -182,6 +191,7 @@ def bd_table(result: BenchResult) -> Table | None:
     return t
 
 
-def tables(result: BenchResult) -> list[Table]:
-    bd = bd_table(result)
-    return [sizes_table(result), results_table(result), cost_table(result), *([bd] if bd else [])]
+def tables(result: BenchResult, fit: bool = True) -> list[Table]:
+    """The four tables in print order; ``fit=False`` (stdout not a terminal) prints every name and cell in full."""
+    bd = bd_table(result, fit)
+    return [sizes_table(result, fit), results_table(result, fit), cost_table(result, fit), *([bd] if bd else [])]
