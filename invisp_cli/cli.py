@@ -87,6 +87,18 @@ def _knee(text: str) -> float | None:
     return knee
 
 
+def _max_error(text: str) -> int | str:
+    """``--max-error``: N raw units (an int) or Ks, K·σ of the sensor noise (kept as its text, e.g. "0.5s", which
+    batch manifests record); usage error (exit 2) otherwise."""
+    from .residual import parse_max_error  # numpy only, no torch
+
+    try:
+        value = parse_max_error(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--max-error") from None
+    return value if isinstance(value, int) else str(value)
+
+
 def _hparams(text: str) -> dict:
     """``--hparams``: a JSON object of architecture hyper-parameters."""
     try:
@@ -233,8 +245,9 @@ def _result_json(op: str, src: Path, r) -> None:
 @click.option("--tile", default=DEFAULT_TILE, show_default=True, type=click.IntRange(*TILE_RANGE),
               help="tile size (px)")
 @click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
-@click.option("--max-error", type=click.IntRange(0, 65535), default=None, metavar="N",
-              help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact)")
+@click.option("--max-error", type=_max_error, default=None, metavar="N|Ks",
+              help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact), or within "
+                   "K·σ of the sensor's noise at its level with Ks (e.g. 0.5s)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output (batch: redo every file)")
 @video_cli.video_encode_options
 @_json_option("the result (batch: the summary)")
@@ -242,7 +255,8 @@ def _result_json(op: str, src: Path, r) -> None:
 @_errors
 def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recursive: bool, jobs: int | None,
            scheduler: str | None, manifest: Path | None, model_id: str | None, quality: int, subsampling: str,
-           tile: int, exact: bool, max_error: int | None, force: bool, as_json: bool, verbose: bool, **video) -> None:
+           tile: int, exact: bool, max_error: int | str | None, force: bool, as_json: bool, verbose: bool,
+           **video) -> None:
     """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG; many RAW files or folders
     into one JPEG each (-d); or RAW frames (files or a folder) into an invisp MP4 (-o CLIP.mp4).
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from . import pipeline, rawio, residual
-from .containers import jpeg
+from .containers import integrity, jpeg
 from .errors import InputError, MetadataError
 from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
@@ -40,10 +40,11 @@ if TYPE_CHECKING:
 
 
 def render_settings(raw: RawImage, quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING,
-                    isp: Mapping | None = None, layer: int | None = None) -> dict:
-    """The per-file rendering parameters stored in ``params.render``: JPEG settings + the front end's
-    (``pipeline.front_end_settings``); ValueError naming an invalid one."""
-    jpeg_settings = JPEG(int(quality), subsampling, None if layer is None else int(layer))
+                    isp: Mapping | None = None, layer: residual.Tolerance | None = None) -> dict:
+    """The per-file rendering parameters stored in ``params.render``: JPEG settings (with the residual layer's
+    bound: N or Sigma(K)) + the front end's (``pipeline.front_end_settings``); ValueError naming an invalid one."""
+    sigma = layer.k if isinstance(layer, residual.Sigma) else None
+    jpeg_settings = JPEG(int(quality), subsampling, None if layer is None or sigma else int(layer), sigma)
     return render_record(jpeg_settings, pipeline.front_end_settings(raw, isp))
 
 
@@ -55,6 +56,7 @@ class Result:
     bytes: int
     layer: str = ""  # residual layer: what it added on encode / guaranteed on decode, "" if none
     warning: str = ""  # something the user should know although the command succeeded
+    note: str = ""  # what decode did that the user should hear of (a lossless turn of the pixels undone)
 
 
 def resolve_model(model_id: str | None, make: str) -> ModelEntry:
@@ -89,11 +91,17 @@ def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
                 quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING, force: bool = False,
-                tile: int = DEFAULT_TILE, max_error: int | None = None) -> Result:
+                tile: int = DEFAULT_TILE, max_error: int | str | None = None) -> Result:
     """Read a RAW file, render it with the chosen (or camera-matched) model, write the JPEG atomically.
 
-    ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N."""
+    ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N; "Ks" (e.g.
+    "0.5s") within K·σ(n) of the sensor's noise (``residual.parse_max_error``)."""
     t0 = time.perf_counter()
+    if max_error is not None:
+        try:
+            max_error = residual.parse_max_error(max_error)
+        except ValueError as e:
+            raise InputError(f"--max-error {e}") from None
     check_output(dst, force, inputs=[src])
     output_container(dst, "jpeg")
     raw = rawio.read_raw(src)
@@ -122,23 +130,27 @@ class Recovered:
     params: ReconstructionParams
     layer: str
     warning: str
+    pixels: integrity.Check | None = None  # what the JPEG's pixels are relative to its record
 
 
 def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
     """Read an invisp JPEG and recover its RAW in memory: from the residual layer when present (SHA-256
     verified), else with exactly the model the file names (SHA-256 verified against the stored hash)."""
-    rgb, params = jpeg.read_jpeg(src)
+    bound = jpeg.read_bound(src)
+    rgb, params, check = bound.rgb, bound.params, bound.check
     layered = residual.recover_from_layer(src, rgb, params)  # None if the file has no layer
     if layered is not None:
         note = f"{residual.guarantee_text(layered[1])} from the layer, SHA-256 verified"
-        return Recovered(layered[0], params, note, "")
+        return Recovered(layered[0], params, note, "", check)
     model = load_stage(find_model(params.model_id), expected_sha256=params.model_sha256)
-    warning = ""
+    warnings = [f"{Path(src).name}: {check.summary}"] if check.state == "changed" else []
     output = params.output
-    if isinstance(output, JPEG) and output.layer is not None:
-        warning = (f"{Path(src).name} was encoded with a residual layer ({residual.guarantee_text(output.layer)}) "
-                   "that is no longer in the file (re-saved or stripped); decoding the approximate RAW")
-    return Recovered(pipeline.recover([rgb], params, model, tile), params, "", warning)
+    if isinstance(output, JPEG) and (output.layer is not None or output.layer_sigma is not None):
+        bound = output.layer if output.layer is not None else residual.Sigma(output.layer_sigma)
+        warnings.append(f"{Path(src).name} was encoded with a residual layer "
+                        f"({residual.guarantee_text(bound)}) that is no longer in the file (re-saved or "
+                        "stripped); decoding the approximate RAW")
+    return Recovered(pipeline.recover([rgb], params, model, tile), params, "", "; ".join(warnings), check)
 
 
 def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool = False,
@@ -152,6 +164,7 @@ def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool =
     rec = recover_file(src, tile)
     with atomic_output(dst, force, inputs=[src]) as tmp:
         rawio.write_dng(tmp, rec.raw)
+    note = rec.pixels.summary if rec.pixels is not None and rec.pixels.state in ("transformed", "recoded") else ""
     return Result(Path(dst), rec.params.model_id, time.perf_counter() - t0, Path(dst).stat().st_size, rec.layer,
-                  rec.warning)
+                  rec.warning, note)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import metadata, rawio, residual
 from .containers import jpeg
-from .errors import InputError
+from .fileio import check_input
 from .params import ReconstructionParams
 from .settings import FrontEnd, kind_of
 from .video.formats import require_av
@@ -59,6 +59,12 @@ def _params_record(p: ReconstructionParams) -> dict:
             "render": p.render, "camera": camera}
 
 
+def _noise_record(data: bytes, name: str) -> dict:
+    """{"noise": the sensor noise model σ²(n) = a·n + b per CFA position of a ``--max-error Ks`` layer}, or {}."""
+    model = residual.layer_noise(data, name)
+    return {} if model is None else {"noise": model}
+
+
 def inspect_video(path: Path) -> Inspection:
     """An invisp MP4: stream settings, model and the per-frame parameters it carries (first frame shown)."""
     from .video.container import SCHEMA, read_doc
@@ -87,10 +93,7 @@ def inspect_video(path: Path) -> Inspection:
 
 def inspect_file(path: Path) -> Inspection:
     """What an invisp JPEG or MP4, or a RAW/DNG file, carries; each file read once."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; name a file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_input(path)  # missing, a folder, a FIFO or a device: said as such
     kind = kind_of(path)
     if kind == "video":
         return inspect_video(path)
@@ -113,7 +116,7 @@ def inspect_file(path: Path) -> Inspection:
             ("exif", _basics(p.camera)),
             ("metadata", _carried({**p.camera, **jpeg.current_metadata(img)})),
             ("raw layer", residual.describe_layer(path.read_bytes(), name)),
-        ], _params_record(p))
+        ], _params_record(p) | _noise_record(path.read_bytes(), name))
     raw = rawio.read_raw(path)
     h, w = raw.mosaic.shape
     return Inspection([

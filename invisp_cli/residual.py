@@ -35,16 +35,25 @@ Predictor, codec and layout are chosen per file by coded size on a sample of ``S
 with the winner (up to 8 MP: with the winner and the sorted layout, keeping the smaller). JPEG XL effort is
 3 up to 8 MP and 2 above, to keep the layer within ~2 s per 24 MP on 2 cores.
 
+**Noise-bounded tier** (``--max-error Ks``, format ``invisp-residual/2``). Sensor noise grows with the signal,
+σ²(n) = a_c·n + b_c (``noise.py``: the DNG NoiseProfile or an estimate from the mosaic), so a bound K·σ(n) lets
+bright sites err more than dark ones. ``SigmaBins`` is a fixed scalar quantiser of raw values per CFA position
+whose bins hold every value within K·σ of their representative; the layer codes the difference of bin indices
+of the true value and of the prediction, d = j(m) − j(p), and decode returns rep_{j(p)+d}. The integer tables
+and the noise model travel in the header (key "sigma"); decode is integer-only as above.
+
 Layer blob = u32be header length, header JSON
 (format, guarantee N, shape, sha256 of m̂, predictor integers, codec, layout, dtype, offset, payload_bytes,
 payload_sha256: damage is reported before decoding), payload."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
 import lzma
+import math
 import os
 import shutil
 import struct
@@ -55,17 +64,20 @@ import imagecodecs
 import numpy as np
 from PIL import Image
 
-from . import rawio
+from . import noise, rawio
 from .containers import layer
 from .containers.layer import LayerError
-from .errors import InputError, OutputError
-from .fileio import atomic_output
+from .errors import OutputError, UnsupportedSensorError
+from .fileio import atomic_output, check_input
 from .params import ReconstructionParams
 from .rawio import RawImage
+from .settings import CFA_LAYOUTS
 from .steps import Gamma, cfa_index
 from .threads import thread_count
 
 FORMAT = "invisp-residual/1"
+FORMAT_SIGMA = "invisp-residual/2"  # the noise-bounded tier (--max-error Ks): header key "sigma"
+MAX_K = 64.0  # the largest K of --max-error Ks
 SAMPLE = 512
 LZMA_MAX_PIXELS = 1 << 18
 FULL_TRIAL_PIXELS = 8_000_000  # up to this size the sorted layout is also run on the whole image
@@ -79,7 +91,9 @@ _COEF_LIMIT = 1 << 40  # |coef|·lut < 2⁵⁶: three terms and the bias cannot 
 class Predictor:
     """The integer prediction of the mosaic from upright decoded sRGB (see the module docstring).
 
-    kind "analytic" or "none" (p = lo everywhere); coef/bias per CFA position (row-major 2×2)."""
+    kind "analytic" or "none" (p = lo everywhere); coef/bias per CFA position (row-major over the CFA's period,
+    2×2 for Bayer, 6×6 for X-Trans). A linear image (3 samples per pixel) is predicted as the (H, 3W) array of its
+    interleaved samples: period (1, 3), ``samples`` 3, position j = channel j of the pixel."""
 
     kind: str
     flip: int
@@ -87,24 +101,29 @@ class Predictor:
     coef: tuple[tuple[int, int, int], ...]
     bias: tuple[int, ...]
     clip: tuple[int, int]
+    period: tuple[int, int] = (2, 2)
+    samples: int = 1
 
     @classmethod
     def analytic(cls, raw: RawImage, gain: float, hi: int) -> Predictor:
         """The fixed-point analytic inverse for ``raw``'s metadata and exposure ``gain``; clip range [0, hi]."""
         lut = np.round(Gamma().inverse(np.arange(256, dtype=np.float64) / 255) * 2**16)
         m_inv = np.linalg.inv(np.asarray(raw.rgb_cam, dtype=np.float64))
-        black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
+        idx, samples = _positions(raw)
+        black = np.asarray(raw.black, dtype=np.float64).reshape(idx.shape)
         wb = np.asarray(raw.wb, dtype=np.float64)
         coef, bias = [], []
-        for (i, j), c in np.ndenumerate(cfa_index(raw.cfa)):
+        for (i, j), c in np.ndenumerate(idx):
             k = m_inv[c] * (raw.white - black[i, j]) / (wb[c] * gain)
             coef.append(tuple(int(v) for v in np.round(k * 2**16)))
             bias.append(int(np.round((black[i, j] + 0.5) * 2**32)))
-        return cls("analytic", int(raw.flip), tuple(int(v) for v in lut), tuple(coef), tuple(bias), (0, int(hi)))
+        return cls("analytic", int(raw.flip), tuple(int(v) for v in lut), tuple(coef), tuple(bias), (0, int(hi)),
+                   idx.shape, samples)
 
     @classmethod
-    def none(cls, flip: int, hi: int) -> Predictor:
-        return cls("none", int(flip), (0,) * 256, ((0, 0, 0),) * 4, (0,) * 4, (0, int(hi)))
+    def none(cls, flip: int, hi: int, period: tuple[int, int] = (2, 2), samples: int = 1) -> Predictor:
+        n = period[0] * period[1]
+        return cls("none", int(flip), (0,) * 256, ((0, 0, 0),) * n, (0,) * n, (0, int(hi)), period, samples)
 
     @property
     def base(self) -> int:
@@ -115,19 +134,23 @@ class Predictor:
         return all(abs(c) < _COEF_LIMIT for row in self.coef for c in row) and all(abs(b) < 2**52 for b in self.bias)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """Upright uint8 (H', W', 3) → predicted uint16 mosaic (H, W) in sensor orientation."""
+        """Upright uint8 (H', W', 3) → predicted uint16 mosaic (H, W) in sensor orientation ((H, 3W) interleaved
+        samples for a linear image)."""
         s = rawio.undo_flip(np.asarray(rgb, dtype=np.uint8), self.flip)
         h, w = s.shape[:2]
         lo, hi = self.clip
-        out = np.full((h, w), lo, np.uint16)
+        out = np.full((h, w * self.samples), lo, np.uint16)
         if self.kind == "none":
             return out
         lut = np.asarray(self.lut, dtype=np.int64)
         tables = [[c * lut for c in row] for row in self.coef]  # exact int64 products
+        pp, pq = self.period
         for y0 in range(0, h, ROWS):
             blk = s[y0 : y0 + ROWS]
-            for p, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-                v = blk[i::2, j::2]
+            for p in range(pp * pq):
+                i, j = divmod(p, pq)
+                r = (i - y0) % pp  # the block's first row of phase i
+                v = blk[r::pp, j::pq] if self.samples == 1 else blk[r::pp]
                 if v.size == 0:
                     continue
                 t = tables[p]
@@ -136,24 +159,41 @@ class Predictor:
                 acc += t[2][v[..., 2]]
                 acc += self.bias[p]
                 acc >>= 32
-                out[y0 + i : y0 + ROWS : 2, j::2] = _clip(acc, lo, hi)
+                out[y0 + r : y0 + ROWS : pp, j::pq] = _clip(acc, lo, hi)
         return out
 
     def to_json(self) -> dict:
+        layout = {} if (self.period, self.samples) == ((2, 2), 1) else {"period": list(self.period),
+                                                                          "samples": self.samples}
         return {"kind": self.kind, "flip": self.flip, "lut_q16": list(self.lut),
-                "coef_q16": [list(r) for r in self.coef], "bias_q32": list(self.bias), "clip": list(self.clip)}
+                "coef_q16": [list(r) for r in self.coef], "bias_q32": list(self.bias), "clip": list(self.clip),
+                **layout}
 
     @classmethod
     def from_json(cls, d: dict) -> Predictor:
         p = cls(str(d["kind"]), int(d["flip"]), tuple(int(v) for v in d["lut_q16"]),
                 tuple(tuple(int(v) for v in r) for r in d["coef_q16"]), tuple(int(v) for v in d["bias_q32"]),
-                (int(d["clip"][0]), int(d["clip"][1])))
+                (int(d["clip"][0]), int(d["clip"][1])), tuple(int(v) for v in d.get("period", (2, 2))),
+                int(d.get("samples", 1)))
+        n = p.period[0] * p.period[1] if len(p.period) == 2 and all(1 <= v <= 16 for v in p.period) else 0
         ok = (p.kind in ("analytic", "none") and p.flip in range(8) and len(p.lut) == 256
-              and all(0 <= v <= 2**17 for v in p.lut) and len(p.coef) == 4 and all(len(r) == 3 for r in p.coef)
-              and len(p.bias) == 4 and 0 <= p.clip[0] <= p.clip[1] < 2**16 and p.usable())
+              and all(0 <= v <= 2**17 for v in p.lut) and len(p.coef) == n and all(len(r) == 3 for r in p.coef)
+              and len(p.bias) == n and 0 <= p.clip[0] <= p.clip[1] < 2**16 and p.usable()
+              and (p.samples == 1 or (p.samples == 3 and p.period == (1, 3))))
         if not ok:
             raise ValueError("predictor parameters out of range")
         return p
+
+
+def _positions(raw: RawImage) -> tuple[np.ndarray, int]:
+    """(colour of each position of the predicted array's period, samples per pixel): the CFA tile for a mosaic;
+    [[0, 1, 2]] and 3 for a linear image (its interleaved samples, ``_flat``)."""
+    return (np.arange(3)[None], 3) if raw.linear else (cfa_index(raw.cfa), 1)
+
+
+def _flat(mosaic: np.ndarray) -> np.ndarray:
+    """A mosaic as it is coded: (H, W) as it is; a linear (H, W, 3) image as (H, 3W) interleaved samples (a view)."""
+    return mosaic.reshape(mosaic.shape[0], -1)
 
 
 # ------------------------------------------------------------------------------------------------ coding
@@ -273,6 +313,147 @@ def _quantise(mosaic: np.ndarray, pred: np.ndarray, n: int, clip: tuple[int, int
     return q, _clip(pred + q * (2 * n + 1), *clip).astype(np.uint16)
 
 
+@dataclass(frozen=True)
+class Sigma:
+    """The near-lossless tier's bound: every site within k·σ(n) of the sensor's noise model (``--max-error Ks``)."""
+
+    k: float
+
+    def __str__(self) -> str:
+        return f"{self.k:g}s"
+
+
+Tolerance = int | Sigma
+
+
+def parse_max_error(value: str | int) -> Tolerance:
+    """``--max-error``: "N" (raw units, 0…65535) or "Ks" (K in (0, MAX_K], σ units) → int or Sigma.
+
+    ValueError with the reason otherwise."""
+    if isinstance(value, int | Sigma):
+        return value
+    text = str(value).strip().lower()
+    if text.endswith("s"):
+        try:
+            k = float(text[:-1])
+        except ValueError:
+            k = math.nan
+        if not (math.isfinite(k) and 0.0 < k <= MAX_K):
+            raise ValueError(f"{value!r}: K of Ks must be a number in (0, {MAX_K:g}], e.g. 0.5s")
+        return Sigma(k)
+    if not text.isdigit() or int(text) > 65535:
+        raise ValueError(f"{value!r}: expected N (raw units, 0…65535) or Ks (K·σ of the sensor noise, e.g. 0.5s)")
+    return int(text)
+
+
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+@dataclass(frozen=True)
+class SigmaBins:
+    """A fixed scalar quantiser of raw values per CFA position π: bin j = [lower_j, lower_{j+1}) with the
+    representative rep_j, built so that every integer v of a bin satisfies |v − rep_j| ≤ t_π(v),
+
+        t_π(v) = ⌊K·σ_π(n(v))·(white − black_π)⌋,   n(v) = (v − black_π)/(white − black_π),
+
+    greedily from v = 0: rep = L + t(L) (σ never falls with v, so the worst site below rep is L), then the bin runs
+    on while v − rep ≤ t(v). The layer codes d = j(m) − j(p), bin indices of the true value m and of the
+    prediction p, and decode gives m̂ = rep_{j(p) + d}: the bound holds at every site against σ of the *true*
+    value, and decode needs only the stored integer tables (no floating point)."""
+
+    k: float
+    model: noise.NoiseModel
+    lower: tuple[np.ndarray, ...]  # per CFA position: int32, lower[0] = 0, strictly increasing
+    rep: tuple[np.ndarray, ...]
+    hi: int
+
+    @staticmethod
+    def tolerance(k: float, model: noise.NoiseModel, black: np.ndarray, white: int, hi: int) -> np.ndarray:
+        """t_π(v) for v = 0…hi, shape (4, hi + 1), int64."""
+        black = np.asarray(black, dtype=np.float64).reshape(2, 2).ravel()
+        v = np.arange(hi + 1, dtype=np.float64)
+        return np.stack([np.floor(k * model.sigma((v - b) / (white - b), p) * (white - b))
+                         for p, b in enumerate(black)]).astype(np.int64)
+
+    @classmethod
+    def build(cls, k: float, model: noise.NoiseModel, black: np.ndarray, white: int, hi: int) -> SigmaBins:
+        lowers, reps = [], []
+        for t in cls.tolerance(k, model, black, white, hi).tolist():
+            lower, rep, lo = [], [], 0
+            while lo <= hi:
+                r = min(lo + t[lo], hi)
+                u = r
+                while u < hi and u + 1 - r <= t[u + 1]:
+                    u += 1
+                lower.append(lo)
+                rep.append(r)
+                lo = u + 1
+            lowers.append(np.array(lower, np.int32))
+            reps.append(np.array(rep, np.int32))
+        bins = cls(float(k), model, tuple(lowers), tuple(reps), int(hi))
+        v = np.arange(hi + 1)
+        if any(np.any(np.abs(bins.rep[p][bins.index(p)] - v) > t) for p, t in enumerate(cls.tolerance(
+                k, model, black, white, hi))):
+            raise AssertionError("sigma bins break their bound")  # cannot happen: the construction above
+        return bins
+
+    def index(self, pos: int) -> np.ndarray:
+        """Bin index of every value 0…hi at CFA position ``pos`` (int32)."""
+        widths = np.diff(np.append(self.lower[pos], self.hi + 1))
+        return np.repeat(np.arange(len(widths), dtype=np.int32), widths)
+
+    def quantise(self, mosaic: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(d, m̂): bin-index residuals (int32) and the reconstruction (uint16) of a mosaic within [0, hi]."""
+        d = np.empty(mosaic.shape, np.int32)
+        rec = np.empty(mosaic.shape, np.uint16)
+        for pos, (i, j) in enumerate(_PHASES):
+            idx = self.index(pos)
+            jm = idx[mosaic[i::2, j::2]]
+            d[i::2, j::2] = jm - idx[pred[i::2, j::2]]
+            rec[i::2, j::2] = self.rep[pos][jm]
+        return d, rec
+
+    def reconstruct(self, d: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """m̂ = rep[clip(j(p) + d)] (uint16); a damaged d gives a wrong m̂, which the SHA-256 check catches."""
+        rec = np.empty(pred.shape, np.uint16)
+        for pos, (i, j) in enumerate(_PHASES):
+            jj = self.index(pos)[pred[i::2, j::2]] + d[i::2, j::2]
+            rec[i::2, j::2] = self.rep[pos][_clip(jj, 0, len(self.rep[pos]) - 1)]
+        return rec
+
+    def to_json(self) -> dict:
+        """{"k", "noise", "hi", "tables"}: tables = base64(zstd(int32le: 4 bin counts, then per position the
+        differences of ``lower`` and rep − lower))."""
+        parts = [np.array([len(x) for x in self.lower], np.int32)]
+        for lo, rep in zip(self.lower, self.rep, strict=True):
+            parts += [np.diff(lo, prepend=0), rep - lo]
+        blob = imagecodecs.zstd_encode(np.concatenate(parts).astype("<i4").tobytes(), level=ZSTD_LEVEL)
+        return {"k": self.k, "noise": self.model.to_json(), "hi": self.hi,
+                "tables": base64.b64encode(blob).decode("ascii")}
+
+    @classmethod
+    def from_json(cls, d: dict) -> SigmaBins:
+        """The stored quantiser, checked: bins cover 0…hi in order, each representative inside its bin."""
+        k, hi = float(d["k"]), int(d["hi"])
+        if not (math.isfinite(k) and 0.0 < k <= MAX_K and 0 <= hi < 2**16):
+            raise ValueError("sigma quantiser parameters out of range")
+        v = np.frombuffer(imagecodecs.zstd_decode(base64.b64decode(d["tables"], validate=True)), "<i4")
+        counts = v[:4].astype(np.int64)
+        if v.size < 4 or not all(1 <= c <= hi + 1 for c in counts) or v.size != 4 + 2 * int(counts.sum()):
+            raise ValueError("sigma quantiser tables have the wrong length")
+        lowers, reps, at = [], [], 4
+        for c in counts:
+            lo = np.cumsum(v[at : at + c], dtype=np.int64)
+            rep = lo + v[at + c : at + 2 * c]
+            upper = np.append(lo[1:], hi + 1) - 1
+            if lo[0] != 0 or np.any(upper < lo) or np.any(rep < lo) or np.any(rep > upper):
+                raise ValueError("sigma quantiser tables are inconsistent")
+            lowers.append(lo.astype(np.int32))
+            reps.append(rep.astype(np.int32))
+            at += 2 * c
+        return cls(k, noise.NoiseModel.from_json(d["noise"]), tuple(lowers), tuple(reps), hi)
+
+
 def _offset(q: np.ndarray) -> tuple[np.ndarray, int]:
     """(q − min q as uint16, or uint32 if it does not fit; −min q). Overwrites ``q``."""
     lo = int(q.min())
@@ -297,9 +478,17 @@ def sha256_mosaic(m: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(m, dtype="<u2")).hexdigest()
 
 
-def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor], max_error: int) -> bytes:
-    """The layer blob that turns ``rgb`` (the JPEG's decoded pixels) back into ``mosaic`` within ±max_error,
-    with the predictor/codec/layout that codes smallest on the sample."""
+def _quantised(mosaic: np.ndarray, pred: np.ndarray, max_error: int, clip: tuple[int, int],
+               bins: SigmaBins | None) -> tuple[np.ndarray, np.ndarray]:
+    """(residual values, reconstruction) under ±max_error, or under the sigma bins when given."""
+    return _quantise(mosaic, pred, max_error, clip) if bins is None else bins.quantise(mosaic, pred)
+
+
+def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor], max_error: int,
+                bins: SigmaBins | None = None) -> bytes:
+    """The layer blob that turns ``rgb`` (the JPEG's decoded pixels) back into ``mosaic`` within ±max_error (or
+    within the bound of ``bins``: format ``FORMAT_SIGMA``), with the predictor/codec/layout that codes smallest on
+    the sample."""
     mosaic = np.ascontiguousarray(mosaic, dtype=np.uint16)
     shape = mosaic.shape
     effort = _jxl_effort(mosaic.size)
@@ -309,7 +498,7 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
         raise ValueError("JPEG pixels and mosaic differ in size")
     trials = []
     for rank, (pred, pm) in enumerate(preds):
-        q, _ = _quantise(_sample(mosaic), _sample(pm), max_error, pred.clip)
+        q, _ = _quantised(_sample(mosaic), _sample(pm), max_error, pred.clip, bins)
         vals, offset = _offset(q)
         ctx = contexts(_sample(pm), pred.base)
         for codec, layout in _candidates(shape, vals.dtype):
@@ -318,7 +507,7 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
     trials.sort(key=lambda t: t[:2])
     _, rank, codec, layout, data = trials[0]
     pred, pm = preds[rank]
-    q, rec = _quantise(mosaic, pm, max_error, pred.clip)
+    q, rec = _quantised(mosaic, pm, max_error, pred.clip, bins)
     vals, offset = _offset(q)
     if not whole:
         # up to FULL_TRIAL_PIXELS the sorted layout (a poor judge of itself on small samples) competes too
@@ -330,6 +519,8 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
     header = {"format": FORMAT, "guarantee": int(max_error), "shape": list(shape), "sha256": sha256_mosaic(rec),
               "predictor": pred.to_json(), "codec": codec, "layout": layout, "dtype": vals.dtype.name,
               "offset": offset, "payload_bytes": len(data), "payload_sha256": hashlib.sha256(data).hexdigest()}
+    if bins is not None:
+        header.update(format=FORMAT_SIGMA, guarantee=0, sigma=bins.to_json())
     head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii")
     return struct.pack(">I", len(head)) + head + data
 
@@ -339,8 +530,11 @@ def parse_layer(blob: bytes, name: str) -> tuple[dict, Predictor, bytes]:
     try:
         (n,) = struct.unpack_from(">I", blob)
         header = json.loads(blob[4 : 4 + n].decode("ascii"))
-        if header.get("format") != FORMAT:
-            raise ValueError(f"unsupported layer format {header.get('format')!r} (this invisp reads {FORMAT})")
+        if header.get("format") not in (FORMAT, FORMAT_SIGMA):
+            raise ValueError(f"unsupported layer format {header.get('format')!r} (this invisp reads {FORMAT} "
+                             f"and {FORMAT_SIGMA})")
+        if (header["format"] == FORMAT_SIGMA) != isinstance(header.get("sigma"), dict):
+            raise ValueError("sigma quantiser missing or misplaced")
         payload = blob[4 + n :]
         h, w = (int(v) for v in header["shape"])
         ok = (len(payload) == int(header["payload_bytes"]) and h > 0 and w > 0
@@ -350,8 +544,14 @@ def parse_layer(blob: bytes, name: str) -> tuple[dict, Predictor, bytes]:
             raise ValueError("header fields out of range")
         if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
             raise ValueError("payload SHA-256 mismatch")
-        return header, Predictor.from_json(header["predictor"]), payload
-    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        pred = Predictor.from_json(header["predictor"])
+        if "sigma" in header:
+            header["sigma"] = SigmaBins.from_json(header["sigma"])
+            if header["sigma"].hi != pred.clip[1] or pred.clip[0] != 0:
+                raise ValueError("sigma quantiser and predictor disagree on the value range")
+        return header, pred, payload
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
+            RuntimeError) as e:  # RuntimeError: imagecodecs.ZstdError of damaged sigma tables
         raise LayerError(f"{name}: residual layer is damaged ({e})") from None
 
 
@@ -373,19 +573,32 @@ def reconstruct(header: dict, pred: Predictor, payload: bytes, rgb: np.ndarray, 
     n = int(header["guarantee"])
     rec = vals.astype(np.int32)  # |values| < 2¹⁸; a product that wraps only comes from a damaged layer
     rec -= int(header["offset"])
-    if n:
-        rec *= 2 * n + 1
-    rec += pm
-    rec = _clip(rec, *pred.clip).astype(np.uint16)
+    bins = header.get("sigma")
+    if bins is not None:
+        rec = bins.reconstruct(rec, pm)
+    else:
+        if n:
+            rec *= 2 * n + 1
+        rec += pm
+        rec = _clip(rec, *pred.clip).astype(np.uint16)
     if sha256_mosaic(rec) != header["sha256"]:
-        what = "exact RAW" if n == 0 else f"RAW within ±{n}"
+        what = f"RAW within {bins.k:g}σ" if bins is not None else "exact RAW" if n == 0 else f"RAW within ±{n}"
         raise LayerError(f"{name}: residual layer check failed: the {what} it reconstructs does not match its "
                          "SHA-256 (file modified or damaged); no output written (`invisp strip` removes the "
                          "layer for an approximate decode)")
     return rec
 
 
-def guarantee_text(n: int) -> str:
+def guarantee(header: dict) -> Tolerance:
+    """A parsed layer's bound: N raw units, or Sigma(K)."""
+    bins = header.get("sigma")
+    return Sigma(bins.k) if bins is not None else int(header["guarantee"])
+
+
+def guarantee_text(n: Tolerance | str) -> str:
+    n = parse_max_error(n)
+    if isinstance(n, Sigma):
+        return f"RAW within {n.k:g}σ of the sensor noise"
     return "bit-exact RAW" if n == 0 else f"RAW within ±{n} raw units"
 
 
@@ -398,30 +611,41 @@ def decode_pixels(data: bytes) -> np.ndarray:
         return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def attach(data: bytes, raw: RawImage, gain: float, max_error: int) -> tuple[bytes, int]:
-    """An encoded invisp JPEG plus a layer recovering ``raw.mosaic`` within ±max_error: (bytes, layer bytes)."""
-    if max_error < 0:
+def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str) -> tuple[bytes, int]:
+    """An encoded invisp JPEG plus a layer recovering ``raw.mosaic`` within ±max_error, or within K·σ(n) of the
+    noise model (``noise.noise_model``) for Sigma(K): (bytes, layer bytes)."""
+    tol = parse_max_error(max_error)
+    if isinstance(tol, int) and tol < 0:
         raise ValueError("max_error must be ≥ 0")
     hi = max(int(raw.white), int(raw.mosaic.max()))
-    blob = build_layer(raw.mosaic, decode_pixels(data), [Predictor.analytic(raw, gain, hi),
-                                                         Predictor.none(raw.flip, hi)], max_error)
+    bins = None
+    if isinstance(tol, Sigma):
+        if raw.cfa not in CFA_LAYOUTS:
+            raise UnsupportedSensorError(f"--max-error {tol}: the noise-bounded layer needs a Bayer mosaic, not "
+                                         f"{'a linear image' if raw.linear else 'CFA ' + raw.cfa}")
+        bins = SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
+    idx, samples = _positions(raw)
+    blob = build_layer(_flat(raw.mosaic), decode_pixels(data), [Predictor.analytic(raw, gain, hi),
+                                                                Predictor.none(raw.flip, hi, idx.shape, samples)],
+                       0 if bins is not None else tol, bins)
     out = layer.insert_layer(data, blob)
     return out, len(out) - len(data)
 
 
 def recover_from_layer(path: str | os.PathLike, rgb: np.ndarray,
-                       params: ReconstructionParams) -> tuple[RawImage, int] | None:
-    """(the RAW an invisp JPEG's residual layer gives, verified; its guarantee N), or None without a layer."""
+                       params: ReconstructionParams) -> tuple[RawImage, Tolerance] | None:
+    """(the RAW an invisp JPEG's residual layer gives, verified; its guarantee: N or Sigma), or None without a
+    layer."""
     name = Path(path).name
     blob = layer.read_layer(Path(path).read_bytes(), name)
     if blob is None:
         return None
     raw = params.raw_template()
     header, pred, payload = parse_layer(blob, name)
-    if tuple(header["shape"]) != raw.mosaic.shape or pred.flip != raw.flip:
+    if tuple(header["shape"]) != _flat(raw.mosaic).shape or pred.flip != raw.flip:
         raise LayerError(f"{name}: residual layer does not belong to this image (size or orientation differs)")
-    raw.mosaic = reconstruct(header, pred, payload, rgb, name)
-    return raw, int(header["guarantee"])
+    raw.mosaic = reconstruct(header, pred, payload, rgb, name).reshape(raw.mosaic.shape)
+    return raw, guarantee(header)
 
 
 def describe_layer(data: bytes, name: str) -> str:
@@ -434,8 +658,19 @@ def describe_layer(data: bytes, name: str) -> str:
     except LayerError as e:
         return f"damaged: {str(e).removeprefix(name + ': ')}"
     _, removed = layer.strip_layer(data, name)
-    return (f"{guarantee_text(int(header['guarantee']))}, {removed / 1e6:.2f} MB "
+    return (f"{guarantee_text(guarantee(header))}, {removed / 1e6:.2f} MB "
             f"({header['codec']} {header['layout']}, {pred.kind} predictor, sha256 {header['sha256'][:16]}…)")
+
+
+def layer_noise(data: bytes, name: str) -> dict | None:
+    """The noise model a sigma-tier layer carries (``invisp info --json``: "noise"), or None (no such layer, or a
+    damaged one)."""
+    try:
+        blob = layer.read_layer(data, name)
+        bins = None if blob is None else parse_layer(blob, name)[0].get("sigma")
+    except LayerError:
+        return None
+    return None if bins is None else {**bins.model.to_json(), "k": bins.k}
 
 
 def strip_file(src: str | os.PathLike, dst: str | os.PathLike | None, force: bool) -> tuple[Path, int]:
@@ -443,9 +678,7 @@ def strip_file(src: str | os.PathLike, dst: str | os.PathLike | None, force: boo
 
     Returns (the file written, bytes removed); removes nothing and writes nothing in place if there is no
     layer. Atomic either way; an in-place rewrite keeps the file's permission bits."""
-    src = Path(src)
-    if not src.is_file():
-        raise InputError(f"{src}: no such file")
+    src = check_input(src)
     plain, removed = layer.strip_layer(src.read_bytes(), src.name)
     target = Path(dst) if dst is not None else src
     if dst is None:

@@ -7,9 +7,11 @@ from here, so a default shown by ``--help`` is the default the code uses.
 A file's render record (``params.render``, one JSON object) is its container's settings plus the front end's:
 
     JPEG      {"codec": "jpeg", "quality": 1…100, "subsampling": "4:4:4"|"4:2:2"|"4:2:0", "layer": N (optional:
-               written with a residual layer guaranteeing ±N)}
+               written with a residual layer guaranteeing ±N), "layer_sigma": K (optional: … within K·σ)}
     Video     {"codec": "h264"|"h265", "crf": 0…51, "pix_fmt": "yuv420p"|…}
-    FrontEnd  {"exposure_gain": g ∈ [10⁻³, 64], "demosaic": "mhc"|"bilinear", "highlight_knee": k ∈ (0, 1) (optional)}
+    FrontEnd  {"exposure_gain": g ∈ [10⁻³, 64], "demosaic": "mhc"|"bilinear" (Bayer)|"pattern" (other CFAs)|"none"
+               (linear), "highlight_knee": k ∈ (0, 1) (optional)}
+              + "look": ``Look`` (optional: absent = LibRaw's look)
 
 Each is a frozen dataclass that validates itself on construction (ValueError naming the field), read with
 ``from_json`` and written back with the same keys by ``to_json``. ``CONTAINERS`` registers each container (the
@@ -29,6 +31,36 @@ from .errors import InputError
 CFA_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
 #: the colour index of each CFA letter (0 R, 1 G, 2 B), as LibRaw, DNG's CFAPattern and the steps number them
 COLOUR_INDEX = {"R": 0, "G": 1, "B": 2}
+#: any other periodic one-colour-per-site CFA is its rows of letters joined by "/" (X-Trans:
+#: "GGRGGB/GGBGGR/BRGRBG/GGBGGR/GGRGGB/RBGBRG"), period up to MAX_CFA_PERIOD; a 2×2 Bayer layout keeps its four
+#: letters. LINEAR_CFA: an already demosaiced image, 3 samples per pixel (DNG LinearRaw), no mosaic at all.
+LINEAR_CFA = "linear"
+MAX_CFA_PERIOD = 16
+#: the demosaic such a CFA gets (``steps.PatternDemosaic``; none for linear), whatever a model was trained with
+CFA_DEMOSAICS = ("pattern", "none")
+
+
+def cfa_rows(cfa: str) -> tuple[str, ...]:
+    """The rows of colour letters of a periodic CFA ("RGGB" → ("RG", "GB")); () for ``LINEAR_CFA``; ValueError
+    naming ``cfa`` unless it is a Bayer layout, linear, or rows of equal length ≤ MAX_CFA_PERIOD of R, G, B
+    holding all three."""
+    if cfa == LINEAR_CFA:
+        return ()
+    if cfa in CFA_LAYOUTS:
+        return cfa[:2], cfa[2:]
+    rows = tuple(cfa.split("/")) if isinstance(cfa, str) and "/" in cfa else ()
+    if not (1 < len(rows) <= MAX_CFA_PERIOD and 0 < len(rows[0]) <= MAX_CFA_PERIOD
+            and all(len(r) == len(rows[0]) for r in rows) and set("".join(rows)) == set("RGB")):
+        raise ValueError(f"unsupported CFA layout {cfa!r}")
+    return rows
+
+
+def cfa_demosaic(cfa: str, requested: str) -> str:
+    """The demosaic a file of layout ``cfa`` renders with: ``requested`` for a Bayer layout, "none" for linear,
+    "pattern" for any other CFA."""
+    if cfa in CFA_LAYOUTS:
+        return requested
+    return "none" if cfa == LINEAR_CFA else "pattern"
 
 #: JPEG output (the file endings of each container: ``CONTAINERS``)
 DEFAULT_QUALITY = 90
@@ -50,6 +82,12 @@ DEMOSAIC_NAMES = ("mhc", "bilinear")
 DEFAULT_DEMOSAIC = "mhc"
 DEFAULT_KNEE = 0.8  # highlight roll-off knee of new models (measured trade-off: README, "Highlights")
 
+#: encode's looks: "camera" (fitted to the RAW's own preview, else the camera's trained look, else the generic
+#: one) or "libraw" (no look: LibRaw's render, the seed papers' protocol); any other value names a trained look
+LOOKS = ("camera", "libraw")
+DEFAULT_LOOK = "camera"
+LOOK_KNOT_COUNTS = (2, 3, 5, 9, 17, 33)  # knots per tone curve: K − 1 divides the curve table's 4096 intervals
+
 
 def _int(value, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
@@ -62,21 +100,72 @@ def _real(value, lo: float, hi: float) -> bool:
 
 
 @dataclass(frozen=True)
+class Look:
+    """A camera look after the gamma (``steps.Look``): per-channel tone curves (K log-slopes θ_c,j each and the
+    minimum slope s₀, ``steps.ToneCurves``) and the colour rendering (2×2 matrix M on (R − Y, B − Y), shoulder
+    knee k and reach R, ``steps.ChromaCompress``). ``name``: "camera" (fitted to the file's own preview) or the
+    ID of the trained look it came from. JSON: {"name", "curves": [[θ…] ×3], "slope_min", "chroma": [m00, m01,
+    m10, m11], "knee", "reach"}."""
+
+    name: str
+    curves: tuple[tuple[float, ...], ...]
+    slope_min: float
+    chroma: tuple[float, float, float, float]
+    knee: float
+    reach: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and 0 < len(self.name) <= 100):
+            raise ValueError("look name")
+        rows = self.curves
+        if not (isinstance(rows, tuple) and len(rows) == 3 and all(isinstance(r, tuple) for r in rows)
+                and len({len(r) for r in rows}) == 1 and len(rows[0]) in LOOK_KNOT_COUNTS
+                and all(_real(v, -20, 20) for r in rows for v in r)):
+            raise ValueError("look curves")
+        if not _real(self.slope_min, 0.05, 1.0):
+            raise ValueError("look slope_min")
+        m = self.chroma
+        if not (isinstance(m, tuple) and len(m) == 4 and all(_real(v, -8, 8) for v in m)
+                and abs(m[0] * m[3] - m[1] * m[2]) >= 0.05):
+            raise ValueError("look chroma")
+        if not (_real(self.knee, 0.05, 0.95) and _real(self.reach, 1.0, 64.0)):
+            raise ValueError("look knee/reach")
+
+    @classmethod
+    def from_json(cls, record: Mapping) -> Look:
+        """ValueError for anything malformed (missing keys, wrong types or ranges)."""
+        try:
+            return cls(record["name"], tuple(tuple(float(v) for v in r) for r in record["curves"]),
+                       float(record["slope_min"]), tuple(float(v) for v in record["chroma"]),  # type: ignore[arg-type]
+                       float(record["knee"]), float(record["reach"]))
+        except (KeyError, TypeError, AttributeError, OverflowError) as e:
+            raise ValueError(f"look ({type(e).__name__})") from None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "curves": [list(r) for r in self.curves], "slope_min": self.slope_min,
+                "chroma": list(self.chroma), "knee": self.knee, "reach": self.reach}
+
+
+@dataclass(frozen=True)
 class FrontEnd:
     """The analytic front end of one image or frame (``steps.front_end``): x ↦ gain·x before white balance, the
-    demosaic, and the highlight roll-off's knee (None: no roll-off, as in files of models trained without one)."""
+    demosaic, the highlight roll-off's knee (None: no roll-off, as in files of models trained without one) and the
+    look after the gamma (None: LibRaw's look, as in every file written before looks existed)."""
 
     exposure_gain: float = 1.0
     demosaic: str = DEFAULT_DEMOSAIC
     highlight_knee: float | None = None
+    look: Look | None = None
 
     def __post_init__(self) -> None:
         if not _real(self.exposure_gain, 1e-3, 64):
             raise ValueError("exposure_gain")
-        if self.demosaic not in DEMOSAIC_NAMES:
+        if self.demosaic not in DEMOSAIC_NAMES + CFA_DEMOSAICS:
             raise ValueError("demosaic")
         if self.highlight_knee is not None and not _real(self.highlight_knee, 1e-3, 1 - 1e-3):
             raise ValueError("highlight_knee")
+        if self.look is not None and not isinstance(self.look, Look):
+            raise ValueError("look")
 
     @classmethod
     def of(cls, isp: Mapping | None, gain: float) -> FrontEnd:
@@ -87,33 +176,47 @@ class FrontEnd:
 
     @classmethod
     def from_json(cls, record: Mapping) -> FrontEnd:
-        return cls(record["exposure_gain"], record.get("demosaic", DEFAULT_DEMOSAIC), record.get("highlight_knee"))
+        look = record.get("look")
+        if look is not None and not isinstance(look, Mapping):
+            raise ValueError("look")
+        return cls(record["exposure_gain"], record.get("demosaic", DEFAULT_DEMOSAIC), record.get("highlight_knee"),
+                   None if look is None else Look.from_json(look))
 
     def to_json(self) -> dict:
         knee = {} if self.highlight_knee is None else {"highlight_knee": self.highlight_knee}
-        return {"demosaic": self.demosaic, "exposure_gain": self.exposure_gain, **knee}
+        look = {} if self.look is None else {"look": self.look.to_json()}
+        return {"demosaic": self.demosaic, "exposure_gain": self.exposure_gain, **knee, **look}
 
 
 @dataclass(frozen=True)
 class JPEG:
-    """Baseline JPEG: quality, chroma subsampling, and the residual layer's bound N, if any."""
+    """Baseline JPEG: quality, chroma subsampling, and the residual layer's bound, if any: N raw units
+    (``layer``) or K·σ of the sensor noise (``layer_sigma``, ``--max-error Ks``)."""
 
     quality: int = DEFAULT_QUALITY
     subsampling: str = DEFAULT_SUBSAMPLING
     layer: int | None = None
+    layer_sigma: float | None = None
 
     def __post_init__(self) -> None:
         if not (_int(self.quality, 1, 100) and self.subsampling in SUBSAMPLINGS):
             raise ValueError("JPEG quality/subsampling")
         if self.layer is not None and not _int(self.layer, 0, 65535):
             raise ValueError("layer")
+        if self.layer_sigma is not None and not (
+                isinstance(self.layer_sigma, float) and 0.0 < self.layer_sigma <= 64.0 and self.layer is None):
+            raise ValueError("layer_sigma")
 
     @classmethod
     def from_json(cls, record: Mapping) -> JPEG:
-        return cls(record["quality"], record["subsampling"], record.get("layer"))
+        sigma = record.get("layer_sigma")
+        return cls(record["quality"], record["subsampling"], record.get("layer"),
+                   float(sigma) if isinstance(sigma, int | float) and not isinstance(sigma, bool) else sigma)
 
     def to_json(self) -> dict:
         layer = {} if self.layer is None else {"layer": self.layer}
+        if self.layer_sigma is not None:
+            layer["layer_sigma"] = self.layer_sigma
         return {"codec": "jpeg", "quality": self.quality, "subsampling": self.subsampling, **layer}
 
 

@@ -1,0 +1,178 @@
+"""The sensor's noise model σ²(n) = a_c·n + b_c, per CFA position (row-major 2×2), in normalised units
+n = (v − black_π) / (white − black_π); the near-lossless tier (``--max-error Ks``) bounds the error by K·σ(n).
+
+**Source.** The DNG ``NoiseProfile`` tag (51041: pairs (S, O) with variance S·x + O of the linear signal
+x ∈ [0, 1], one pair for all planes or one per CFA colour) when the file has one; otherwise ``estimate``.
+
+**Estimator** (``estimate``, from the mosaic alone). Each CFA position's plane is cut into 2×2 blocks
+x₀₀ x₀₁ / x₁₀ x₁₁ (4×4 sites of the mosaic). Their Hadamard contrasts
+
+    μ = (x₀₀ + x₀₁ + x₁₀ + x₁₁)/4,   e = (x₀₀ − x₀₁ − x₁₀ + x₁₁)/2,
+    g = |x₀₀ + x₀₁ − x₁₀ − x₁₁| + |x₀₀ − x₀₁ + x₁₀ − x₁₁|
+
+give the level μ, a noise sample e (Var e = σ²(μ) for independent noise; any plane a + b·y + c·x cancels) and
+a gradient measure g that, for Gaussian noise, is independent of e (orthogonal contrasts). Blocks with a site
+at or above 98 % of white are dropped; the rest are grouped into ``LEVELS`` groups of equal count by μ (fewer
+on small images: at least 2·``MIN_BLOCKS`` blocks each); in each
+group the half with the smallest g (flat areas: texture leaks into e) gives σ̂² = (1.4826·median|e|)², at the
+group's median μ. a, b come from a least-squares fit of σ̂² against μ weighted by count/σ̂⁴ (the variance of
+σ̂² grows as σ⁴), with a ≥ 0 and b ≥ 1/(12·(white − black)²) (the rounding floor of integer raw values).
+``tests/test_noise.py`` checks it on synthetic mosaics with known a, b."""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import metadata
+from .rawio import RawImage
+from .steps import cfa_index
+
+NOISE_PROFILE = 51041
+LEVELS = 16
+MIN_BLOCKS = 32  # a level group needs this many flat blocks (small images get fewer groups)
+UNIT = "normalised"
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """σ²(n) = a[π]·n + b[π] for CFA position π (row-major 2×2), n normalised; ``source`` says where it came
+    from ("NoiseProfile" or "estimated")."""
+
+    a: tuple[float, float, float, float]
+    b: tuple[float, float, float, float]
+    source: str
+
+    def __post_init__(self) -> None:
+        vals = (*self.a, *self.b)
+        if len(self.a) != 4 or len(self.b) != 4 or not all(isinstance(v, float) and math.isfinite(v) for v in vals):
+            raise ValueError("noise model: a and b need 4 finite numbers each")
+        if not all(0.0 <= v < 1.0 for v in self.a) or not all(0.0 < v < 1.0 for v in self.b):
+            raise ValueError("noise model: a must lie in [0, 1) and b in (0, 1)")
+
+    def sigma(self, n: np.ndarray | float, pos: int) -> np.ndarray:
+        """σ(n) at CFA position ``pos`` (n clipped to [0, 1]), normalised units."""
+        return np.sqrt(self.a[pos] * np.clip(n, 0.0, 1.0) + self.b[pos])
+
+    def to_json(self) -> dict:
+        return {"a": list(self.a), "b": list(self.b), "unit": UNIT, "source": self.source}
+
+    @classmethod
+    def from_json(cls, d: dict) -> NoiseModel:
+        if d.get("unit") != UNIT:
+            raise ValueError(f"noise model unit {d.get('unit')!r} (expected {UNIT!r})")
+        return cls(tuple(float(v) for v in d["a"]), tuple(float(v) for v in d["b"]), str(d.get("source", "")))
+
+
+def from_noise_profile(raw: RawImage) -> NoiseModel | None:
+    """The model a DNG's NoiseProfile tag gives, mapped to CFA positions; None without a usable tag."""
+    packed = raw.exif.get("dng")
+    entry = metadata.unpack_ifd(packed).get(NOISE_PROFILE) if packed else None
+    if entry is None or entry.type != 12 or entry.count not in (2, 6) or len(entry.data) != 8 * entry.count:
+        return None
+    pairs = np.asarray(struct.unpack(f"<{entry.count}d", entry.data)).reshape(-1, 2)
+    colours = cfa_index(raw.cfa).ravel()
+    rows = [pairs[0 if len(pairs) == 1 else c] for c in colours]
+    try:
+        return NoiseModel(tuple(float(r[0]) for r in rows), tuple(float(r[1]) for r in rows), "NoiseProfile")
+    except ValueError:
+        return None
+
+
+def _normalised_planes(raw: RawImage) -> list[np.ndarray]:
+    """The four CFA position planes of the mosaic as float64 n (not clipped: noise below black counts)."""
+    black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
+    m = raw.mosaic
+    return [(m[i::2, j::2].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
+            for i in range(2) for j in range(2)]
+
+
+def level_variances(plane: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median level, robust σ̂², flat blocks) of each level group of one plane (see the module docstring)."""
+    h, w = (s // 2 * 2 for s in plane.shape)
+    x = plane[:h, :w]
+    x00, x01, x10, x11 = x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2]
+    mu = ((x00 + x01 + x10 + x11) / 4).ravel()
+    e = ((x00 - x01 - x10 + x11) / 2).ravel()
+    g = (np.abs(x00 + x01 - x10 - x11) + np.abs(x00 - x01 + x10 - x11)).ravel()
+    keep = np.maximum(np.maximum(x00, x01), np.maximum(x10, x11)).ravel() < top
+    mu, e, g = mu[keep], e[keep], g[keep]
+    levels, variances, counts = [], [], []
+    groups = min(LEVELS, mu.size // (2 * MIN_BLOCKS))
+    order = np.argsort(mu, kind="stable")
+    for grp in np.array_split(order, groups) if groups else ():
+        flat = grp[g[grp] <= np.median(g[grp])]
+        if flat.size < MIN_BLOCKS:
+            continue
+        s = 1.4826 * float(np.median(np.abs(e[flat])))
+        levels.append(float(np.median(mu[flat])))
+        variances.append(s * s)
+        counts.append(flat.size)
+    return np.array(levels), np.array(variances), np.array(counts)
+
+
+def fit_line(levels: np.ndarray, variances: np.ndarray, counts: np.ndarray, floor: float) -> tuple[float, float]:
+    """(a, b) of σ² = a·n + b by weighted least squares (weights count/σ̂⁴), a ≥ 0, b ≥ floor."""
+    ok = variances > 0
+    n, v, wts = levels[ok], variances[ok], counts[ok] / np.maximum(variances[ok], floor) ** 2
+    if n.size == 0:
+        return 0.0, floor
+    if n.size >= 2 and np.ptp(n) > 0:
+        sw = np.sqrt(wts)
+        a, b = np.linalg.lstsq(np.stack([n, np.ones_like(n)], 1) * sw[:, None], v * sw, rcond=None)[0]
+    else:
+        a, b = 0.0, float(np.average(v, weights=wts))
+    if a < 0:
+        a, b = 0.0, float(np.average(v, weights=wts))
+    if b < floor:  # refit the slope through the floor
+        b = floor
+        a = max(0.0, float(np.sum(wts * n * (v - b)) / max(np.sum(wts * n * n), 1e-300)))
+    return float(a), float(b)
+
+
+def estimate(raw: RawImage) -> NoiseModel:
+    """The noise model estimated from ``raw``'s mosaic (module docstring, "Estimator")."""
+    black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2).ravel()
+    a, b = [], []
+    for pos, plane in enumerate(_normalised_planes(raw)):
+        floor = 1.0 / (12.0 * (raw.white - black[pos]) ** 2)
+        ai, bi = fit_line(*level_variances(plane, 0.98), floor)
+        a.append(min(ai, 0.5))
+        b.append(min(max(bi, floor), 0.5))
+    return NoiseModel(tuple(a), tuple(b), "estimated")
+
+
+
+
+#: normalised level at which the profile and the estimate are compared (18 % grey)
+MID_GREY = 0.18
+#: a NoiseProfile claiming more than this × the noise the mosaic shows is not used (the data was denoised)
+PROFILE_TRUST = 1.5
+
+
+def mid_grey_sigma(model: NoiseModel) -> float:
+    """Mean over CFA positions of σ(MID_GREY), normalised."""
+    return float(np.mean([model.sigma(MID_GREY, p) for p in range(4)]))
+
+
+def noise_model(raw: RawImage) -> NoiseModel:
+    """The file's NoiseProfile when it has a usable one that the mosaic does not contradict (its σ at mid-grey at
+    most ``PROFILE_TRUST`` × the estimate's), else the estimate from the mosaic."""
+    est = estimate(raw)
+    prof = from_noise_profile(raw)
+    if prof is not None and mid_grey_sigma(prof) <= PROFILE_TRUST * mid_grey_sigma(est):
+        return prof
+    return est if prof is None else NoiseModel(est.a, est.b, "estimated (NoiseProfile above the mosaic's noise)")
+
+
+def sigma_raw(model: NoiseModel, mosaic: np.ndarray, black: np.ndarray, white: int) -> np.ndarray:
+    """σ(n) of every site of ``mosaic`` in raw units: σ_π(n)·(white − black_π), n = (v − black_π)/(white − black_π)."""
+    black = np.asarray(black, dtype=np.float64).reshape(2, 2)
+    out = np.empty(mosaic.shape, np.float64)
+    for pos, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        span = white - black[i, j]
+        out[i::2, j::2] = model.sigma((mosaic[i::2, j::2] - black[i, j]) / span, pos) * span
+    return out

@@ -1,0 +1,153 @@
+"""The noise-bounded residual tier (``--max-error Ks``): the noise model (estimator on synthetic mosaics with known
+noise, the DNG NoiseProfile), the sigma quantiser's bound at every value, the CLI round trip, bad input."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+from conftest import run
+from synthraw import make_raw, write_synthetic_dng
+
+from invisp_cli import metadata, noise, rawio, residual
+from invisp_cli.containers import layer
+from invisp_cli.errors import MetadataError
+
+
+def noisy_raw(a: tuple, b: tuple, h: int = 512, w: int = 768, bits: int = 14, seed: int = 0):
+    """A synthetic RawImage whose mosaic is a smooth scene over the whole range plus Gaussian noise of variance
+    a_π·n + b_π (normalised), rounded to integers."""
+    rng = np.random.default_rng(seed)
+    raw = make_raw(h, w, bits=bits, seed=seed)
+    black = raw.black.reshape(2, 2)
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    n = 0.005 + 0.9 * x * (0.9 + 0.1 * np.cos(3 * y))  # a ramp over the whole range, gently curved
+    out = np.empty((h, w))
+    for pos, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        s = n[i::2, j::2]
+        v = s + rng.normal(0, 1, s.shape) * np.sqrt(a[pos] * s + b[pos])
+        out[i::2, j::2] = black[i, j] + v * (raw.white - black[i, j])
+    raw.mosaic = np.clip(np.round(out), 0, raw.white).astype(np.uint16)
+    return raw
+
+
+@pytest.mark.parametrize("a,b", [((2e-4, 1e-4, 1.2e-4, 3e-4), (1e-6, 5e-7, 5e-7, 2e-6)),
+                                 ((5e-5,) * 4, (4e-6,) * 4)])
+def test_estimator_recovers_known_noise(a, b):
+    raw = noisy_raw(a, b)
+    est = noise.estimate(raw)
+    assert est.source == "estimated"
+    for pos in range(4):
+        for n in (0.05, 0.2, 0.5, 0.8):
+            true = np.sqrt(a[pos] * n + b[pos] + 1 / (12 * (raw.white - raw.black.ravel()[pos]) ** 2))
+            assert abs(float(est.sigma(n, pos)) / true - 1) < 0.1, (pos, n)
+
+
+def test_noise_profile_and_its_check():
+    raw = noisy_raw((1e-4,) * 4, (1e-6,) * 4, h=192, w=256)
+    raw.cfa = "GRBG"
+
+    def with_profile(pairs):
+        entry = metadata.Entry(12, len(pairs), struct.pack(f"<{len(pairs)}d", *pairs))
+        raw.exif = {**raw.exif, "dng": metadata.pack_ifd({noise.NOISE_PROFILE: entry})}
+        return raw
+
+    # one pair per colour (R, G, B), mapped through the CFA: GRBG → G R B G
+    prof = noise.from_noise_profile(with_profile([1.1e-4, 1e-6, 0.9e-4, 2e-6, 1.2e-4, 3e-6]))
+    assert prof.a == (0.9e-4, 1.1e-4, 1.2e-4, 0.9e-4) and prof.b == (2e-6, 1e-6, 3e-6, 2e-6)
+    assert noise.noise_model(raw).source == "NoiseProfile"
+    # a profile claiming far more noise than the mosaic shows (denoised data) is not trusted
+    with_profile([4e-3, 1e-6])
+    assert noise.noise_model(raw).source.startswith("estimated")
+    with pytest.raises(ValueError):
+        noise.NoiseModel((1e-4,) * 4, (0.0,) * 4, "x")
+
+
+@pytest.mark.parametrize("k", [0.25, 0.5, 1.0, 3.0])
+def test_sigma_bins_bound_every_value(k):
+    model = noise.NoiseModel((2e-4, 1e-4, 1e-4, 3e-4), (1e-7, 4e-6, 4e-6, 1e-5), "test")
+    black, white, hi = np.array([[600, 610], [590, 605]]), 15000, 16383
+    bins = residual.SigmaBins.build(k, model, black, white, hi)
+    t = residual.SigmaBins.tolerance(k, model, black, white, hi)
+    v = np.arange(hi + 1)
+    rng = np.random.default_rng(1)
+    m = rng.integers(0, hi + 1, (40, 64)).astype(np.uint16)
+    sig = noise.sigma_raw(model, m.astype(np.float64), black, white)
+    for pos in range(4):
+        assert np.all(np.abs(bins.rep[pos][bins.index(pos)] - v) <= t[pos])
+    for spread in (0, 50, 20000):  # exact, near and far predictions
+        p = np.clip(m.astype(np.int64) + rng.integers(-spread, spread + 1, m.shape), 0, hi).astype(np.uint16)
+        d, rec = bins.quantise(m, p)
+        assert np.array_equal(bins.reconstruct(d, p), rec)
+        err = np.abs(rec.astype(np.int64) - m)
+        assert np.all(err <= k * sig + 1e-9) and (k < 1 or err.max() > 0)
+    back = residual.SigmaBins.from_json(json.loads(json.dumps(bins.to_json())))
+    assert all(np.array_equal(x, y) for x, y in zip(back.rep + back.lower, bins.rep + bins.lower, strict=True))
+
+
+def test_sigma_tier_round_trip(tmp_path, test_registry):
+    src = tmp_path / "in.dng"
+    orig = write_synthetic_dng(src, h=96, w=128, cfa="BGGR", bits=14, flip=6, seed=5)
+    sizes = {}
+    for k in ("0.25s", "0.5s", "1s"):
+        jpg = tmp_path / f"{k}.jpg"
+        r = run("encode", src, "-o", jpg, "--max-error", k)
+        assert r.exit_code == 0 and f"within {k[:-1]}σ" in r.output, r.output + r.stderr
+        info = json.loads(run("info", jpg, "--json").output)["record"]
+        model = noise.NoiseModel.from_json(info["noise"])
+        assert info["noise"]["unit"] == "normalised" and len(info["noise"]["a"]) == 4
+        assert info["render"]["layer_sigma"] == float(k[:-1]) and "layer" not in info["render"]
+        dng = tmp_path / f"{k}.dng"
+        assert run("decode", jpg, "-o", dng).exit_code == 0
+        back = rawio.read_raw(dng).mosaic.astype(np.int64)
+        sig = noise.sigma_raw(model, orig.mosaic.astype(np.float64), orig.black, orig.white)
+        err = np.abs(back - orig.mosaic)
+        assert np.all(err <= float(k[:-1]) * sig + 1e-9) and err.max() > 0
+        assert "σ" in run("verify", jpg).output
+        sizes[k] = len(layer.read_layer(jpg.read_bytes()))
+    assert sizes["0.25s"] > sizes["0.5s"] > sizes["1s"]
+    # the layer removed: decode warns that the σ layer is gone
+    run("strip", tmp_path / "1s.jpg", "-o", tmp_path / "plain.jpg")
+    r = run("decode", tmp_path / "plain.jpg", "-o", tmp_path / "plain.dng")
+    assert r.exit_code == 0 and "1σ" in r.stderr
+
+
+def test_damaged_sigma_tables_are_refused(tmp_path, test_registry):
+    src = tmp_path / "in.dng"
+    write_synthetic_dng(src, h=64, w=64, seed=3)
+    jpg = tmp_path / "x.jpg"
+    assert run("encode", src, "-o", jpg, "--max-error", "0.5s").exit_code == 0
+    data = jpg.read_bytes()
+    at = data.index(b'"tables":"') + 20
+    bad = bytearray(data)
+    bad[at] = ord("A") if bad[at] != ord("A") else ord("B")
+    (tmp_path / "bad.jpg").write_bytes(bytes(bad))
+    r = run("decode", tmp_path / "bad.jpg", "-o", tmp_path / "bad.dng")
+    assert r.exit_code == MetadataError.exit_code and "residual layer" in r.stderr
+    assert not (tmp_path / "bad.dng").exists()
+
+
+def test_integer_layers_keep_their_format():
+    raw = make_raw(32, 48, seed=1)
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    blob = residual.build_layer(raw.mosaic, rgb, [residual.Predictor.none(0, raw.white)], 4)
+    header = json.loads(blob[4 : 4 + int.from_bytes(blob[:4], "big")])
+    assert header["format"] == "invisp-residual/1" and header["guarantee"] == 4 and "sigma" not in header
+
+
+@pytest.mark.parametrize("bad", ["0s", "-1s", "abc", "nans", "65s", "-3", "70000", "s"])
+def test_bad_max_error(tmp_path, bad):
+    src = tmp_path / "in.dng"
+    write_synthetic_dng(src, h=32, w=32)
+    r = run("encode", src, "-o", tmp_path / "x.jpg", "--max-error", bad)
+    assert r.exit_code == 2 and "--max-error" in r.output and not (tmp_path / "x.jpg").exists()
+    assert residual.parse_max_error("0.5s") == residual.Sigma(0.5) and residual.parse_max_error("4") == 4
+
+
+def test_exact_and_sigma_contradict(tmp_path):
+    src = tmp_path / "in.dng"
+    write_synthetic_dng(src, h=32, w=32)
+    r = run("encode", src, "-o", tmp_path / "x.jpg", "--exact", "--max-error", "0.5s")
+    assert r.exit_code == 2 and "contradict" in r.output
