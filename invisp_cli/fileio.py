@@ -8,7 +8,9 @@ The guarantees (README, "Safety"):
   ``--force``;
 * every file is written to a temporary file beside its target and renamed onto it at the end, so a crash, a
   full disk or a signal leaves the target as it was; temporary files carry the writer's PID, and a later run
-  removes those whose writer is gone;
+  removes those whose writer is gone; a SIGTERM at any moment, the temporary file's creation included, leaves
+  none behind (its name is chosen, and its removal armed, before it exists);
+* an input is a regular file: a FIFO, socket or device is refused at once (reading one could block forever).
 * a folder output (video decode) is filled file by file the same way: nothing that was in the folder before is
   removed, and only same-named regular files that invisp wrote are replaced (with ``--force``)."""
 
@@ -17,14 +19,37 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
+import signal
 import stat
-import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import InputError, OutputError
 
 PathLike = str | os.PathLike
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
+
+
+def check_input(path: PathLike) -> Path:
+    """The input ``path`` as a Path if it is a regular file (or a link to one); otherwise InputError saying what it
+    is: missing, a folder, a FIFO, socket or device (never opened: reading a FIFO would block), or unreadable."""
+    p = Path(path)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror or type(e).__name__})") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{p}: is a folder; name a file")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise InputError(f"{p}: is {kind}, not a regular file; name a file")
+    return p
 
 
 def same_file(a: PathLike, b: PathLike) -> bool:
@@ -71,12 +96,6 @@ def check_output(path: PathLike, force: bool, inputs: Iterable[PathLike] = ()) -
     return p
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _temp_prefix(target: Path) -> str:
     return f".{target.name}.invisp-"
 
@@ -112,6 +131,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: this process's temporary files not yet renamed or removed (what a SIGTERM nobody else handles removes)
+_live: set[Path] = set()
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM in a process where nothing else handles it (a batch worker, a library caller): remove this process's
+    temporary files, then end as the default action would."""
+    for tmp in list(_live):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _arm_sigterm() -> None:
+    """Install ``_on_sigterm`` where SIGTERM still has its default action (the CLI installs its own handler, which
+    raises KeyboardInterrupt: the writers below then remove their temporary files themselves)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def write_error(target: PathLike, e: OSError) -> OutputError:
     """The one-line OutputError for a failed write of ``target`` (never naming the temporary file)."""
     return OutputError(f"{target}: cannot write output ({e.strerror or e or type(e).__name__})")
@@ -121,30 +161,30 @@ def write_error(target: PathLike, e: OSError) -> OutputError:
 def atomic_output(path: PathLike, force: bool = False, inputs: Iterable[PathLike] = ()) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it onto ``path`` on success.
 
-    On any exception (a full disk included: ``OutputError``) the temporary file is removed and the target is
-    left as it was."""
+    On any exception (a full disk included: ``OutputError``; a signal at any moment, even while the temporary file
+    is being created) the temporary file is removed and the target is left as it was."""
     inputs = list(inputs)
     target = check_output(path, force, inputs)
-    remove_stale_temps(target.parent if str(target.parent) else Path("."))
+    folder = target.parent if str(target.parent) else Path(".")
+    remove_stale_temps(folder)
+    _arm_sigterm()
+    # the name (this PID, 64 random bits) is fixed before the file exists, so the cleanup below covers its creation
+    tmp_path = folder / f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(8)}.part{target.suffix}"
+    _live.add(tmp_path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}-", suffix=".part" + target.suffix,
-                                   dir=target.parent if str(target.parent) else ".")
-    except OSError as e:
-        raise write_error(target, e) from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a normal output file follows the umask
-    try:
-        try:
+        try:  # 0o666 less the umask, as for any new file (O_EXCL: never an existing file or link)
+            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
             yield tmp_path
         except OSError as e:  # writing the output failed (disk full, quota, I/O, …): name the target, not the temp
             raise write_error(target, e) from None
         check_output(target, force, inputs)  # nothing changed under us while writing
         os.replace(tmp_path, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+    finally:
+        _live.discard(tmp_path)
 
 
 class OutputFolder:

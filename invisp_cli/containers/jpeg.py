@@ -28,7 +28,6 @@ import io
 import os
 import struct
 import threading
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
@@ -36,6 +35,7 @@ from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 from .. import __version__
 from .. import metadata as md
 from ..errors import InputError, MetadataError
+from ..fileio import check_input
 from ..params import ReconstructionParams
 from ..settings import JPEG
 
@@ -237,9 +237,7 @@ def current_metadata(img: Image.Image) -> dict:
 
 
 def open_jpeg(path: str | os.PathLike) -> tuple[Image.Image, str]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file")
+    p = check_input(path)  # missing, a folder, a FIFO or a device: said as such
     try:
         img = Image.open(p)
         img.load()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import atomic_output, check_output
+from ..fileio import atomic_output, check_input, check_output
 from ..rawio import RawImage
 from ..settings import CONTAINERS, DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
 from . import colour, output
@@ -41,9 +41,7 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
     from .. import codec, rawio
     from ..steps import libraw_gain
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file")
+    p = check_input(path)
     with open(p, "rb") as fh:
         is_jpeg = fh.read(3) == _JPEG_MAGIC
     if is_jpeg:

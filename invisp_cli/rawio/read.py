@@ -4,14 +4,17 @@ the file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .. import metadata
 from ..errors import InputError, UnsupportedSensorError
+from ..fileio import check_input
 from ..settings import CFA_LAYOUTS
 from .colour import cam_xyz_coeff, libraw_auto_wb, xyz_to_cam_from_rgb_cam
 from .dng import rational
@@ -24,11 +27,7 @@ def _open_raw(path: str | os.PathLike) -> tuple[Any, str]:
     """Open with rawpy and force the (lazy) unpack; any failure is an ``InputError`` naming the file."""
     import rawpy
 
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, not a RAW file")
+    p = check_input(path)  # never a FIFO or device: LibRaw would block reading it
     try:
         with open(p, "rb") as fh:
             head = fh.read(16)
@@ -37,8 +36,8 @@ def _open_raw(path: str | os.PathLike) -> tuple[Any, str]:
     if not head:
         raise InputError(f"{p}: empty file")
     try:
-        with quiet_libraw():
-            raw = rawpy.imread(str(p))
+        with quiet_libraw(), _libraw_source(p) as source:
+            raw = rawpy.imread(source)
     except rawpy.LibRawFileUnsupportedError:
         small = _tiff_size(p)
         if small and min(small) < MIN_SIDE:
@@ -56,6 +55,19 @@ def _open_raw(path: str | os.PathLike) -> tuple[Any, str]:
         raw.close()
         raise InputError(f"{p}: corrupt or truncated RAW ({error_text(e)})") from None
     return raw, str(p)
+
+
+@contextlib.contextmanager
+def _libraw_source(p: Path) -> Iterator[str | BinaryIO]:
+    """What rawpy opens: the path, or the open file where the name is not UTF-8 (rawpy encodes names as UTF-8;
+    a name such as b"\\xff\\xfe.dng" is a valid file all the same)."""
+    try:
+        str(p).encode("utf-8")
+    except UnicodeEncodeError:
+        with open(p, "rb") as fh:
+            yield fh
+        return
+    yield str(p)
 
 
 #: LibRaw refuses images with a side below 22 pixels

@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError, MetadataError
+from ..fileio import check_input
 from ..params import ReconstructionParams
 from ..settings import CODECS, PIX_FMTS
 
@@ -249,9 +250,7 @@ def _checksum(body: dict) -> str:
 
 
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file")
+    p = check_input(path)
     try:
         c = av.open(str(p))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
