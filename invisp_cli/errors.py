@@ -40,6 +40,13 @@ class OutputError(InvispError):
     exit_code = 6
 
 
+class PixelsChangedError(InvispError):
+    """``verify``: the JPEG's pixels changed after encode (re-saved, edited, damaged): decode still gives a RAW,
+    with a warning, but it is approximate beyond what the file promised."""
+
+    exit_code = 8
+
+
 class SomeFilesFailed(InvispError):
     """A command over several files (``verify``, batch ``encode``/``decode -d``) finished, and at least one file
     failed; each failure was reported on its own line."""

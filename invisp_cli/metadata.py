@@ -2,7 +2,9 @@
 
 An IFD is a ``dict`` tag → ``Entry`` (TIFF type, count, value bytes in little-endian order); a ``Tree`` names the
 IFDs the way EXIF does: "0th" (the descriptive tags of IFD0 only), "Exif", "GPS" and "Interop". Big-endian
-files are converted on reading; maker notes are kept as the opaque bytes they are.
+files are converted on reading; maker notes are kept as the bytes they are, except that the value offsets of a
+note that counts them from the TIFF header (Canon, Sony, Panasonic, …) follow it to wherever it is written
+(``Entry.offset``; a note whose offsets point outside itself cannot be carried and is dropped, saying so).
 
 ``write_tiff`` lays out any IFD structure (sub-IFDs, image data blocks) in one little-endian TIFF stream; it
 writes both the EXIF block of a JPEG and whole DNG files."""
@@ -10,6 +12,7 @@ writes both the EXIF block of a JPEG and whole DNG files."""
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import mmap
 import re
@@ -50,7 +53,9 @@ JPEG_ONLY_EXIF = frozenset({37121, 40960, 40961, 40962, 40963})
 class Entry:
     type: int
     count: int
-    data: bytes  # little-endian
+    data: bytes  # little-endian (a maker note: its own byte order)
+    #: a maker note whose value offsets count from the TIFF header: the position it was read at (or written for)
+    offset: int | None = field(default=None, compare=False)
 
     def values(self) -> tuple:
         """The numbers (rationals as flat numerator/denominator pairs); ASCII/UNDEFINED give their bytes."""
@@ -113,7 +118,9 @@ class _Reader:
             if e == ">" and unit > 1 and tag != MAKER_NOTE:
                 raw = np.frombuffer(raw, f">u{unit}").astype(f"<u{unit}").tobytes()
             ent = Entry(typ, count, raw)
-            if _meaningful(ent):
+            if tag == MAKER_NOTE and size > 4:
+                ent = _carried_note(ent, at)
+            if ent is not None and _meaningful(ent):
                 out[tag] = ent
         p = off + 2 + 12 * n
         nxt = struct.unpack_from(e + "I", d, p)[0] if p + 4 <= len(d) else 0
@@ -175,6 +182,75 @@ def _raw_file_metadata(data: bytes | mmap.mmap) -> tuple[Tree, dict[int, Entry],
     return tree, dng, xmp, iptc
 
 
+# --------------------------------------------------------------------------------------- maker notes
+
+#: maker-note headers and where the IFD starts after them; a note without one (Canon, newer Sony) starts with it
+_NOTE_IFD_START = ((b"SONY DSC \0\0\0", 12), (b"SONY CAM \0\0\0", 12), (b"SONY MOBILE\0", 12),
+                   (b"Panasonic\0\0\0", 12), (b"AOC\0", 6), (b"PENTAX \0", 10), (b"OLYMP\0", 8), (b"EPSON\0", 8),
+                   (b"OLYMPUS\0", 12), (b"OM SYSTEM\0", 16), (b"FUJIFILM", 12), (b"Apple iOS\0", 14))
+_TIFF_MAGIC = (b"II*\0", b"MM\0*")
+
+
+def _note_values(note: bytes) -> tuple[str, list[tuple[int, int, int]]] | None:
+    """(byte order, [(where the offset is stored, the offset, the value's size)] for each value stored outside the
+    entry table) of a maker note laid out as an IFD; None for a note with its own TIFF header (Nikon type 3, Apple:
+    valid anywhere) or one that is no IFD."""
+    if note[10:14] in _TIFF_MAGIC or note[8:12] in _TIFF_MAGIC:
+        return None
+    start = next((at for prefix, at in _NOTE_IFD_START if note.startswith(prefix)), 0)
+    for e in "<>":
+        if start + 2 > len(note):
+            return None
+        n = struct.unpack_from(e + "H", note, start)[0]
+        if not 0 < n <= 1000 or start + 2 + 12 * n > len(note):
+            continue
+        values = []
+        for k in range(n):
+            p = start + 2 + 12 * k
+            _, typ, count = struct.unpack_from(e + "HHI", note, p)
+            if typ not in _UNIT:
+                break
+            size = _UNIT[typ] * _PER.get(typ, 1) * count
+            if size > 4:
+                values.append((p + 8, struct.unpack_from(e + "I", note, p + 8)[0], size))
+        else:
+            return e, values
+    return None
+
+
+def _carried_note(ent: Entry, at: int) -> Entry | None:
+    """The maker note read at ``at``: as it is where its offsets count from itself (or it has none), with
+    ``offset`` = ``at`` where they count from the TIFF header, None (dropped, with a warning) where they point
+    outside it (its data would be lost or mislead: what cannot be carried is not)."""
+    found = _note_values(ent.data)
+    if found is None or not found[1]:
+        return ent
+    n = len(ent.data)
+    values = found[1]
+    if all(0 <= off and off + size <= n for _, off, size in values):
+        return ent
+    if all(at <= off and off + size <= at + n for _, off, size in values):
+        return Entry(ent.type, ent.count, ent.data, at)
+    logging.getLogger("invisp").warning("invisp: warning: maker notes not carried: their offsets point outside "
+                                        "them")
+    return None
+
+
+def _rebased_note(note: bytes, old: int, new: int) -> bytes:
+    """``note`` (offsets counted from the TIFF header) moved from position ``old`` to ``new``: every value offset
+    shifted with it, and a Canon note's footer (byte order + the note's own position) set to ``new``."""
+    found = _note_values(note)
+    if old == new or found is None:
+        return note
+    e, values = found
+    out = bytearray(note)
+    for where, off, _ in values:
+        struct.pack_into(e + "I", out, where, off + new - old)
+    if out[-8:-4] in _TIFF_MAGIC:
+        struct.pack_into("<I" if out[-8:-6] == b"II" else ">I", out, len(out) - 4, new)
+    return bytes(out)
+
+
 # ---------------------------------------------------------------------------------------------- write
 
 
@@ -227,7 +303,7 @@ def _write_node(buf: bytearray, node: Node) -> int:
             _align(buf)
             struct.pack_into("<I", buf, p + 8, len(buf))
             where[tag] = len(buf)
-            buf += ent.data
+            buf += ent.data if ent.offset is None else _rebased_note(ent.data, ent.offset, len(buf))
     for tag, subs in node.subs.items():
         for i, sub in enumerate(subs):
             struct.pack_into("<I", buf, where[tag] + 4 * i, _write_node(buf, sub))
@@ -252,6 +328,32 @@ def tree_node(tree: Tree, extra0: Ifd | None = None) -> Node:
     if tree.get("GPS"):
         root.subs[GPS_IFD] = [Node(dict(tree["GPS"]))]
     return root
+
+
+#: the EXIF version (×100) that defined each Exif/Interop tag after 2.1 (ExifTool's table of the 2.32 standard):
+#: a file stating an older ExifVersion than its tags need fails validation (BodySerialNumber under 0221)
+_EXIF_SINCE = {0x9214: 220, 0xa420: 220, 0xa500: 221, 0xa005: 210, **dict.fromkeys(range(0xa401, 0xa40d), 220),
+               **dict.fromkeys(range(0x8830, 0x8836), 230), **dict.fromkeys(range(0xa430, 0xa436), 230),
+               **dict.fromkeys((0x9010, 0x9011, 0x9012, *range(0x9400, 0x9406)), 231),
+               **dict.fromkeys((0xa460, 0xa461, 0xa462), 232)}
+#: the GPSVersionID that defined each GPS tag after 2.0.0.0
+_GPS_SINCE = {**dict.fromkeys(range(0x1b, 0x1f), (2, 2, 0, 0)), 0x1f: (2, 3, 0, 0)}
+
+
+def exif_version(exif: Ifd, interop: bool) -> Entry:
+    """The ExifVersion to write for ``exif`` (and an Interop IFD, whose InteropIndex needs 0210): the one it states
+    (0232 where it states none), raised to the first version that defines every tag it holds."""
+    need = max([_EXIF_SINCE.get(t, 0) for t in exif] + [210 if interop else 0])
+    stated = exif.get(36864)
+    version = int(stated.data) if stated is not None and len(stated.data) == 4 and stated.data.isdigit() else 232
+    return Entry(UNDEFINED, 4, b"%04d" % max(version, need))
+
+
+def gps_version(gps: Ifd) -> Entry:
+    """The GPSVersionID to write for ``gps``: the one it states (2.3.0.0 where none), raised to what its tags need."""
+    stated = gps.get(0)
+    version = tuple(stated.values()) if stated is not None and stated.count == 4 else (2, 3, 0, 0)
+    return num_entry(BYTE, list(max([version, *(_GPS_SINCE.get(t, (0,)) for t in gps)])))
 
 
 #: the EXIF basics of ``RawImage.exif``/``params.camera`` as (key, IFD, tag, TIFF type)

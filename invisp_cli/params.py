@@ -4,13 +4,17 @@ Schema ``invisp/1`` (all that decode needs, plus the camera's EXIF basics):
 
     {"schema": "invisp/1",
      "model": {"id": str, "sha256": hex64},
-     "raw": {"cfa": "RGGB"|…, "black": [[b00, b01], [b10, b11]], "white": int, "bits": int,
+     "raw": {"cfa": "RGGB"|… (2×2 Bayer) | "GGRGGB/GGBGGR/…" (any period) | "linear",
+             "black": [[b00, b01], [b10, b11]] (per site of the CFA tile, p×q; linear: [b_r, b_g, b_b]),
+             "white": int, "bits": int,
              "visible_size": [H, W], "raw_size": [H, W], "margins": [top, left], "flip": 0..7,
              "wb": [r, g, b], "wb_source": str, "rgb_cam": 3×3, "xyz_to_cam": 3×3},
      "render": the container's settings + the front end's (``settings``: JPEG or Video, and FrontEnd), e.g.
                {"codec": "jpeg", "quality": int, "subsampling": str, "layer": N (optional),
                 "demosaic": "mhc"|"bilinear", "exposure_gain": float, "highlight_knee": float in (0, 1) (optional)},
      "camera": {make, model, datetime, exposure_time, f_number, iso, focal_length, lens},
+     "pixels": {"grid": G, "fingerprint": base64, "samples": base64, "scan_sha256": hex64}  (JPEG only; absent
+               in files written before it: ``containers.integrity`` binds the record to the image it was written with),
      "checksum": sha256 of the canonical JSON of everything above}
 
 The checksum makes any edit of the stored parameters detectable (it guards against corruption and
@@ -18,6 +22,7 @@ accidental edits, not against someone who recomputes it)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -26,7 +31,7 @@ import numpy as np
 
 from .errors import MetadataError
 from .rawio import RawImage
-from .settings import CFA_LAYOUTS, JPEG, FrontEnd, Video, output_settings
+from .settings import CFA_LAYOUTS, JPEG, LINEAR_CFA, FrontEnd, Video, cfa_demosaic, cfa_rows, output_settings
 
 SCHEMA = "invisp/1"
 #: plausibility bounds of a stored image size (a 16000 × 12000 sensor is 192 MP)
@@ -41,15 +46,16 @@ class ReconstructionParams:
     raw: dict
     render: dict
     camera: dict = field(default_factory=dict)
+    pixels: dict | None = None  # the binding to the JPEG's image (``containers.integrity.bind``)
 
     @classmethod
     def from_raw(cls, raw: RawImage, model_id: str, model_sha256: str, render: dict) -> ReconstructionParams:
         meta = {
             "cfa": raw.cfa,
-            "black": np.asarray(raw.black, dtype=float).reshape(2, 2).tolist(),
+            "black": np.asarray(raw.black, dtype=float).reshape(_black_shape(raw.cfa)).tolist(),
             "white": int(raw.white),
             "bits": int(raw.bits),
-            "visible_size": list(raw.mosaic.shape),
+            "visible_size": list(raw.mosaic.shape[:2]),
             "raw_size": [int(v) for v in raw.raw_size],
             "margins": [int(v) for v in raw.margins],
             "flip": int(raw.flip),
@@ -61,8 +67,11 @@ class ReconstructionParams:
         return cls(model_id, model_sha256, meta, dict(render), dict(raw.exif))
 
     def _body(self) -> dict:
-        return {"schema": SCHEMA, "model": {"id": self.model_id, "sha256": self.model_sha256},
+        body = {"schema": SCHEMA, "model": {"id": self.model_id, "sha256": self.model_sha256},
                 "raw": self.raw, "render": self.render, "camera": self.camera}
+        if self.pixels is not None:
+            body["pixels"] = self.pixels
+        return body
 
     def to_json(self) -> str:
         body = self._body()
@@ -88,7 +97,7 @@ class ReconstructionParams:
             raise MetadataError("invisp metadata checksum mismatch: the stored parameters were modified")
         try:
             p = cls(body["model"]["id"], body["model"]["sha256"], body["raw"], body["render"],
-                    body.get("camera", {}))
+                    body.get("camera", {}), body.get("pixels"))
         except (KeyError, TypeError) as e:
             raise MetadataError(f"invisp metadata is missing field {e}") from None
         p.validate()
@@ -100,7 +109,9 @@ class ReconstructionParams:
         Numbers must be finite and plausible for a camera (a checksummed but edited record with NaN, 1e-300 or
         absurd sizes is refused here, before any work), render settings must be valid for their container."""
         try:
-            problem = _raw_problem(self.raw) or _render_problem(self.render) or _model_problem(self)
+            problem = (_raw_problem(self.raw) or _render_problem(self.render) or _model_problem(self)
+                       or _demosaic_problem(self.raw, self.render)
+                       or _pixels_problem(self.pixels))
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise MetadataError(f"invisp metadata field invalid or missing: {e}") from None
         if problem:
@@ -121,7 +132,8 @@ class ReconstructionParams:
         r = self.raw
         h, w = (int(v) for v in r["visible_size"])
         return RawImage(
-            mosaic=np.zeros((h, w), np.uint16), cfa=r["cfa"], black=np.asarray(r["black"], float),
+            mosaic=np.zeros((h, w, 3) if r["cfa"] == LINEAR_CFA else (h, w), np.uint16), cfa=r["cfa"],
+            black=np.asarray(r["black"], float),
             white=int(r["white"]), wb=np.asarray(r["wb"], float), wb_source=r.get("wb_source", "camera"),
             rgb_cam=np.asarray(r["rgb_cam"], float), xyz_to_cam=np.asarray(r["xyz_to_cam"], float),
             flip=int(r["flip"]), bits=int(r["bits"]), raw_size=tuple(r.get("raw_size", (h, w))),
@@ -143,9 +155,11 @@ def _int(value, lo: int, hi: int) -> bool:
 
 
 def _raw_problem(r: dict) -> str:
-    """Why the ``raw`` record is not a plausible Bayer sensor description ("" if it is)."""
+    """Why the ``raw`` record is not a plausible sensor description ("" if it is)."""
     size, full, margins = r["visible_size"], r.get("raw_size", r["visible_size"]), r.get("margins", [0, 0])
-    if r["cfa"] not in CFA_LAYOUTS:
+    try:
+        black_shape = _black_shape(r["cfa"])
+    except (ValueError, AttributeError):
         return f"cfa {r['cfa']!r}"
     if not (_finite(size, (2,), 2, MAX_SIDE) and all(_int(v, 2, MAX_SIDE) for v in size)
             and size[0] * size[1] <= MAX_PIXELS):
@@ -155,7 +169,7 @@ def _raw_problem(r: dict) -> str:
         return "raw_size/margins"
     if not (_int(r["white"], 1, 65535) and _int(r["bits"], 1, 16) and r["white"] < 2 ** r["bits"]):
         return "white/bits"
-    if not (_finite(r["black"], (2, 2), 0, 65535) and np.all(np.asarray(r["black"], float) < r["white"])):
+    if not (_finite(r["black"], black_shape, 0, 65535) and np.all(np.asarray(r["black"], float) < r["white"])):
         return "black"
     if not _finite(r["wb"], (3,), 1e-3, 1e3):
         return "wb"
@@ -166,6 +180,22 @@ def _raw_problem(r: dict) -> str:
     if not (_int(r["flip"], 0, 7) and isinstance(r.get("wb_source", ""), str)):
         return "flip/wb_source"
     return ""
+
+
+def _black_shape(cfa: str) -> tuple[int, ...]:
+    """The shape of a record's black levels: (2, 2) Bayer, (p, q) a period-(p, q) CFA, (3,) linear; ValueError
+    for an invalid ``cfa``."""
+    if cfa in CFA_LAYOUTS:
+        return (2, 2)
+    rows = cfa_rows(cfa)
+    return (len(rows), len(rows[0])) if rows else (3,)
+
+
+def _demosaic_problem(raw: dict, render: dict) -> str:
+    """Why the record's demosaic cannot render its CFA ("" if it can): a Bayer file any, X-Trans & co.
+    "pattern", a linear image "none"."""
+    demosaic = FrontEnd.from_json(render).demosaic
+    return "" if cfa_demosaic(raw["cfa"], demosaic) == demosaic else f"demosaic {demosaic!r} for cfa {raw['cfa']!r}"
 
 
 def _render_problem(render: dict) -> str:
@@ -184,6 +214,30 @@ def _model_problem(p: ReconstructionParams) -> str:
         return "model id/sha256"
     if not isinstance(p.camera, dict):
         return "camera"
+    return ""
+
+
+def _pixels_problem(pixels: dict | None) -> str:
+    """Why the ``pixels`` binding is not a grid size, a decodable fingerprint and a SHA-256 ("" if it is)."""
+    if pixels is None:
+        return ""
+    if not (isinstance(pixels, dict) and _int(pixels.get("grid"), 2, 64) and isinstance(pixels.get("scan_sha256"), str)
+            and len(pixels["scan_sha256"]) == 64 and all(c in "0123456789abcdef" for c in pixels["scan_sha256"])
+            and isinstance(pixels.get("fingerprint"), str)):
+        return "pixels"
+    try:  # 5·G² float16 values: the cell means of 3 channels and 2 detail grids
+        values = np.frombuffer(base64.b64decode(pixels["fingerprint"].encode("ascii"), validate=True), "<f2")
+    except (ValueError, UnicodeEncodeError):
+        return "pixels fingerprint"
+    if values.size != 5 * pixels["grid"] ** 2 or not np.all(np.isfinite(values)):
+        return "pixels fingerprint"
+    if "samples" in pixels:  # RGB uint8 values of up to 4096 pixels
+        try:
+            n = len(base64.b64decode(str(pixels["samples"]).encode("ascii"), validate=True))
+        except (ValueError, UnicodeEncodeError):
+            return "pixels samples"
+        if n % 3 or n > 3 * 4096:
+            return "pixels samples"
     return ""
 
 

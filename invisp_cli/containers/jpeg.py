@@ -61,13 +61,15 @@ def exif_tree(params: ReconstructionParams, width: int, height: int) -> md.Tree:
                        296: md.num_entry(md.SHORT, [2])})
     zeroth.setdefault(296, md.num_entry(md.SHORT, [2]))
     zeroth[531] = md.num_entry(md.SHORT, [1])  # YCbCrPositioning: centred (libjpeg)
-    exif.setdefault(36864, md.Entry(md.UNDEFINED, 4, b"0232"))
     exif[37121] = md.Entry(md.UNDEFINED, 4, b"\x01\x02\x03\x00")  # ComponentsConfiguration: Y Cb Cr
     exif.setdefault(40960, md.Entry(md.UNDEFINED, 4, b"0100"))
     exif[40961] = md.num_entry(md.SHORT, [1])  # ColorSpace: sRGB
     exif[40962] = md.num_entry(md.LONG, [width])
     exif[40963] = md.num_entry(md.LONG, [height])
     tree["Interop"] = {1: md.ascii_entry("R98"), 2: md.Entry(md.UNDEFINED, 4, b"0100")}
+    exif[36864] = md.exif_version(exif, interop=True)  # as new as the tags copied need (BodySerialNumber: 0230)
+    if tree["GPS"]:
+        tree["GPS"][0] = md.gps_version(tree["GPS"])
     return tree
 
 

@@ -130,7 +130,7 @@ def _dng_exif(exif: dict, make: str, model: str) -> metadata.Tree:
     for tag in metadata.JPEG_ONLY_EXIF:
         tree["Exif"].pop(tag, None)
     if tree["Exif"]:
-        tree["Exif"].setdefault(36864, metadata.Entry(metadata.UNDEFINED, 4, b"0232"))  # ExifVersion
+        tree["Exif"][36864] = metadata.exif_version(tree["Exif"], bool(tree.get("Interop")))
     return tree
 
 
