@@ -308,14 +308,14 @@ def test_truncated_dng(tmp_path: Path, frac: float, capfd: pytest.CaptureFixture
     assert "Unexpected end of file" not in capfd.readouterr().err  # LibRaw's own chatter is silenced
 
 
-def test_linear_dng_is_unsupported(tmp_path: Path) -> None:
+def test_linear_dng_reads_as_three_samples(tmp_path: Path) -> None:
     p = tmp_path / "linear.dng"
     data = np.random.default_rng(0).integers(0, 4000, (40, 60, 3), dtype=np.uint16)
     with tifffile.TiffWriter(p) as tw:
         tw.write(data, photometric=34892, planarconfig="contig", rowsperstrip=40, metadata=None,
                  extratags=_dng_tags(40, 60))
-    with pytest.raises(UnsupportedSensorError, match="linear.dng: not supported"):
-        rawio.read_raw(p)
+    raw = rawio.read_raw(p)
+    assert raw.cfa == "linear" and raw.black.shape == (3,) and np.array_equal(raw.mosaic, data)
 
 
 def test_monochrome_dng_is_unsupported(tmp_path: Path) -> None:

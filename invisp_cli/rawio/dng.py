@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import lj92, metadata
-from ..settings import CFA_LAYOUTS, COLOUR_INDEX
+from ..settings import CFA_LAYOUTS, COLOUR_INDEX, LINEAR_CFA, cfa_rows
 from .colour import cam_xyz_coeff, xyz_to_cam_from_rgb_cam
 from .image import RawImage, apply_flip, exif_to_flip, flip_to_exif
 
@@ -100,6 +100,8 @@ def _tile_size(h: int, w: int) -> tuple[int, int]:
 def _preview(raw: RawImage) -> np.ndarray:
     """A small sRGB uint8 rendering (sensor orientation) for the DNG's preview IFD: 2×2 CFA cells binned to
     RGB, white-balanced, ``rgb_cam``, sRGB gamma; block-averaged to ≤ PREVIEW_SIDE pixels on the long side."""
+    if raw.cfa not in CFA_LAYOUTS:
+        return _preview_any(raw)
     m = np.asarray(raw.mosaic)
     h2, w2 = m.shape[0] // 2, m.shape[1] // 2
     f = max(1, -(-max(h2, w2) // PREVIEW_SIDE))
@@ -114,10 +116,38 @@ def _preview(raw: RawImage) -> np.ndarray:
         for c in range(2):
             k = COLOUR_INDEX[raw.cfa[2 * r + c]]
             rgb[..., k] += cells[:, r, :, c] * (0.5 if k == 1 else 1.0)
+    return _preview_srgb(raw, rgb)
+
+
+def _preview_srgb(raw: RawImage, rgb: np.ndarray) -> np.ndarray:
+    """Normalised camera RGB → white balance, ``rgb_cam``, sRGB gamma, uint8."""
     rgb = np.clip(rgb * np.asarray(raw.wb, dtype=np.float32)[:3], 0, 1) @ np.asarray(raw.rgb_cam, np.float32).T
     rgb = np.clip(rgb, 0, 1)
     srgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
     return (srgb * 255 + 0.5).astype(np.uint8)
+
+
+def _preview_any(raw: RawImage) -> np.ndarray:
+    """The preview of a non-Bayer CFA or a linear image: each colour's mean over f × f blocks (f a multiple of the
+    CFA's period, so that every block holds every colour), black-subtracted and normalised."""
+    m = np.asarray(raw.mosaic, dtype=np.float32)
+    rows = cfa_rows(raw.cfa)
+    period = int(np.lcm(len(rows), len(rows[0]))) if rows else 1
+    h, w = m.shape[:2]
+    f = period * max(1, -(-max(h, w) // (PREVIEW_SIDE * period)))
+    ph, pw = max(1, h // f), max(1, w // f)
+    black = np.asarray(raw.black, dtype=np.float32)
+    if not rows:  # linear: (h, w, 3)
+        v = m[: ph * f, : pw * f] - black
+        rgb = v.reshape(ph, f, pw, f, 3).mean(axis=(1, 3))
+    else:
+        idx = np.array([[COLOUR_INDEX[c] for c in r] for r in rows])
+        reps = (-(-h // idx.shape[0]), -(-w // idx.shape[1]))
+        sites = np.tile(idx, reps)[: ph * f, : pw * f]
+        v = m[: ph * f, : pw * f] - np.tile(black, reps)[: ph * f, : pw * f]
+        rgb = np.stack([(v * (sites == c)).reshape(ph, f, pw, f).sum(axis=(1, 3))
+                        / np.maximum((sites == c).reshape(ph, f, pw, f).sum(axis=(1, 3)), 1) for c in range(3)], -1)
+    return _preview_srgb(raw, rgb / max(float(raw.white) - float(black.mean()), 1.0))
 
 
 def _dng_exif(exif: dict, make: str, model: str) -> metadata.Tree:
@@ -157,12 +187,14 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     recomputed from the same mosaic; dcraw: daylight). Stating LibRaw's auto WB as AsShotNeutral made dcraw
     and RawTherapee render the Kodak DC120's DNG unlike the original (31.5 / 36.6 dB without any codec)."""
     mosaic = np.asarray(raw.mosaic)
-    if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
-        raise ValueError(f"mosaic must be a 2-D uint16 array, got {mosaic.dtype} {mosaic.shape}")
-    if raw.cfa not in CFA_LAYOUTS:
-        raise ValueError(f"cfa must be one of {CFA_LAYOUTS}, got {raw.cfa!r}")
-    h, w = mosaic.shape
-    black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
+    rows = cfa_rows(raw.cfa)  # ValueError for anything but a Bayer layout, another periodic CFA or linear
+    linear = raw.cfa == LINEAR_CFA
+    if mosaic.ndim != (3 if linear else 2) or mosaic.dtype != np.uint16 or (linear and mosaic.shape[2] != 3):
+        raise ValueError(f"mosaic must be a {'(H, W, 3)' if linear else '2-D'} uint16 array, got {mosaic.dtype} "
+                         f"{mosaic.shape}")
+    h, w = mosaic.shape[:2]
+    black = np.asarray(raw.black, dtype=np.float64)
+    black = black.reshape(3) if linear else black.reshape(len(rows), len(rows[0]))
     wb = np.asarray(raw.wb, dtype=np.float64).ravel()[:3]
     if not (np.all(np.isfinite(wb)) and np.all(wb > 0)):
         wb = np.ones(3)
@@ -183,16 +215,23 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
         277: md.num_entry(H, [1]), 284: md.num_entry(H, [1]),
         305: md.ascii_entry("invisp"),
         322: md.num_entry(L, [_tile_size(h, w)[1]]), 323: md.num_entry(L, [_tile_size(h, w)[0]]),
-        33421: md.num_entry(H, [2, 2]),  # CFARepeatPatternDim
-        33422: md.num_entry(B, [COLOUR_INDEX[c] for c in raw.cfa]),  # CFAPattern
         50706: md.num_entry(B, [1, 4, 0, 0]),  # DNGVersion
         50707: md.num_entry(B, [1, 1, 0, 0]),  # DNGBackwardVersion
         50708: md.ascii_entry(unique),  # UniqueCameraModel
-        50710: md.num_entry(B, [0, 1, 2]),  # CFAPlaneColor
-        50711: md.num_entry(H, [1]),  # CFALayout: rectangular
-        50713: md.num_entry(H, [2, 2]),  # BlackLevelRepeatDim
         50717: md.num_entry(L, [int(raw.white)]),  # WhiteLevel
     }
+    if linear:  # LinearRaw: 3 uncompressed 16-bit samples per pixel in one strip, black per sample
+        del tags[322], tags[323]
+        tags.update({258: md.num_entry(H, [16] * 3), 259: md.num_entry(H, [1]), 262: md.num_entry(H, [34892]),
+                     277: md.num_entry(H, [3]), 278: md.num_entry(L, [h]), 50713: md.num_entry(H, [1, 1])})
+    else:
+        tags.update({
+            33421: md.num_entry(H, list(black.shape)),  # CFARepeatPatternDim: 2×2, 6×6, …
+            33422: md.num_entry(B, [COLOUR_INDEX[c] for c in "".join(rows)]),  # CFAPattern
+            50710: md.num_entry(B, [0, 1, 2]),  # CFAPlaneColor
+            50711: md.num_entry(H, [1]),  # CFALayout: rectangular
+            50713: md.num_entry(H, list(black.shape)),  # BlackLevelRepeatDim
+        })
     if raw.wb_source != "auto":  # AsShotNeutral
         tags[50728] = md.num_entry(R, [v for m in wb / wb[1] for v in _neutral_rational(m)])
     if np.all(black == np.round(black)) and np.all(black >= 0):
@@ -212,7 +251,10 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
         iptc = base64.b64decode(exif["iptc"])
         iptc += bytes(-len(iptc) % 4)
         root.entries[md.IPTC_TAG] = md.Entry(L, len(iptc) // 4, iptc)
-    root.blocks[324] = lj92.encode_tiles(mosaic, bits, _tile_size(h, w))
+    if linear:
+        root.blocks[273] = [np.ascontiguousarray(mosaic, dtype="<u2").tobytes()]
+    else:
+        root.blocks[324] = lj92.encode_tiles(mosaic, bits, _tile_size(h, w))
     pv = _preview(raw)
     root.subs[md.SUB_IFDS] = [md.Node(
         {254: md.num_entry(L, [1]), 256: md.num_entry(L, [pv.shape[1]]), 257: md.num_entry(L, [pv.shape[0]]),

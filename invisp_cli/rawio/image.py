@@ -1,4 +1,5 @@
-"""``RawImage``: a Bayer frame with everything needed to render and re-write it, and its orientation (LibRaw/dcraw
+"""``RawImage``: a RAW frame (Bayer, any periodic CFA, or 3-sample linear) with everything needed to render and
+re-write it, and its orientation (LibRaw/dcraw
 ``flip`` codes ⇄ EXIF orientation; ``apply_flip`` turns sensor orientation into LibRaw's upright output)."""
 
 from __future__ import annotations
@@ -7,16 +8,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..settings import CFA_LAYOUTS
+from ..settings import CFA_LAYOUTS, LINEAR_CFA, cfa_rows
 
 
 @dataclass
 class RawImage:
-    """A Bayer RAW frame in sensor orientation, with everything needed to render and re-write it.
+    """A RAW frame in sensor orientation, with everything needed to render and re-write it.
 
-    mosaic:     uint16 (H, W), the visible area, sensor orientation.
-    cfa:        the 2×2 colour layout of the visible area's top-left, row-major: "RGGB", "BGGR", "GRBG", "GBRG".
-    black:      float64 (2, 2), black level at each position of the 2×2 CFA tile.
+    mosaic:     uint16 (H, W), the visible area, sensor orientation; (H, W, 3) for a linear (demosaiced) image.
+    cfa:        the colour layout of the visible area's top-left, row-major: a 2×2 Bayer "RGGB", "BGGR", "GRBG",
+                "GBRG"; any other periodic CFA as rows joined by "/" (X-Trans "GGRGGB/GGBGGR/…",
+                ``settings.cfa_rows``); "linear" (``LINEAR_CFA``) for 3 samples per pixel.
+    black:      float64, black level at each position of the CFA tile: (2, 2) Bayer, (p, q) for a period-(p, q)
+                CFA, (3,) per channel for a linear image.
     white:      white (saturation) level in raw units.
     wb:         float64 (3,), R, G, B white-balance multipliers, normalised so that G = 1.
     wb_source:  "camera" (as shot), "daylight" (LibRaw's pre_mul, when the file has no camera WB) or "unity".
@@ -50,10 +54,22 @@ class RawImage:
 
     def crop(self, y0: int, x0: int, h: int, w: int) -> RawImage:
         """The same frame cropped to rows y0:y0+h, columns x0:x0+w of the mosaic (sensor orientation, flip 0);
-        offsets must be even so the CFA layout is unchanged."""
-        if y0 % 2 or x0 % 2:
-            raise ValueError(f"crop offsets must be even, got ({y0}, {x0})")
+        offsets must be multiples of the CFA's period (2 for Bayer) so the CFA layout is unchanged."""
+        rows = cfa_rows(self.cfa) or ("",)
+        p, q = len(rows), max(1, len(rows[0]))
+        if y0 % p or x0 % q:
+            raise ValueError(f"crop offsets must be multiples of the CFA period {p}×{q}, got ({y0}, {x0})")
         return RawImage(**{**self.__dict__, "mosaic": self.mosaic[y0 : y0 + h, x0 : x0 + w], "flip": 0})
+
+    @property
+    def linear(self) -> bool:
+        """True for a 3-sample (demosaiced) image, False for a mosaic."""
+        return self.cfa == LINEAR_CFA
+
+
+def sample_planes(mosaic: np.ndarray) -> np.ndarray:
+    """A RawImage's samples as planes (C, H, W): (1, H, W) for a mosaic, (3, H, W) (a view) for a linear image."""
+    return mosaic[None] if mosaic.ndim == 2 else mosaic.transpose(2, 0, 1)
 
 
 BAYER_LAYOUTS = CFA_LAYOUTS

@@ -15,7 +15,7 @@ import numpy as np
 from .. import metadata
 from ..errors import InputError, UnsupportedSensorError
 from ..fileio import check_input
-from ..settings import CFA_LAYOUTS
+from ..settings import CFA_LAYOUTS, LINEAR_CFA, MAX_CFA_PERIOD, cfa_rows
 from .colour import cam_xyz_coeff, libraw_auto_wb, xyz_to_cam_from_rgb_cam
 from .dng import rational
 from .exif import carried_metadata, read_exif
@@ -94,16 +94,19 @@ def error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
-def _check_bayer(raw: Any, name: str) -> tuple[np.ndarray, str]:
-    """Refuse non-Bayer sensors; return (LibRaw 2×2 colour-index pattern, CFA string)."""
+def _check_layout(raw: Any, name: str) -> tuple[np.ndarray | None, str]:
+    """Refuse what invisp cannot render; return (LibRaw colour-index pattern of the visible area's CFA tile, CFA
+    string), or (None, ``LINEAR_CFA``) for a 3-sample linear image (LibRaw raw type Stack with 3 colours)."""
     import rawpy
 
     desc = bytes(raw.color_desc).split(b"\0")[0].decode("ascii", "replace")
-    if raw.raw_type != rawpy.RawType.Flat:
-        raise UnsupportedSensorError(
-            f"{name}: not supported: not a Bayer mosaic (LibRaw raw_type {raw.raw_type.name}: "
-            "linear/demosaiced DNG, Foveon or other multi-channel data)")
     img = raw.raw_image
+    if raw.raw_type != rawpy.RawType.Flat:
+        if img is not None and img.ndim == 3 and raw.num_colors == 3 and desc[:3] == "RGB":
+            return None, LINEAR_CFA
+        raise UnsupportedSensorError(
+            f"{name}: not supported: not a one-colour-per-site mosaic or 3-colour linear image (LibRaw raw_type "
+            f"{raw.raw_type.name}, {raw.num_colors} colours {desc}: Foveon or other multi-channel data)")
     if img is None or img.ndim != 2:
         raise UnsupportedSensorError(f"{name}: not supported: raw data has {getattr(img, 'ndim', '?')} dimensions")
     try:
@@ -112,45 +115,79 @@ def _check_bayer(raw: Any, name: str) -> tuple[np.ndarray, str]:
         raise UnsupportedSensorError(f"{name}: not supported: unusual colour filter array ({e})") from None
     if raw.num_colors == 1 or pattern is None or pattern.size == 1:
         raise UnsupportedSensorError(f"{name}: not supported: monochrome sensor (no colour filter array)")
-    if pattern.shape == (6, 6):
-        raise UnsupportedSensorError(f"{name}: not supported: Fujifilm X-Trans 6×6 colour filter array")
-    if pattern.shape != (2, 2):
+    if max(pattern.shape) > MAX_CFA_PERIOD:
         raise UnsupportedSensorError(
-            f"{name}: not supported: {pattern.shape[0]}×{pattern.shape[1]} colour filter array (not Bayer 2×2)")
+            f"{name}: not supported: {pattern.shape[0]}×{pattern.shape[1]} colour filter array (period above "
+            f"{MAX_CFA_PERIOD})")
     letters = []
     for c in pattern.ravel():
         ch = desc[int(c)] if int(c) < len(desc) else "?"
         letters.append(ch)
     if any(ch not in "RGB" for ch in letters) or (raw.num_colors > 3 and desc[3:4] not in ("G", "")):
         raise UnsupportedSensorError(
-            f"{name}: not supported: {desc} colour filters ({''.join(letters)}), not an RGB Bayer sensor")
-    cfa = "".join(letters)
-    if cfa not in CFA_LAYOUTS:
-        raise UnsupportedSensorError(f"{name}: not supported: colour filter layout {cfa} is not a Bayer pattern")
+            f"{name}: not supported: {desc} colour filters ({''.join(letters)}), not an RGB colour filter array")
+    q = pattern.shape[1]
+    rows = ["".join(letters[i : i + q]) for i in range(0, len(letters), q)]
+    cfa = "".join(rows) if pattern.shape == (2, 2) and "".join(rows) in CFA_LAYOUTS else "/".join(rows)
+    try:
+        cfa_rows(cfa)
+    except ValueError:
+        raise UnsupportedSensorError(f"{name}: not supported: colour filter layout {cfa} is not a Bayer pattern "
+                                     "nor another RGB CFA (a colour is missing)") from None
     return pattern.astype(np.int64), cfa
 
 
+def _float_samples(path: str) -> int:
+    """Bits per sample of a float DNG's raw image (TIFF SampleFormat 3 in the IFD of NewSubFileType 0), else 0."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = [tif.pages[0], *(tif.pages[0].pages or [])]
+            for page in pages:
+                tags = page.tags
+                kind = tags.get("NewSubfileType")
+                fmt = tags.get("SampleFormat")
+                if (kind is None or int(kind.value) == 0) and fmt is not None:
+                    values = fmt.value if isinstance(fmt.value, tuple) else (fmt.value,)
+                    if any(int(v) == 3 for v in values):
+                        bits = tags.get("BitsPerSample")
+                        b = bits.value if bits is not None else 32
+                        return int(b[0] if isinstance(b, tuple) else b)
+    except Exception:  # noqa: BLE001 - not a TIFF: not a float DNG
+        return 0
+    return 0
+
+
 def read_raw(path: str | os.PathLike) -> RawImage:
-    """Read a Bayer RAW file (anything LibRaw reads: DNG, CR2, NEF, CRW, KDC, QuickTake, …).
+    """Read a RAW file (anything LibRaw reads: DNG, CR2, NEF, CRW, KDC, RAF, QuickTake, …) of one colour per site
+    (Bayer, X-Trans, any periodic RGB CFA) or 3 samples per pixel (linear DNG).
 
     Raises ``InputError`` (missing/unreadable/truncated/corrupt/not RAW) or ``UnsupportedSensorError``
-    (X-Trans, Foveon, linear DNG, monochrome, 4-colour filters)."""
+    (Foveon, monochrome, 4-colour filters, float samples)."""
     raw, name = _open_raw(path)
     with raw:
-        pattern, cfa = _check_bayer(raw, name)
+        pattern, cfa = _check_layout(raw, name)
+        if bits := _float_samples(name):
+            raise UnsupportedSensorError(
+                f"{name}: not supported: {bits}-bit floating-point samples (an HDR DNG); invisp writes integer "
+                "samples only and would change the data's type")
         try:
-            mosaic = np.ascontiguousarray(raw.raw_image_visible, dtype=np.uint16).copy()
+            visible = raw.raw_image_visible
+            mosaic = np.ascontiguousarray(visible if pattern is not None else visible[..., :3], dtype=np.uint16)
+            mosaic = mosaic.copy()
         except Exception as e:  # noqa: BLE001
             raise InputError(f"{name}: corrupt RAW ({error_text(e)})") from None
-        if mosaic.ndim != 2 or min(mosaic.shape) < 2:
+        if mosaic.ndim != (2 if pattern is not None else 3) or min(mosaic.shape[:2]) < 2:
             raise InputError(f"{name}: RAW image has an unusable size {mosaic.shape}")
 
         # Black: rawpy's black_level_per_channel is indexed by LibRaw colour index (0 R, 1 G, 2 B, 3 G2),
         # LibRaw's 2×2 cblack pattern already folded in (adjust_bl); map it onto the 2×2 CFA positions.
         # raw_pattern is relative to the visible area (LibRaw's COLOR()), unlike rawpy's raw_colors_visible,
         # which tiles from the raw origin and is wrong for odd margins.
+        # A linear image: black per channel.
         blc = np.asarray(raw.black_level_per_channel, dtype=np.float64)
-        black = blc[pattern]
+        black = blc[pattern] if pattern is not None else blc[:3]
         white = int(raw.white_level)
         if white <= 0 or white > 65535:
             raise InputError(f"{name}: implausible white level {white}")
@@ -193,7 +230,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         if cam[0] > 1e-5 and cam[2] > 1e-5:
             g = cam[1] if cam[1] > 1e-5 else 1.0
             wb, wb_source = np.array([cam[0] / g, 1.0, cam[2] / g]), "camera"
-        elif cam[0] <= 1e-5:
+        elif cam[0] <= 1e-5 and cfa in CFA_LAYOUTS:
             wb = libraw_auto_wb(mosaic, cfa, black, white)
             wb_source = "auto"
         if wb is None:
