@@ -13,13 +13,14 @@ from .steps import BilinearDemosaic
 def normalise_mosaic(mosaic: np.ndarray, black: np.ndarray | float, white: float) -> np.ndarray:
     """n = clip((v − b) / (w − b), 0, 1).
 
-    ``black`` is a scalar, a (2, 2) per-CFA-position array (tiled over the mosaic) or a full-size array.
+    ``black`` is a scalar, a (p, q) per-CFA-position array ((2, 2) Bayer, (6, 6) X-Trans: tiled over the mosaic),
+    a full-size array, or for a linear (H, W, 3) image one value per channel (3,).
     """
     v = np.asarray(mosaic, dtype=np.float64)
     b = np.asarray(black, dtype=np.float64)
-    if b.shape == (2, 2) and v.shape != (2, 2):
-        h, w = v.shape
-        b = np.tile(b, ((h + 1) // 2, (w + 1) // 2))[:h, :w]
+    if b.ndim == 2 and v.ndim == 2 and b.shape != v.shape:
+        (h, w), (p, q) = v.shape, b.shape
+        b = np.tile(b, (-(-h // p), -(-w // q)))[:h, :w]
     return np.clip((v - b) / (float(white) - b), 0.0, 1.0)
 
 

@@ -13,6 +13,7 @@ receptive fields, its origin on a multiple of lcm(2, f.align), so the result equ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from numpy.typing import DTypeLike
 from . import rawio
 from .params import ReconstructionParams
 from .rawio import RawImage
-from .settings import DEFAULT_TILE, FrontEnd
+from .settings import DEFAULT_TILE, FrontEnd, cfa_demosaic
 from .steps import Chain, front_end, libraw_gain
 from .tiling import run_tiled
 
@@ -35,8 +36,10 @@ def front_end_settings(raw: RawImage, isp: Mapping | None = None) -> FrontEnd:
     highlight knee, if any) at the exposure gain that makes it as bright as LibRaw's render:
     ``steps.libraw_maximum_gain`` × ``steps.libraw_wb_gain`` (LibRaw scales its white-balance multipliers so the
     smallest is 1, where ours keep G = 1: an auto or camera WB with R or B below G brightens LibRaw's render by
-    1 / min)."""
-    return FrontEnd.of(isp, libraw_gain(raw))
+    1 / min). A file that is not a Bayer mosaic gets the demosaic of its layout (``settings.cfa_demosaic``)."""
+    front = FrontEnd.of(isp, libraw_gain(raw))
+    demosaic = cfa_demosaic(raw.cfa, front.demosaic)
+    return front if demosaic == front.demosaic else dataclasses.replace(front, demosaic=demosaic)
 
 
 def learned(model: InvertibleFlow | None) -> InvertibleFlow | None:
@@ -67,7 +70,7 @@ def render(window: Sequence[RawImage], model: InvertibleFlow | None, settings: S
     chains = [Chain(front_end(r, FrontEnd.from_json(s))) for r, s in zip(window, settings, strict=True)]
     mosaics = [r.mosaic if r.mosaic.dtype in (np.uint16, np.float32) else r.mosaic.astype(np.float32)
                for r in (window if model else window[k : k + 1])]
-    x = mosaics[0][None, None] if len(mosaics) == 1 else np.stack(mosaics)[None]  # (1, W, h, w)
+    x = rawio.sample_planes(mosaics[0])[None] if len(mosaics) == 1 else np.stack(mosaics)[None]  # (1, W, h, w)
     h, w = x.shape[-2:]
     out = np.empty((1, h, w, 3), pixels)
     u8 = out.dtype == np.uint8
@@ -109,7 +112,7 @@ def recover(window: Sequence[np.ndarray], params: ReconstructionParams, model: I
     u8 = sensor.dtype == np.uint8
     h, w = sensor.shape[:2]
     x = sensor[None].transpose(0, 3, 1, 2)  # (1, 3W, h, w)
-    out = np.empty((1, 1, h, w), np.uint16)
+    out = np.empty((1, 3 if raw.linear else 1, h, w), np.uint16)
     if model is None:
         if u8:
             lut, body = chain.steps[-1].inverse_lut(), Chain(chain.steps[:-1]).inverse
@@ -137,5 +140,5 @@ def recover(window: Sequence[np.ndarray], params: ReconstructionParams, model: I
             return t.round().clamp(0, raw.white).to(torch.uint16).numpy()
 
     _run(fn, x, out, post, chain, model, tile, "recovering RAW" if len(window) == 1 else "")
-    raw.mosaic = out[0, 0]
+    raw.mosaic = np.ascontiguousarray(out[0].transpose(1, 2, 0)) if raw.linear else out[0, 0]
     return raw

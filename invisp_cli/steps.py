@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .settings import CFA_LAYOUTS, COLOUR_INDEX, DEFAULT_DEMOSAIC, DEFAULT_KNEE, FrontEnd  # noqa: F401  (re-exported)
+from .settings import (  # noqa: F401  (re-exported)
+    CFA_LAYOUTS,
+    COLOUR_INDEX,
+    DEFAULT_DEMOSAIC,
+    DEFAULT_KNEE,
+    LINEAR_CFA,
+    FrontEnd,
+    cfa_demosaic,
+    cfa_rows,
+)
+from .settings import Look as LookSettings
 
 if TYPE_CHECKING:
     import torch
@@ -51,10 +61,12 @@ def _empty(like: Array, shape: tuple[int, ...]) -> Array:
 
 
 def cfa_index(cfa: str) -> np.ndarray:
-    """The colour channel (0 R, 1 G, 2 B) of each position of the 2×2 CFA tile."""
-    if cfa not in CFA_LAYOUTS:
-        raise ValueError(f"unsupported CFA layout {cfa!r}")
-    return np.array([COLOUR_INDEX[c] for c in cfa]).reshape(2, 2)
+    """The colour channel (0 R, 1 G, 2 B) of each position of the CFA's repeating tile, (p, q): (2, 2) for Bayer,
+    (6, 6) for X-Trans; for ``LINEAR_CFA`` (3 samples per pixel) the channels themselves, shape (3, 1, 1), so that
+    ``values[cfa_index(cfa)]`` is always what ``per_site`` takes."""
+    if cfa == LINEAR_CFA:
+        return np.arange(3).reshape(3, 1, 1)
+    return np.array([[COLOUR_INDEX[c] for c in row] for row in cfa_rows(cfa)])
 
 
 def cfa_masks(cfa: str, h: int, w: int, device=None) -> torch.Tensor:
@@ -70,8 +82,16 @@ def per_site(fn: Callable[..., Array], x: Array, *per_position: np.ndarray | Seq
 
     For even H the values are a (2, W) row pattern broadcast over a (…, H/2, 2, W) view of ``x`` instead of
     full-size arrays (the same elementwise arithmetic, so the same result, with contiguous rows and no extra
-    memory traffic); an odd H tiles them over (H, W)."""
+    memory traffic); an odd H tiles them over (H, W). Values of another period (p, q) are tiled over (H, W);
+    values of shape (C, 1, 1) (a 3-sample image, ``cfa_index(LINEAR_CFA)``) broadcast over its channels."""
     h, w = x.shape[-2:]
+    shape = np.shape(per_position[0]) if per_position else (2, 2)
+    if len(shape) == 3:
+        return fn(x, *(as_array(v, x) for v in per_position))
+    if np.prod(shape) != 4:
+        p, q = shape
+        return fn(x, *(as_array(np.tile(np.asarray(v, np.float64), (-(-h // p), -(-w // q)))[:h, :w], x)
+                       for v in per_position))
 
     def pattern(v: np.ndarray | Sequence, rows: int) -> Array:
         return as_array(np.tile(np.asarray(v, np.float64).reshape(2, 2), (rows, (w + 1) // 2))[:, :w], x)
@@ -102,11 +122,13 @@ class Step:
 class Levels(Step):
     """Raw units → normalised signal:  n = (v − b) / (w − b),  inverse v = n·(w − b) + b.
 
-    ``black`` is per 2×2 CFA position. No clipping, so the step is exactly invertible; quantisation to raw
-    units happens only when a DNG is written."""
+    ``black`` is per position of the CFA tile ((2, 2) Bayer, (p, q) any other) or, for a 3-sample image, per
+    channel (3,). No clipping, so the step is exactly invertible; quantisation to raw units happens only when a
+    DNG is written."""
 
     def __init__(self, black: np.ndarray, white: float):
-        self.black = np.asarray(black, dtype=np.float64).reshape(2, 2)
+        b = np.asarray(black, dtype=np.float64)
+        self.black = b.reshape(3, 1, 1) if b.ndim == 1 else b.reshape(2, 2) if b.size == 4 else b
         self.white = float(white)
 
     def forward(self, x: Array) -> Array:
@@ -135,10 +157,15 @@ def libraw_maximum_gain(mosaic: np.ndarray, black: np.ndarray, white: float, thr
     """The brightening LibRaw's render applies by default (``adjust_maximum_thr`` = 0.75): when the largest
     black-subtracted value m = max(v − b) lies in (thr·(w − b), w − b), LibRaw takes m as the white point,
     i.e. a gain (w − b)/m; otherwise 1. Emulated so that the analytic ISP renders as bright as LibRaw."""
-    b = np.asarray(black, dtype=np.float64).reshape(2, 2)
+    b = np.asarray(black, dtype=np.float64)
+    b = b.reshape(2, 2) if b.size == 4 else b
     # max(v − b) over all sites = the largest of the per-CFA-position (max v) − b: one pass, no float64 copy
-    m = max(float(mosaic[i::2, j::2].max()) - b[i, j] for i in range(2) for j in range(2)
-            if mosaic[i::2, j::2].size)
+    if b.ndim == 1:  # a 3-sample image, black per channel
+        m = max(float(mosaic[..., c].max()) - b[c] for c in range(b.size))
+    else:
+        p, q = b.shape
+        m = max(float(mosaic[i::p, j::q].max()) - b[i, j] for i in range(p) for j in range(q)
+                if mosaic[i::p, j::q].size)
     span = float(white) - float(b.max())
     return span / m if threshold * span < m < span else 1.0
 
@@ -391,6 +418,89 @@ def _mhc_phase_filters(cfa: str) -> tuple[np.ndarray, list[tuple[int, int, int, 
     return weights, plan
 
 
+def _reach(idx: np.ndarray, colour: int) -> int:
+    """The least r such that every (r + 1) × (r + 1) window of the periodic layout ``idx``, at any phase, holds a
+    site of ``colour``: a (2r + 1)² window then holds one at every site, corners of the image included."""
+    p, q = idx.shape
+    for r in range(max(p, q)):
+        tiled = np.tile(idx == colour, (2 + r // p, 2 + r // q))
+        if all(tiled[i : i + r + 1, j : j + r + 1].any() for i in range(p) for j in range(q)):
+            return r
+    raise ValueError(f"colour {colour} is missing from the CFA")
+
+
+def _tent(x: Array, r: int) -> Array:
+    """Separable tent filter of radius r with zero padding, on the last two axes:
+    out(y, x) = Σ_{|a|, |b| ≤ r} (r + 1 − |a|)(r + 1 − |b|) · x(y + a, x + b)."""
+    h, w = x.shape[-2:]
+    if isinstance(x, np.ndarray):
+        xp = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)])
+    else:
+        xp = _torch().nn.functional.pad(x, (r, r, r, r))
+    rows = sum((r + 1 - abs(a)) * xp[..., r + a : r + a + h, :] for a in range(-r, r + 1))
+    return sum((r + 1 - abs(b)) * rows[..., r + b : r + b + w] for b in range(-r, r + 1))
+
+
+class PatternDemosaic(Step):
+    """Demosaic of any periodic one-colour-per-site CFA (X-Trans 6×6, any period), by normalised convolution with
+    colour-difference refinement; the inverse re-mosaics (each site takes its own colour's value back), exactly.
+
+    With site masks m_c and T_r the tent filter of radius r_c (``_reach``: every window holds colour c):
+
+        G = x at G sites,   T(x·m_G) / T(m_G) elsewhere
+        C = x at C sites,   G + T((x − G)·m_C) / T(m_C) elsewhere   (C = R, B)
+
+    Interpolating the colour differences C − G instead of C itself keeps the edges of the dense green channel
+    (docs/formats.md measures both). Tile origins must keep the CFA phase: ``align`` is the period."""
+
+    def __init__(self, cfa: str):
+        self.cfa = cfa
+        self.idx = cfa_index(cfa)
+        if self.idx.ndim != 2:
+            raise ValueError(f"{cfa!r} is not a colour filter array")
+        self.r = [_reach(self.idx, c) for c in range(3)]
+        self.receptive_field = self.r[1] + max(self.r[0], self.r[2])
+        self.align = int(np.lcm(*self.idx.shape))
+
+    def forward(self, x: Array) -> Array:
+        xp, v = array_module(x), x[..., 0, :, :]
+        masks, inv = _pattern_weights(self.cfa, *v.shape[-2:])
+        m = [as_array(k, v) for k in masks]
+        g = xp.where(m[1] > 0, v, _tent(v * m[1], self.r[1]) * as_array(inv[1], v))
+        rb = [xp.where(m[c] > 0, v, g + _tent((v - g) * m[c], self.r[c]) * as_array(inv[c], v)) for c in (0, 2)]
+        return xp.stack([rb[0], g, rb[1]], -3)
+
+    def inverse(self, y: Array) -> Array:
+        """Re-mosaic: each site keeps the channel of its own colour."""
+        out = _empty(y, (*y.shape[:-3], 1, *y.shape[-2:]))
+        p, q = self.idx.shape
+        for (i, j), c in np.ndenumerate(self.idx):
+            out[..., 0, i::p, j::q] = y[..., c, i::p, j::q]
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def _pattern_weights(cfa: str, h: int, w: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Site masks m_c (H, W) float32 and 1 / T_{r_c}(m_c) for a tile shape (computed once per shape)."""
+    idx = cfa_index(cfa)
+    sites = np.tile(idx, (-(-h // idx.shape[0]), -(-w // idx.shape[1])))[:h, :w]
+    masks = [(sites == c).astype(np.float32) for c in range(3)]
+    return masks, [1.0 / _tent(m, _reach(idx, c)) for c, m in enumerate(masks)]
+
+
+class NoDemosaic(Step):
+    """A 3-sample (linear, already demosaiced) image has nothing to demosaic: the identity."""
+
+    def __init__(self, cfa: str = LINEAR_CFA):
+        self.cfa = cfa
+
+    def forward(self, x: Array) -> Array:
+        return x
+
+    def inverse(self, y: Array) -> Array:
+        return y
+
+
 class ColorMatrix(Step):
     """Per-pixel 3×3 colour transform  y = M x  (camera RGB → linear sRGB), inverse x = M⁻¹ y."""
 
@@ -519,13 +629,16 @@ class Chain(Step):
         return y
 
 
-DEMOSAICS: dict[str, type[BilinearDemosaic]] = {"bilinear": BilinearDemosaic, "mhc": MHCDemosaic}
+DEMOSAICS: dict[str, type[Step]] = {"bilinear": BilinearDemosaic, "mhc": MHCDemosaic, "pattern": PatternDemosaic,
+                                    "none": NoDemosaic}
 
 
 def analytic_steps(cfa: str, black: np.ndarray, white: float, wb: Sequence[float], rgb_cam: np.ndarray,
                    gain: float = 1.0, demosaic: str = DEFAULT_DEMOSAIC, knee: float | None = None) -> list[Step]:
     """The metadata-driven part of the ISP:
     levels → exposure → white balance → [highlight roll-off, if ``knee``] → demosaic → colour matrix → gamma."""
+    if cfa_demosaic(cfa, demosaic) != demosaic:
+        raise ValueError(f"demosaic {demosaic!r} does not apply to CFA {cfa!r}")
     rolloff = [HighlightRolloff(cfa, gain * np.asarray(wb, dtype=np.float64), knee)] if knee is not None else []
     return [Levels(black, white), Exposure(gain), WhiteBalance(cfa, wb), *rolloff, DEMOSAICS[demosaic](cfa),
             ColorMatrix(rgb_cam), Gamma()]
