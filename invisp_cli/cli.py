@@ -195,12 +195,17 @@ def _run_batch(op: str, srcs: tuple[Path, ...], out_dir: Path, options: dict, *,
     from . import batch
     from .errors import SomeFilesFailed
 
+    if scheduler:
+        batch.check_scheduler(scheduler)
     jobs, threads = (1, 1) if scheduler else batch.split_threads(jobs)
     tasks = batch.build_tasks(op, srcs, out_dir, recursive=recursive, options=options, threads=threads, force=force)
-    summary = batch.run_batch(tasks, manifest or out_dir / batch.MANIFEST_NAME, jobs=jobs, scheduler=scheduler,
-                              verbose=verbose)
+    manifest = manifest or out_dir / batch.MANIFEST_NAME
+    batch.check_out_dir(out_dir)
+    batch.check_manifest(manifest, tasks)
+    with batch.output_folder(out_dir):  # one batch at a time into OUTDIR
+        summary = batch.run_batch(tasks, manifest, jobs=jobs, scheduler=scheduler, verbose=verbose)
     if as_json:
-        click.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
+        click.echo(batch.dumps(summary.to_json(), indent=2))
     console.print(summary.line(), markup=False, highlight=False, soft_wrap=True)
     if summary.interrupted:
         click.echo("invisp: interrupted; finished files are kept: run the same command again to resume", err=True)
@@ -247,7 +252,8 @@ def _result_json(op: str, src: Path, r) -> None:
 @click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
 @click.option("--max-error", type=_max_error, default=None, metavar="N|Ks",
               help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact), or within "
-                   "K·σ of the sensor's noise at its level with Ks (e.g. 0.5s)")
+                   "K·σ of the sensor's noise at its level with Ks (e.g. 0.5s; without -q, the JPEG quality "
+                   "that minimises JPEG + layer is chosen)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output (batch: redo every file)")
 @video_cli.video_encode_options
 @_json_option("the result (batch: the summary)")
@@ -267,6 +273,9 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
       invisp encode frames/ -o clip.mp4 --crf 20           # video"""
     if exact and max_error:
         raise click.UsageError("--exact and --max-error N > 0 contradict each other")
+    if isinstance(max_error, str) and click.get_current_context().get_parameter_source("quality") in (
+            click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP):
+        quality = None  # --max-error Ks without -q: the quality that minimises JPEG + layer
     options = {"model_id": model_id, "quality": quality, "subsampling": subsampling, "tile": tile,
                "max_error": 0 if exact else max_error}
     from .extras import check_batch, check_model

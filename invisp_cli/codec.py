@@ -90,12 +90,13 @@ def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str
 
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
-                quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING, force: bool = False,
+                quality: int | None = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING, force: bool = False,
                 tile: int = DEFAULT_TILE, max_error: int | str | None = None) -> Result:
     """Read a RAW file, render it with the chosen (or camera-matched) model, write the JPEG atomically.
 
     ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N; "Ks" (e.g.
-    "0.5s") within K·σ(n) of the sensor's noise (``residual.parse_max_error``)."""
+    "0.5s") within K·σ(n) of the sensor's noise (``residual.parse_max_error``), and then ``quality`` None picks
+    the JPEG quality that minimises JPEG + layer (``residual.choose_quality``; otherwise None is the default)."""
     t0 = time.perf_counter()
     if max_error is not None:
         try:
@@ -108,15 +109,24 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_stage(entry)
     try:  # the layer's bound is stored too: decode can then tell when a re-saved file lost its layer
-        settings = render_settings(raw, quality, subsampling, entry.isp, max_error)
+        settings = render_settings(raw, DEFAULT_QUALITY if quality is None else quality, subsampling, entry.isp,
+                                   max_error)
     except ValueError as e:
         raise InputError(f"{Path(src).name}: cannot be encoded: invalid render settings ({e})") from None
     params = stored_params(raw, entry, settings, Path(src).name)
-    data = encode_bytes(raw, model, params, tile)
+    if quality is None and isinstance(max_error, residual.Sigma):  # the quality minimising JPEG + layer
+        rgb = pipeline.render([raw], model, [params.render], tile, CONTAINERS["jpeg"].pixels)
+        quality = residual.choose_quality(raw, rgb, params.front_end.exposure_gain, max_error, subsampling)
+        settings = render_settings(raw, quality, subsampling, entry.isp, max_error)
+        params = stored_params(raw, entry, settings, Path(src).name)
+        data = jpeg.encode_jpeg(rgb, params)
+    else:
+        data = encode_bytes(raw, model, params, tile)
     note = ""
     if max_error is not None:
         data, layer_bytes = residual.attach(data, raw, params.front_end.exposure_gain, max_error)
-        note = f"{residual.guarantee_text(max_error)} layer {layer_bytes / 1e6:.2f} MB"
+        note = (f"{residual.guarantee_text(max_error)} layer {layer_bytes / 1e6:.2f} MB"
+                + (f", JPEG q{params.output.quality}" if isinstance(max_error, residual.Sigma) else ""))
     with atomic_output(dst, force, inputs=[src]) as tmp:
         tmp.write_bytes(data)
     return Result(Path(dst), entry.id, time.perf_counter() - t0, len(data), note)

@@ -66,6 +66,7 @@ from PIL import Image
 
 from . import noise, rawio
 from .containers import layer
+from .containers.jpeg import SUBSAMPLING
 from .containers.layer import LayerError
 from .errors import OutputError, UnsupportedSensorError
 from .fileio import atomic_output, check_input
@@ -630,6 +631,35 @@ def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str) 
                        0 if bins is not None else tol, bins)
     out = layer.insert_layer(data, blob)
     return out, len(out) - len(data)
+
+
+#: the JPEG qualities ``choose_quality`` tries for the noise-bounded tier
+QUALITIES = (30, 40, 50, 60, 70, 80, 90)
+
+
+def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, tol: Sigma, subsampling: str,
+                   qualities: tuple[int, ...] = QUALITIES) -> int:
+    """The JPEG quality minimising JPEG + layer bytes at bound ``tol``, judged on a sample: four crops of the
+    render (in sensor orientation, at even offsets) tiled into one image, coded at each quality (Pillow, as
+    ``containers.jpeg``), predicted, quantised with the sigma bins and coded with zstd in the sorted layout."""
+    hi = max(int(raw.white), int(raw.mosaic.max()))
+    bins = SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
+    pred = Predictor.analytic(raw, gain, hi)
+    pred = Predictor(pred.kind, 0, pred.lut, pred.coef, pred.bias, pred.clip)  # the sample is in sensor order
+    mosaic = _sample(np.ascontiguousarray(raw.mosaic, dtype=np.uint16))
+    sensor = rawio.undo_flip(np.asarray(rgb, np.uint8), raw.flip)
+    img = np.stack([_sample(np.ascontiguousarray(sensor[..., c])) for c in range(3)], axis=-1)
+    best = None
+    for q in qualities:
+        buf = io.BytesIO()
+        Image.fromarray(img, "RGB").save(buf, "JPEG", quality=q, subsampling=SUBSAMPLING[subsampling], optimize=True)
+        pm = pred(decode_pixels(buf.getvalue()))
+        d, _ = bins.quantise(mosaic, pm)
+        vals, offset = _offset(d)
+        size = buf.tell() + len(_encode(vals, "zstd", SORTED, 0, offset, contexts(pm, pred.base)))
+        if best is None or size < best[0]:
+            best = (size, q)
+    return best[1]
 
 
 def recover_from_layer(path: str | os.PathLike, rgb: np.ndarray,

@@ -107,7 +107,10 @@ def test_sigma_tier_round_trip(tmp_path, test_registry):
         assert np.all(err <= float(k[:-1]) * sig + 1e-9) and err.max() > 0
         assert "σ" in run("verify", jpg).output
         sizes[k] = len(layer.read_layer(jpg.read_bytes()))
+        assert info["render"]["quality"] in residual.QUALITIES  # no -q: the quality minimising the total
     assert sizes["0.25s"] > sizes["0.5s"] > sizes["1s"]
+    assert run("encode", src, "-o", tmp_path / "q.jpg", "--max-error", "0.5s", "-q", "95").exit_code == 0
+    assert json.loads(run("info", tmp_path / "q.jpg", "--json").output)["record"]["render"]["quality"] == 95
     # the layer removed: decode warns that the σ layer is gone
     run("strip", tmp_path / "1s.jpg", "-o", tmp_path / "plain.jpg")
     r = run("decode", tmp_path / "plain.jpg", "-o", tmp_path / "plain.dng")

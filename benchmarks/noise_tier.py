@@ -1,0 +1,253 @@
+"""The noise-bounded tier (``--max-error Ks``) against lossless and lossy RAW storage: sizes, errors, speed.
+
+    .venv/bin/python benchmarks/noise_tier.py [FILES…] [--quality 90] [--sweep 40,50,60,70,80,90] [--mp 24]
+                                              [--json out.json] [--plot docs/noise_bpp.png]
+
+For each RAW file (default: every file in ../shared/data/raw), in process, exactly as ``invisp encode`` builds
+them: the plain invisp JPEG (4:4:4, the camera-matched model), the JPEG + layer at 0.25σ / 0.5σ / 1σ and exact,
+the 0.5σ total over ``--sweep`` JPEG qualities (the best is reported), JPEG XL lossless of the mosaic (best of
+mosaic / CFA planes, effort 7), JPEG XL lossy of the four CFA planes (tiled 2×2, distance 0.2, effort 7: the
+recipe of Adobe's lossy DNG) and the lossless-JPEG DNG ``rawio.write_dng`` writes (as ``invisp decode``). For each: bpp
+(``metrics.bpp``: bytes·8 / visible sites), max error in σ (max over sites of |m̂ − m| / σ(n(m)), σ of the
+file's noise model) and RAW-PSNR-lin (``metrics.raw_psnr_lin``). The layer's decode is checked against the bound
+at every site.
+
+Noise model honesty: σ at mid-grey of the model the layer uses (``noise.noise_model``) against an independent
+estimate from the same file — Immerkær's Laplacian estimator (σ = 1.4826·median|L ∗ x| / 6 with
+L = [[1, −2, 1], [−2, 4, −2], [1, −2, 1]] on each CFA plane; the median instead of his mean resists texture) over
+the sites whose 3×3 plane mean lies within an octave of 18 % grey (n ∈ [0.127, 0.255]), compared with the model's
+σ at those sites' median level.
+
+Timing (``--mp``): a synthetic frame (canon-eos-550d_colorchart.dng's mosaic tiled), encode = render + JPEG
+(+ layer), decode = the plain path's ``pipeline.recover`` against the layer's parse + reconstruct, both in this
+run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+
+from invisp_cli import metrics, noise, pipeline, rawio, residual, zoo
+from invisp_cli.bench.sizes import cfa_planes, dng_bytes, from_cfa_planes, jxl_lossless
+from invisp_cli.codec import decode_bytes, render_settings
+from invisp_cli.containers import jpeg, layer
+from invisp_cli.params import ReconstructionParams
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
+TIERS = (0.25, 0.5, 1.0)
+LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+MID = (0.18 / 2**0.5, 0.18 * 2**0.5)
+
+
+def _filter3(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Valid 3×3 correlation of a 2-D array with ``k``."""
+    h, w = x.shape
+    return sum(k[i, j] * x[i : h - 2 + i, j : w - 2 + j] for i in range(3) for j in range(3))
+
+
+def independent_sigma(raw: rawio.RawImage, model: noise.NoiseModel) -> tuple[float, float, float, int]:
+    """(Immerkær σ, model σ at the same level, median level, sites) at mid-grey, normalised (module docstring)."""
+    black = np.asarray(raw.black, np.float64).reshape(2, 2)
+    abs_l, levels, model_s = [], [], []
+    for pos, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        x = (raw.mosaic[i::2, j::2].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
+        mean = _filter3(x, np.full((3, 3), 1 / 9))
+        lap = np.abs(_filter3(x, LAPLACE))
+        sel = (mean >= MID[0]) & (mean <= MID[1])
+        abs_l.append(lap[sel])
+        levels.append(mean[sel])
+        model_s.append(model.sigma(mean[sel], pos))
+    lap, lev, ms = (np.concatenate(v) for v in (abs_l, levels, model_s))
+    if lap.size < 1000:
+        return float("nan"), float("nan"), float("nan"), int(lap.size)
+    return 1.4826 * float(np.median(lap)) / 6, float(np.median(ms)), float(np.median(lev)), int(lap.size)
+
+
+def render(raw: rawio.RawImage) -> tuple[np.ndarray, zoo.ModelEntry, float]:
+    """(upright uint8 render, model entry, exposure gain) as ``invisp encode`` makes them."""
+    entry = zoo.select_model(raw.exif.get("make", ""))
+    settings = render_settings(raw, 90, isp=entry.isp)
+    rgb = pipeline.render([raw], zoo.load_stage(entry), [settings])
+    return rgb, entry, float(settings["exposure_gain"])
+
+
+def jpeg_bytes(raw: rawio.RawImage, rgb: np.ndarray, entry: zoo.ModelEntry, quality: int,
+               tol: residual.Tolerance | None) -> bytes:
+    params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256,
+                                           render_settings(raw, quality, isp=entry.isp, layer=tol))
+    return jpeg.encode_jpeg(rgb, params)
+
+
+def decoded_layer(data: bytes) -> np.ndarray:
+    header, pred, payload = residual.parse_layer(layer.read_layer(data), "bench")
+    return residual.reconstruct(header, pred, payload, residual.decode_pixels(data), "bench")
+
+
+def errors(raw: rawio.RawImage, rec: np.ndarray, sig: np.ndarray) -> tuple[float, float]:
+    """(max |m̂ − m| / σ, RAW-PSNR-lin in dB)."""
+    err = np.abs(rec.astype(np.float64) - raw.mosaic)
+    n = metrics.normalise_mosaic(raw.mosaic, raw.black.reshape(2, 2), raw.white)
+    n_hat = metrics.normalise_mosaic(rec, raw.black.reshape(2, 2), raw.white)
+    return float((err / sig).max()), metrics.raw_psnr_lin(n_hat, n)
+
+
+def measure(path: Path, quality: int, sweep: list[int]) -> dict:
+    raw = rawio.read_raw(path)
+    sites = raw.mosaic.size
+    bpp = lambda b: metrics.bpp(b, sites)  # noqa: E731
+    t0 = time.perf_counter()
+    model = noise.noise_model(raw)
+    t_model = time.perf_counter() - t0
+    sig = noise.sigma_raw(model, raw.mosaic.astype(np.float64), raw.black, raw.white)
+    ind, mod, lev, n_sites = independent_sigma(raw, model)
+    rgb, entry, gain = render(raw)
+    plain = jpeg_bytes(raw, rgb, entry, quality, None)
+    row = {"file": path.name, "mp": sites / 1e6, "bits": int(raw.bits), "model": entry.id,
+           "noise": {**model.to_json(), "sigma_mid": noise.mid_grey_sigma(model), "seconds": t_model},
+           "independent": {"sigma": ind, "model_sigma": mod, "level": lev, "sites": n_sites,
+                           "ratio": mod / ind if ind == ind else None},
+           "jpeg_bpp": bpp(len(plain)), "jpeg_max_sigma": None, "tiers": {}, "sweep": {}}
+    for k in (*TIERS, 0):
+        tol = residual.Sigma(k) if k else 0
+        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, quality, tol), raw, gain, tol)
+        rec = decoded_layer(data)
+        mx, psnr = errors(raw, rec, sig)
+        if k:
+            assert np.all(np.abs(rec.astype(np.float64) - raw.mosaic) <= k * sig + 1e-9), (path.name, k)
+        else:
+            assert np.array_equal(rec, raw.mosaic)
+        row["tiers"][f"{k:g}s" if k else "exact"] = {"bpp": bpp(len(data)), "layer_bpp": bpp(lb), "max_sigma": mx,
+                                                     "psnr": psnr}
+    for q in sweep:
+        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, residual.Sigma(0.5)), raw, gain, residual.Sigma(0.5))
+        row["sweep"][q] = {"bpp": bpp(len(data)), "jpeg_bpp": bpp(len(data) - lb)}
+    row["jxl_lossless_bpp"] = bpp(jxl_lossless(raw.mosaic)[0])
+    row["lj92_dng_bpp"] = bpp(dng_bytes(raw))  # rawio.write_dng: lossless-JPEG tiles, as invisp decode writes
+    if raw.mosaic.shape[0] % 2 == 0 and raw.mosaic.shape[1] % 2 == 0:
+        lossy = bytes(imagecodecs.jpegxl_encode(cfa_planes(raw.mosaic), distance=0.2, effort=7))
+        rec = from_cfa_planes(np.asarray(imagecodecs.jpegxl_decode(lossy)).reshape(raw.mosaic.shape))
+        mx, psnr = errors(raw, rec, sig)
+        row["jxl_lossy"] = {"bpp": bpp(len(lossy)), "max_sigma": mx, "psnr": psnr}
+    return row
+
+
+def timing(mp: float, quality: int) -> dict:
+    """Encode and decode seconds of the plain JPEG path and of the 0.5σ tier on a tiled synthetic frame."""
+    raw = rawio.read_raw(DATA / "canon-eos-550d_colorchart.dng")
+    h = int(round(np.sqrt(mp * 1e6 * 2 / 3) / 2)) * 2
+    w = int(round(h * 1.5 / 2)) * 2
+    reps = (-(-h // raw.mosaic.shape[0]), -(-w // raw.mosaic.shape[1]))
+    raw.mosaic = np.ascontiguousarray(np.tile(raw.mosaic, reps)[:h, :w])
+    raw.raw_size = (h, w)
+    out = {"mp": h * w / 1e6}
+    t0 = time.perf_counter()
+    rgb, entry, gain = render(raw)
+    plain = jpeg_bytes(raw, rgb, entry, quality, None)
+    out["encode_plain_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rgb, entry, gain = render(raw)
+    data, _ = residual.attach(jpeg_bytes(raw, rgb, entry, quality, residual.Sigma(0.5)), raw, gain,
+                              residual.Sigma(0.5))
+    out["encode_sigma_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    decode_bytes(plain, zoo.load_stage(entry))
+    out["decode_plain_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    decoded_layer(data)
+    out["decode_sigma_s"] = time.perf_counter() - t0
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        pts = sorted((t["max_sigma"], t["bpp"]) for k, t in r["tiers"].items())
+        line, = ax.plot(*zip(*pts, strict=True), "o-", lw=1, ms=3, label=r["file"][:24])
+        if "jxl_lossy" in r:
+            ax.plot(r["jxl_lossy"]["max_sigma"], r["jxl_lossy"]["bpp"], "x", color=line.get_color())
+        ax.plot(0, r["jxl_lossless_bpp"], "s", mfc="none", color=line.get_color(), ms=4)
+    ax.set_xlabel("max error over sites (σ of the file's noise model)")
+    ax.set_ylabel("bpp")
+    ax.set_title("invisp JPEG + layer (o-), JPEG XL lossy CFA d=0.2 (x), JPEG XL lossless (□)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def table(rows: list[dict], quality: int) -> None:
+    f = lambda v, d=2: "n/a" if v is None or v != v else ("∞" if v == float("inf") else f"{v:.{d}f}")  # noqa: E731
+    print(f"\n| file | MP | noise source | σ mid model / independent | JPEG q{quality} bpp | "
+          + " | ".join(f"{k} bpp (max σ, PSNR)" for k in ("0.25s", "0.5s", "1s", "exact"))
+          + " | 0.5s best q: bpp | JXL lossless | JXL lossy d0.2 bpp (max σ, PSNR) | LJ92 DNG |")
+    print("|" + "---|" * 13)
+    for r in rows:
+        best = min(r["sweep"].items(), key=lambda kv: kv[1]["bpp"]) if r["sweep"] else None
+        ind = r["independent"]
+        lossy = r.get("jxl_lossy")
+        print(f"| {r['file']} | {r['mp']:.1f} | {r['noise']['source']} | "
+              f"{f(r['noise']['sigma_mid'], 5)}: {f(ind['model_sigma'], 5)} / {f(ind['sigma'], 5)} "
+              f"(×{f(ind['ratio'])}) | {f(r['jpeg_bpp'])} | "
+              + " | ".join(f"{f(t['bpp'])} ({f(t['max_sigma'])}, {f(t['psnr'], 1)})" for t in r["tiers"].values())
+              + f" | {f(best[1]['bpp']) + f' (q{best[0]})' if best else 'n/a'} | {f(r['jxl_lossless_bpp'])} | "
+              + (f"{f(lossy['bpp'])} ({f(lossy['max_sigma'])}, {f(lossy['psnr'], 1)})" if lossy else "n/a")
+              + f" | {f(r['lj92_dng_bpp'])} |")
+    mean = lambda vals: float(np.mean(vals))  # noqa: E731
+    print(f"| **mean** | | | | {f(mean([r['jpeg_bpp'] for r in rows]))} | "
+          + " | ".join(f(mean([r["tiers"][k]["bpp"] for r in rows])) for k in ("0.25s", "0.5s", "1s", "exact"))
+          + f" | {f(mean([min(v['bpp'] for v in r['sweep'].values()) for r in rows])) if rows[0]['sweep'] else ''}"
+          + f" | {f(mean([r['jxl_lossless_bpp'] for r in rows]))} | "
+          + f"{f(mean([r['jxl_lossy']['bpp'] for r in rows if 'jxl_lossy' in r]))} | "
+          + f"{f(mean([r['lj92_dng_bpp'] for r in rows]))} |")
+    if rows[0]["sweep"]:
+        qs = list(rows[0]["sweep"])
+        print("\n| file | " + " | ".join(f"0.5s at q{q}: total (JPEG)" for q in qs) + " |")
+        print("|" + "---|" * (len(qs) + 1))
+        for r in rows:
+            print(f"| {r['file']} | " + " | ".join(f"{f(v['bpp'])} ({f(v['jpeg_bpp'])})"
+                                                  for v in r["sweep"].values()) + " |")
+        print("| **mean** | " + " | ".join(f(mean([r["sweep"][q]["bpp"] for r in rows])) for q in qs) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", type=Path, help="RAW files (default: ../shared/data/raw)")
+    ap.add_argument("--quality", type=int, default=90)
+    ap.add_argument("--sweep", default="40,50,60,70,80,90", help="JPEG qualities for the 0.5σ total ('' = none)")
+    ap.add_argument("--mp", type=float, default=0, help="synthetic frame size for the timing (0: skip)")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    a = ap.parse_args()
+    files = a.files or sorted(DATA.iterdir())
+    sweep = [int(q) for q in a.sweep.split(",") if q]
+    rows = []
+    for p in files:
+        t0 = time.perf_counter()
+        rows.append(measure(p, a.quality, sweep))
+        print(f"done {p.name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    table(rows, a.quality)
+    out = {"rows": rows}
+    if a.mp > 0:
+        out["timing"] = t = timing(a.mp, a.quality)
+        print(f"\n{t['mp']:.1f} MP: encode plain {t['encode_plain_s']:.2f} s, 0.5σ {t['encode_sigma_s']:.2f} s "
+              f"(×{t['encode_sigma_s'] / t['encode_plain_s']:.2f}); decode plain {t['decode_plain_s']:.2f} s, "
+              f"0.5σ {t['decode_sigma_s']:.2f} s (×{t['decode_sigma_s'] / t['decode_plain_s']:.2f})")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1, default=str))
+    if a.plot:
+        plot(rows, a.plot)
+
+
+if __name__ == "__main__":
+    main()
