@@ -98,8 +98,10 @@ def inspect_file(path: Path) -> Inspection:
     if kind == "video":
         return inspect_video(path)
     if kind == "jpeg":
-        img, name = jpeg.open_jpeg(path)
-        p = jpeg.read_params(img, name)
+        data = path.read_bytes()
+        img, name = jpeg.open_jpeg(path, data)
+        p = jpeg.read_params(img, name, data)
+        state, pixels = jpeg.describe_pixels(path)
         r = p.raw
         return Inspection([
             ("file", f"{path} (invisp JPEG, {path.stat().st_size / 1e6:.2f} MB, {img.width}×{img.height})"),
@@ -115,20 +117,26 @@ def inspect_file(path: Path) -> Inspection:
             ("front end", _front_end(p.front_end)),
             ("exif", _basics(p.camera)),
             ("metadata", _carried({**p.camera, **jpeg.current_metadata(img)})),
-            ("raw layer", residual.describe_layer(path.read_bytes(), name)),
-        ], _params_record(p) | _noise_record(path.read_bytes(), name))
+            ("pixels", pixels),
+            ("raw layer", residual.describe_layer(data, name)),
+        ], _params_record(p) | _noise_record(data, name) | {"pixels": {"state": state, "summary": pixels}})
     raw = rawio.read_raw(path)
-    h, w = raw.mosaic.shape
+    h, w = raw.mosaic.shape[:2]
+    above = int((raw.mosaic > raw.white).sum())  # decode clips these to the white level, unless --exact
+    clipped = [("above white", f"{above} samples above the white level {raw.white}: a decode without --exact "
+                               f"clips them to {raw.white}")] if above else []
     return Inspection([
         ("file", f"{path} (RAW, {path.stat().st_size / 1e6:.2f} MB)"),
         ("camera", " ".join(str(raw.exif.get(k, "")) for k in ("make", "model")).strip() or "unknown"),
         ("raw", f"{w}×{h} visible of {raw.raw_size[1]}×{raw.raw_size[0]}, {raw.cfa}, {raw.bits}-bit"),
         ("levels", f"black {raw.black.tolist()}, white {raw.white}"),
+        *clipped,
         ("white balance", f"{[round(float(v), 4) for v in raw.wb]} ({raw.wb_source})"),
         ("orientation", f"flip {raw.flip}"),
         ("exif", _basics(raw.exif)),
         ("metadata", _carried(raw.exif)),
-    ], {"raw": {"cfa": raw.cfa, "black": raw.black.reshape(2, 2).tolist(), "white": int(raw.white),
+    ], {"raw": {"cfa": raw.cfa, "black": raw.black.tolist(), "white": int(raw.white),
+                **({"above_white": above} if above else {}),
                 "bits": int(raw.bits), "visible_size": [h, w], "raw_size": [int(v) for v in raw.raw_size],
                 "flip": int(raw.flip), "wb": [float(v) for v in raw.wb], "wb_source": raw.wb_source},
         "camera": {k: v for k, v in raw.exif.items() if k not in CARRIED}})

@@ -225,11 +225,11 @@ def _pixels_problem(pixels: dict | None) -> str:
             and len(pixels["scan_sha256"]) == 64 and all(c in "0123456789abcdef" for c in pixels["scan_sha256"])
             and isinstance(pixels.get("fingerprint"), str)):
         return "pixels"
-    try:  # 5·G² float16 values: the cell means of 3 channels and 2 detail grids
+    try:  # 3·G² float16 values: the cell means of 3 channels
         values = np.frombuffer(base64.b64decode(pixels["fingerprint"].encode("ascii"), validate=True), "<f2")
     except (ValueError, UnicodeEncodeError):
         return "pixels fingerprint"
-    if values.size != 5 * pixels["grid"] ** 2 or not np.all(np.isfinite(values)):
+    if values.size != 3 * pixels["grid"] ** 2 or not np.all(np.isfinite(values)):
         return "pixels fingerprint"
     if "samples" in pixels:  # RGB uint8 values of up to 4096 pixels
         try:

