@@ -3,24 +3,29 @@
 Used by ``tests/test_fuzz.py`` (a bounded number of cases in the default run) and ``benchmarks/fuzz.py`` (as many
 as asked). Each case runs the CLI in-process, as a user would type it, on one mutated file, and must end with:
 exit 0, or one ``invisp: error:`` line with a documented exit code (2 input, 3 sensor, 4 metadata, 5 model,
-6 output); no traceback, no ``internal error``; the input unchanged (SHA-256 before/after); no temporary file
-left; no output file unless the command succeeded."""
+6 output, 8 verify: pixels changed); no traceback, no ``internal error``; the input unchanged (SHA-256
+before/after); no temporary file left; no output file unless the command succeeded; and a JPEG whose pixels
+were altered after encode never decodes in silence (a warning or a note, or a refusal)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from click.testing import CliRunner
+from PIL import Image
 
 from invisp_cli.cli import main
-from invisp_cli.containers import jpeg
+from invisp_cli.containers import integrity, jpeg
+from invisp_cli.rawio.image import apply_flip
 
-DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 5, 6}
+DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 5, 6, 8}
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Case:
     name: str
     data: bytes
     command: str  # "encode" (a RAW input) or "decode"/"verify"/"info" (an invisp JPEG input)
+    altered: bool = False  # the pixels were changed after encode: decode must not be silent about it
 
 
 def truncate(data: bytes, rng: random.Random) -> bytes:
@@ -94,18 +100,69 @@ def raw_cases(dng: bytes, rng: random.Random, n: int) -> list[Case]:
     return cases
 
 
-def jpeg_cases(plain: bytes, exact: bytes, rng: random.Random, n: int, tmp: Path) -> list[Case]:
-    makers: list[tuple[str, Callable[[], bytes]]] = [
-        ("truncated", lambda: truncate(rng.choice([plain, exact]), rng)),
-        ("metadata bits", lambda: flip_bits(plain, rng, n=rng.randrange(1, 8), head=plain.index(b"\xff\xda"))),
-        ("record edit", lambda: edit_record(plain, rng, tmp)),
-        ("layer damage", lambda: flip_bits(exact, rng, n=rng.randrange(1, 8))),
+def turned(jpg: bytes, rng: random.Random) -> bytes:
+    """The decoded image turned by a random dihedral transform (not the identity) and re-saved at a random
+    quality with the file's metadata: what an editor's "rotate" does."""
+    with Image.open(io.BytesIO(jpg)) as img:
+        info = dict(img.info)
+        rgb = apply_flip(np.asarray(img.convert("RGB")), rng.randrange(1, 8))
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=rng.choice([50, 90, 100]), exif=info.get("exif", b""),
+                              xmp=info.get("xmp", b""))
+    return buf.getvalue()
+
+
+def scan_damage(jpg: bytes, rng: random.Random) -> bytes:
+    """Bytes of the entropy-coded data zeroed or flipped (not its last bytes: the EOI stays)."""
+    start = jpg.index(b"\xff\xda") + 20
+    at = rng.randrange(start, len(jpg) - 80)
+    out = bytearray(jpg)
+    for i in range(at, at + rng.choice([1, 8, 64])):
+        out[i] = 0 if rng.random() < 0.5 else out[i] ^ 0x5A
+    return bytes(out)
+
+
+def table_edit(jpg: bytes, rng: random.Random) -> bytes:
+    """One quantisation-table entry changed (the image data untouched)."""
+    at = jpg.index(b"\xff\xdb") + 5 + rng.randrange(64)
+    out = bytearray(jpg)
+    out[at] = max(1, min(255, out[at] * 2 if out[at] < 128 else out[at] // 2))
+    return bytes(out)
+
+
+def segment_surgery(jpg: bytes, other: bytes, rng: random.Random) -> bytes:
+    """The XMP record segment duplicated, removed, or another file's inserted after it."""
+    def xmp_segment(data: bytes) -> tuple[int, int]:
+        at = data.index(integrity.XMP_HEADER) - 4
+        return at, at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+
+    a, b = xmp_segment(jpg)
+    kind = rng.choice(["duplicate", "remove", "foreign"])
+    if kind == "remove":
+        return jpg[:a] + jpg[b:]
+    c, d = xmp_segment(other)
+    return jpg[:b] + (jpg[a:b] if kind == "duplicate" else other[c:d]) + jpg[b:]
+
+
+def jpeg_cases(plain: bytes, exact: bytes, rng: random.Random, n: int, tmp: Path,
+               other: bytes | None = None) -> list[Case]:
+    """``n`` hostile invisp JPEGs from ``plain`` and ``exact`` (the same image with a bit-exact layer);
+    ``other``: a second invisp JPEG of another image, for foreign records."""
+    makers: list[tuple[str, Callable[[], bytes], bool]] = [
+        ("truncated", lambda: truncate(rng.choice([plain, exact]), rng), False),
+        ("metadata bits", lambda: flip_bits(plain, rng, n=rng.randrange(1, 8), head=plain.index(b"\xff\xda")), False),
+        ("record edit", lambda: edit_record(plain, rng, tmp), False),
+        ("layer damage", lambda: flip_bits(exact, rng, n=rng.randrange(1, 8)), False),
+        ("turned and re-saved", lambda: turned(rng.choice([plain, exact]), rng), True),
+        ("scan damage", lambda: scan_damage(plain, rng), True),
+        ("table edit", lambda: table_edit(rng.choice([plain, exact]), rng), True),
+        ("segment surgery", lambda: segment_surgery(plain, other or plain, rng), False),
     ]
     cases = []
     for i in range(n):
-        name, make = makers[i % len(makers)]
+        name, make, altered = makers[i % len(makers)]
         command = rng.choice(["decode", "decode", "verify", "info"])
-        cases.append(Case(f"jpeg {name} #{i} ({command})", make(), command))
+        cases.append(Case(f"jpeg {name} #{i} ({command})", make(), command, altered))
     return cases
 
 
@@ -140,6 +197,11 @@ def check(case: Case, folder: Path) -> tuple[int, str]:
         problems.append(f"temporary files left: {left}")
     if r.exit_code != 0 and out.exists():
         problems.append("output written by a failed command")
+    if case.altered and case.command == "decode" and r.exit_code == 0 and not (
+            "warning" in r.stderr or "note" in r.stderr):
+        problems.append("altered pixels decoded in silence")
+    if case.altered and case.command == "verify" and r.exit_code == 0:
+        problems.append("verify passed altered pixels")
     return r.exit_code, "; ".join(problems)
 
 

@@ -26,11 +26,15 @@ def test_fuzz_raw_inputs(tmp_path, test_registry):
 def test_fuzz_invisp_jpegs(tmp_path, test_registry):
     dng = tmp_path / "seed.dng"
     write_synthetic_dng(dng, h=40, w=56)
-    plain, exact = tmp_path / "plain.jpg", tmp_path / "exact.jpg"
+    other_dng = tmp_path / "other.dng"
+    write_synthetic_dng(other_dng, h=40, w=56, seed=3)
+    plain, exact, other = tmp_path / "plain.jpg", tmp_path / "exact.jpg", tmp_path / "other.jpg"
     assert run("encode", dng, "-o", plain).exit_code == 0
     assert run("encode", dng, "-o", exact, "--exact").exit_code == 0
+    assert run("encode", other_dng, "-o", other).exit_code == 0
     rng = random.Random(2)
-    cases = jpeg_cases(plain.read_bytes(), exact.read_bytes(), rng, CASES_PER_KIND, tmp_path)
+    cases = jpeg_cases(plain.read_bytes(), exact.read_bytes(), rng, 2 * CASES_PER_KIND, tmp_path,
+                       other.read_bytes())
     results = [(case, *check(case, tmp_path / f"c{i}")) for i, case in enumerate(cases)]
     assert summary(results)["failures"] == 0, summary(results)["failed"]
     assert {2, 4} <= {code for _, code, _ in results}  # unreadable files and refused metadata both occur
