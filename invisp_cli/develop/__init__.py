@@ -47,6 +47,8 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
     if is_jpeg:
         rec = codec.recover_file(p, tile)
         how = rec.layer or "approximate RAW"
+        if rec.pixels is not None and rec.pixels.state in ("transformed", "recoded", "changed"):
+            how += f"; {rec.pixels.summary}"
         return Source(rec.raw, float(rec.params.front_end.exposure_gain), f"{rec.params.model_id}, {how}")
     raw = rawio.read_raw(p)
     return Source(raw, libraw_gain(raw), "RAW file")
