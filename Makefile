@@ -1,4 +1,4 @@
-# The two commands of the README:  make demo  (set up + encode/decode the bundled example + quality table)
+# The two commands of the README:  make demo  (set up + encode/decode the bundled example + quality table + picture)
 #                                  make test  (set up + lint + tests)
 PY ?= python3
 VENV := .venv
@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/invisp decode $(OUT)/example.jpg -o $(OUT)/example.dng --force
 	$(BIN)/invisp info $(OUT)/example.jpg
 	$(BIN)/invisp compare $(EXAMPLE) $(OUT)/example.dng --jpeg $(OUT)/example.jpg
+	$(BIN)/python scripts/demo_figure.py $(EXAMPLE) $(OUT)/example.jpg $(OUT)/example.dng -o $(OUT)/example_side_by_side.png
 
 test: $(STAMP)
 	$(BIN)/ruff check invisp_cli tests
