@@ -56,10 +56,10 @@ def cfa_rows(cfa: str) -> tuple[str, ...]:
 
 
 def cfa_demosaic(cfa: str, requested: str) -> str:
-    """The demosaic a file of layout ``cfa`` renders with: ``requested`` for a Bayer layout, "none" for linear,
-    "pattern" for any other CFA."""
+    """The demosaic a file of layout ``cfa`` renders with: ``requested`` for a Bayer layout (the default for
+    "none"), "none" for linear, "pattern" for any other CFA."""
     if cfa in CFA_LAYOUTS:
-        return requested
+        return DEFAULT_DEMOSAIC if requested == "none" else requested
     return "none" if cfa == LINEAR_CFA else "pattern"
 
 #: JPEG output (the file endings of each container: ``CONTAINERS``)

@@ -112,8 +112,9 @@ def test_truncated_raw(tmp_path, test_registry):
 
 
 def test_non_bayer_raw(tmp_path, test_registry):
+    """A linear DNG of float samples (an HDR merge): refused, never converted (tests/test_formats.py: the rest)."""
     p = tmp_path / "linear.dng"
-    data = np.random.default_rng(0).integers(0, 4000, (40, 60, 3), dtype=np.uint16)
+    data = np.random.default_rng(0).random((40, 60, 3)).astype(np.float32)
     tags = [(50706, "B", 4, (1, 4, 0, 0), True), (50708, "s", 0, "Test", True)]
     with tifffile.TiffWriter(p) as tw:
         tw.write(data, photometric=34892, planarconfig="contig", metadata=None, extratags=tags)
