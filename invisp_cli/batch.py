@@ -12,18 +12,20 @@ end of the batch. Nothing here imports torch: the workers do, through ``codec``.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import itertools
 import json
 import os
 import signal
 import socket
+import stat
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .errors import InputError, InvispError
+from .errors import InputError, InvispError, OutputError, UsageError
 from .progress import console, progress_bar
 from .rawfiles import RAW_SUFFIXES
 from .settings import CONTAINERS
@@ -32,7 +34,7 @@ from .threads import cpu_count
 MANIFEST_NAME = "invisp-manifest.jsonl"
 OUTPUT_SUFFIX = {"encode": CONTAINERS["jpeg"].outputs[0], "decode": ".dng"}
 #: settings that change an output's bytes: a file done with other values is done again
-SETTINGS_KEYS = {"encode": ("model_id", "quality", "subsampling", "max_error"), "decode": ()}
+SETTINGS_KEYS = {"encode": ("model_id", "quality", "subsampling", "max_error", "look"), "decode": ()}
 
 
 @dataclass(frozen=True)
@@ -57,16 +59,33 @@ def _say(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def _files(folder: Path, suffixes: Collection[str], recursive: bool, exclude: Path) -> Iterator[Path]:
-    """Files in ``folder`` with one of ``suffixes`` (sorted; hidden ones and anything under ``exclude`` left out)."""
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith("."):
+def _files(folder: Path, suffixes: Collection[str], recursive: bool, exclude: Path) -> Iterator[tuple[Path, str]]:
+    """(file, "") for the files in ``folder`` with one of ``suffixes`` (sorted; hidden ones and anything under
+    ``exclude`` left out), and (path, why) for a folder that cannot be listed (a path longer than PATH_MAX,
+    no permission, …): that one entry fails, the rest of the listing goes on."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        yield folder, f"cannot list this folder ({e.strerror or type(e).__name__})"
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
             continue
-        if p.is_dir():
-            if recursive and not p.is_symlink() and p.resolve() != exclude:  # no symlink loops, never OUTDIR
-                yield from _files(p, suffixes, recursive, exclude)
-        elif p.suffix.lower() in suffixes and p.is_file():
-            yield p
+        p = folder / entry.name
+        try:
+            is_dir = entry.is_dir()
+            if is_dir and not (recursive and not entry.is_symlink() and p.resolve() != exclude):
+                continue  # no symlink loops, never OUTDIR
+            if not is_dir and not (p.suffix.lower() in suffixes and entry.is_file()):
+                continue
+        except OSError as e:
+            yield p, f"cannot read ({e.strerror or type(e).__name__})"
+            continue
+        if is_dir:
+            yield from _files(p, suffixes, recursive, exclude)
+        else:
+            yield p, ""
 
 
 def build_tasks(op: str, inputs: Sequence[Path], out_dir: Path, *, recursive: bool = False,
@@ -77,31 +96,55 @@ def build_tasks(op: str, inputs: Sequence[Path], out_dir: Path, *, recursive: bo
     suffixes = RAW_SUFFIXES if op == "encode" else CONTAINERS["jpeg"].suffixes
     out_dir = out_dir.resolve()
     pairs: dict[Path, Path] = {}  # resolved input → output
+    unreadable: dict[Path, str] = {}  # a folder that cannot be listed (or an entry that cannot be read) → why
     for p in map(Path, inputs):
         if p.is_dir():
-            found = [(f, f.relative_to(p).parent) for f in _files(p, suffixes, recursive, out_dir)]
+            found = [(f, f.relative_to(p).parent, why) for f, why in _files(p, suffixes, recursive, out_dir)]
             if not found:
                 _say(f"warning: no {'RAW' if op == 'encode' else 'JPEG'} files in {p}"
                      f"{'' if recursive else ' (use -r for sub-folders)'}")
         else:
-            found = [(p, Path())]  # a missing or unreadable file fails in its own task
-        for f, rel in found:
-            pairs.setdefault(f.resolve(), out_dir / rel / (f.stem + OUTPUT_SUFFIX[op]))
+            found = [(p, Path(), "")]  # a missing or unreadable file fails in its own task
+        for f, rel, why in found:
+            src = _resolved(f)
+            pairs.setdefault(src, out_dir / rel / (f.stem + OUTPUT_SUFFIX[op]))
+            if why:
+                unreadable[src] = why
     if not pairs:
         raise InputError(f"nothing to {op} in {', '.join(map(str, inputs))}")
     by_output: dict[str, list[Path]] = {}
     for src, dst in pairs.items():
-        by_output.setdefault(str(dst.resolve()).casefold(), []).append(src)
+        by_output.setdefault(str(_resolved(dst)).casefold(), []).append(src)
     tasks = []
     for src, dst in pairs.items():
-        clash = [s for s in by_output[str(dst.resolve()).casefold()] if s != src]
-        error = ""
-        if dst.resolve() in pairs:
+        clash = [s for s in by_output[str(_resolved(dst)).casefold()] if s != src]
+        error = unreadable.get(src, "")
+        if not error and _resolved(dst) in pairs:
             error = f"its output {dst} is an input of this batch; choose another -d"
-        elif clash:
+        elif not error and clash:
             error = f"{', '.join(map(str, clash))} would also be written to {dst}; rename one or run them separately"
         tasks.append(Task(op, str(src), str(dst), dict(options or {}), threads, force, error))
     return tasks
+
+
+def _resolved(p: Path) -> Path:
+    """``p`` resolved, or as an absolute path where it cannot be (a path longer than PATH_MAX, a link loop)."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(p))
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse a ``--scheduler`` that is not a Dask address (``tcp://HOST:PORT``, ``HOST:PORT``, ``tls://…``) before
+    any work, in one line (UsageError). Needs Dask (``extras.check_batch`` says so first)."""
+    from distributed.comm.addressing import get_address_host_port, normalize_address
+
+    try:
+        get_address_host_port(normalize_address(address))
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address, expected tcp://HOST:PORT "
+                         f"({e})") from None
 
 
 # ------------------------------------------------------------------------------------------------ one file
@@ -163,7 +206,11 @@ def run_task(task: Task) -> dict:
         from .threads import set_threads
 
         set_threads(task.threads)
-        Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(task.dst).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{Path(task.dst).parent}: cannot create the output folder "
+                              f"({e.strerror or type(e).__name__})") from None
         fn = encode_file if task.op == "encode" else decode_file
         r = fn(task.src, task.dst, force=task.force, **task.options)
         mp = _megapixels(task.dst if task.op == "encode" else task.src)
@@ -179,18 +226,62 @@ def run_task(task: Task) -> dict:
 # ------------------------------------------------------------------------------------------------ manifest
 
 
+def dumps(doc: object, **kwargs) -> str:
+    """JSON text of ``doc`` that always encodes as UTF-8: non-ASCII as itself, but a file name that is not UTF-8
+    (its undecodable bytes are lone surrogates in Python) escaped, "\\udcff", which reads back as the same name."""
+    text = json.dumps(doc, ensure_ascii=False, **kwargs)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(doc, ensure_ascii=True, **kwargs)
+    return text
+
+
 def read_manifest(path: Path) -> dict[str, dict]:
-    """The last record per output path (a torn last line, from a crash, is ignored)."""
+    """The last record per output path. A line that is not one record — a torn last line from a crash, bytes
+    that are not UTF-8, JSON nested too deep, another value — is ignored: it never stops a batch."""
     last: dict[str, dict] = {}
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
+    try:
+        with open(path, "rb") as f:
             for line in f:
                 try:
-                    rec = json.loads(line)
+                    rec = json.loads(line.decode("utf-8"))
                     last[rec["output"]] = rec
-                except (json.JSONDecodeError, KeyError, TypeError):
+                except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, IndexError):
                     continue
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise OutputError(f"{path}: cannot read the manifest ({e.strerror or type(e).__name__})") from None
     return last
+
+
+#: how every manifest begins: a record (json.dumps of ``_record``, whose first key is "op")
+_MANIFEST_START = b'{"op": '
+
+
+def check_manifest(path: Path, tasks: Sequence[Task]) -> None:
+    """Refuse a manifest that would be appended to something else: an input of the batch, anything but a
+    regular file (through a symbolic link too: its target counts), or an existing file that is not a manifest
+    (a RAW, a JPEG, any other file: its first bytes are not a record). OutputError, before any work."""
+    if str(_resolved(path)) in {t.src for t in tasks}:
+        raise OutputError(f"{path}: the manifest is an input of this batch; name another file")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise OutputError(f"{path}: cannot use as the manifest ({e.strerror or type(e).__name__})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputError(f"{path}: the manifest exists and is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_MANIFEST_START))
+    except OSError as e:
+        raise OutputError(f"{path}: cannot read the manifest ({e.strerror or type(e).__name__})") from None
+    if head and head != _MANIFEST_START:
+        raise OutputError(f"{path}: exists and is not an invisp manifest; refusing to append to it "
+                          "(name a new file with --manifest)")
 
 
 def owns_output(task: Task, rec: dict | None) -> bool:
@@ -220,18 +311,64 @@ class Manifest:
     a torn last line, which ``read_manifest`` skips."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write the manifest ({e.strerror or type(e).__name__})") from None
 
     def append(self, rec: dict) -> None:
-        os.write(self._fd, (json.dumps(rec, ensure_ascii=False) + "\n").encode())
+        os.write(self._fd, (dumps(rec) + "\n").encode())
 
     def close(self) -> None:
         os.close(self._fd)
 
 
 # ------------------------------------------------------------------------------------------------ running
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an OUTDIR that is, or lies under, something other than a folder (``-d afile/sub``): OutputError."""
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{out_dir}: {parent} is a file, not a folder" if parent != out_dir
+                              else f"{out_dir}: exists and is not a folder")
+
+
+@contextlib.contextmanager
+def output_folder(out_dir: Path) -> Iterator[Path]:
+    """OUTDIR, created if missing, held by this batch alone while it runs: a second batch into the same folder
+    waits (saying so in one line) until the first ends, then finds the first's records, so neither takes the
+    other's fresh outputs for files in its way. The lock is ``flock`` on the folder itself (nothing is added to
+    it; the kernel releases it when the process ends, however it ends); where the file system has no such lock
+    (some network file systems), batches are not serialised. OutputError if the folder cannot be made."""
+    check_out_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise OutputError(f"{out_dir}: cannot create the output folder ({e.strerror or type(e).__name__})") from None
+    try:
+        _lock(fd, out_dir)
+        yield out_dir
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock(fd: int, out_dir: Path) -> None:
+    """Take the exclusive ``flock`` of the folder ``fd``, waiting (one line on stderr) while another batch holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _say(f"waiting for the other invisp batch writing into {out_dir} to finish")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # the file system has no flock on folders
+        return
 
 
 @dataclass

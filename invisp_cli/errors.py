@@ -16,6 +16,12 @@ class InputError(InvispError):
     exit_code = 2
 
 
+class UsageError(InvispError):
+    """A command-line value that cannot be used (exit 2, as Click's usage errors), said in one line."""
+
+    exit_code = 2
+
+
 class UnsupportedSensorError(InvispError):
     """The RAW is readable but not a Bayer mosaic (X-Trans, Foveon, linear DNG, monochrome)."""
 

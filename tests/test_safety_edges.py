@@ -4,11 +4,13 @@ would type the command; every case ends with one ``invisp: error:`` line and its
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from conftest import assert_fails, run
 from synthraw import write_synthetic_dng
 
-from invisp_cli.errors import InputError
+from invisp_cli.errors import InputError, OutputError, SomeFilesFailed, UsageError
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -129,3 +131,171 @@ def test_sigterm_where_nobody_handles_it_removes_the_temp_file(tmp_path):
                        timeout=60)
     assert r.returncode == -signal.SIGTERM, r.stderr  # still ends as SIGTERM does
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ 6: one line and its exit code
+
+
+def batch_summary(result) -> dict:
+    """The ``--json`` summary on stdout (printed whatever failed)."""
+    assert result.stdout.lstrip().startswith("{"), result.output
+    return json.loads(result.stdout)
+
+
+def test_non_utf8_file_names_are_read_and_recorded(tmp_path, dng):
+    name = os.fsdecode(b"\xff\xfe.dng")  # a valid RAW under a name that is not UTF-8
+    odd = tmp_path / "in" / name
+    odd.parent.mkdir()
+    odd.write_bytes(dng.read_bytes())
+    (tmp_path / "in" / "a.dng").write_bytes(dng.read_bytes())
+    r = run("encode", odd, "-o", tmp_path / "single.jpg")
+    assert r.exit_code == 0 and (tmp_path / "single.jpg").is_file(), r.output
+    out = tmp_path / "out"
+    s = batch_summary(r := run("encode", tmp_path / "in", "-d", out, "-j", "1", "--json"))
+    assert r.exit_code == 0 and (s["ok"], s["failed"]) == (2, 0), r.output
+    recs = [json.loads(line) for line in (out / "invisp-manifest.jsonl").read_bytes().decode("utf-8").splitlines()]
+    assert sorted(Path(rec["input"]).name for rec in recs) == sorted(["a.dng", name])  # read back as the same name
+    assert (out / os.fsdecode(b"\xff\xfe.jpg")).is_file()
+    s = batch_summary(r := run("encode", tmp_path / "in", "-d", out, "-j", "1", "--json"))
+    assert r.exit_code == 0 and s["skipped"] == 2, r.output  # the record of the odd name is found again
+
+
+def test_bad_manifest_lines_are_skipped(tmp_path, dng):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.dng").write_bytes(dng.read_bytes())
+    out = tmp_path / "out"
+    assert run("encode", src, "-d", out, "-j", "1").exit_code == 0
+    m = out / "invisp-manifest.jsonl"
+    with open(m, "ab") as f:  # what a crash, a disk error or a person's editor can leave
+        f.write(b'{"op": "encode", "output": "\xff\xfe"}\n' + b"[" * 100_000 + b"\n[1]\n\"x\"\n{\"output\": [1]}\n")
+    s = batch_summary(r := run("encode", src, "-d", out, "-j", "1", "--json"))
+    assert r.exit_code == 0 and s["skipped"] == 1, r.output
+
+
+@pytest.mark.parametrize("how", ["raw", "symlink", "input"])
+def test_a_manifest_that_is_not_one_is_refused(tmp_path, dng, how):
+    src = tmp_path / "in"
+    src.mkdir()
+    raw = src / "a.dng"
+    raw.write_bytes(dng.read_bytes())
+    manifest = {"raw": dng, "symlink": tmp_path / "link.jsonl", "input": raw}[how]
+    if how == "symlink":
+        manifest.symlink_to(dng)
+    before = dng.read_bytes()
+    r = run("encode", src, "-d", tmp_path / "out", "--manifest", manifest)
+    assert_fails(r, OutputError, str(manifest))
+    assert dng.read_bytes() == before and raw.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_output_folders_that_cannot_be(tmp_path, dng):
+    (tmp_path / "afile").write_text("a file")
+    assert_fails(run("encode", dng, "-d", tmp_path / "afile" / "sub"), OutputError, "afile is a file, not a folder")
+    if Path("/proc/self").is_dir():
+        assert_fails(run("encode", dng, "-d", "/proc/x"), OutputError, "/proc/x: cannot create the output folder")
+
+
+def test_a_scheduler_that_is_not_an_address(tmp_path, dng):
+    pytest.importorskip("distributed")
+    r = run("encode", dng, "-d", tmp_path / "out", "--scheduler", "not a url")
+    assert_fails(r, UsageError, "--scheduler 'not a url'", "tcp://HOST:PORT")
+    assert not (tmp_path / "out").exists()
+
+
+def deep_folder(top: Path, depth: int = 22) -> Path:
+    """A chain of 200-character folder names longer than PATH_MAX (4096) in all, made relative to each level."""
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d" * 200, dir_fd=fd)
+            fd, old = os.open("d" * 200, os.O_RDONLY, dir_fd=fd), fd
+            os.close(old)
+    finally:
+        os.close(fd)
+    return top
+
+
+def test_a_path_longer_than_path_max_fails_that_entry(tmp_path, dng):
+    (tmp_path / "in").mkdir()
+    src = deep_folder(tmp_path / "in")
+    (src / "top.dng").write_bytes(dng.read_bytes())
+    r = run("encode", src, "-r", "-d", tmp_path / "out", "-j", "1", "--json")
+    s = batch_summary(r)
+    assert r.exit_code == SomeFilesFailed.exit_code and (s["ok"], s["failed"]) == (1, 1), r.output
+    assert "File name too long" in s["failures"][0]["error"] and "internal error" not in r.output
+    assert "1 ok, 0 skipped, 1 failed of 2 files" in r.stderr
+
+
+def test_an_output_sub_folder_that_cannot_be_made_fails_that_file(tmp_path, dng):
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.dng").write_bytes(dng.read_bytes())
+    (src / "sub" / "b.dng").write_bytes(dng.read_bytes())
+    out.mkdir()
+    (out / "sub").write_text("a file where the sub-folder goes")
+    s = batch_summary(r := run("encode", src, "-r", "-d", out, "-j", "1", "--json"))
+    assert r.exit_code == SomeFilesFailed.exit_code and (s["ok"], s["failed"]) == (1, 1), r.output
+    assert "cannot create the output folder" in s["failures"][0]["error"] and "internal" not in r.output
+
+
+# ------------------------------------------------------------------------------ 9: two batches into one folder
+
+
+PAUSED_BATCH = """
+import os, sys, time
+from pathlib import Path
+from invisp_cli import cli, codec
+real, flags = codec.encode_file, Path(sys.argv[1])
+def paused(*args, **kwargs):  # after its first output, before recording it: wait for the test's go
+    r = real(*args, **kwargs)
+    if not (flags / "paused").exists():
+        (flags / "paused").touch()
+        for _ in range(3000):
+            if (flags / "go").exists():
+                break
+            time.sleep(0.01)
+    return r
+codec.encode_file = paused
+sys.argv = ["invisp", *sys.argv[2:]]
+cli.main()
+"""
+
+
+def _wait_for(predicate, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_two_batches_into_one_folder_do_not_fail_each_other(tmp_path, dng):
+    src, out, flags = tmp_path / "in", tmp_path / "out", tmp_path / "flags"
+    src.mkdir()
+    flags.mkdir()
+    for i in range(4):
+        (src / f"f{i}.dng").write_bytes(dng.read_bytes())
+    args = ["encode", str(src), "-d", str(out), "-j", "1"]
+    first = subprocess.Popen([sys.executable, "-c", PAUSED_BATCH, str(flags), *args], stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, text=True)
+    second = None
+    try:
+        assert _wait_for(lambda: (flags / "paused").exists() or first.poll() is not None), "first batch hangs"
+        assert first.poll() is None, first.stderr.read()
+        err = tmp_path / "second.err"
+        with open(err, "w") as f:
+            second = subprocess.Popen([sys.executable, "-m", "invisp_cli", *args], stderr=f,
+                                      stdout=subprocess.DEVNULL)
+        _wait_for(lambda: "waiting" in err.read_text() or second.poll() is not None, 20)
+        (flags / "go").touch()
+        assert second.wait(120) == 0, err.read_text()
+        assert first.wait(120) == 0, first.stderr.read()
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert "waiting for the other invisp batch" in err.read_text()
+    assert "0 ok, 4 skipped, 0 failed" in err.read_text()  # it found the first's records: nothing redone
+    recs = [json.loads(line) for line in (out / "invisp-manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in recs] == ["ok"] * 4 and leftovers(tmp_path) == []
