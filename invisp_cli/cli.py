@@ -22,6 +22,7 @@ from .progress import console, out
 from .settings import (
     DEFAULT_DEMOSAIC,
     DEFAULT_KNEE,
+    DEFAULT_LOOK,
     DEFAULT_QUALITY,
     DEFAULT_SUBSAMPLING,
     DEFAULT_TILE,
@@ -243,6 +244,10 @@ def _result_json(op: str, src: Path, r) -> None:
               help="output .jpg of one RAW file (.mp4: RAW frames, files or a folder, → video)")
 @_batch_options
 @click.option("--model", "model_id", default=None, help="model ID (default: chosen from the camera make)")
+@click.option("--look", default=None, metavar="LOOK",
+              help=f"{DEFAULT_LOOK} (default: the camera's own rendering, fitted to the RAW's embedded preview, else "
+                   "the camera's trained look), libraw (LibRaw's render, as files before looks), or a trained look's "
+                   "ID (invisp train-look); JPEG output")
 @click.option("-q", "--quality", default=DEFAULT_QUALITY, show_default=True, type=click.IntRange(1, 100),
               help="JPEG quality (-q is --quality; --quiet has no short form)")
 @click.option("--subsampling", default=DEFAULT_SUBSAMPLING, show_default=True, type=click.Choice(SUBSAMPLINGS),
@@ -262,7 +267,7 @@ def _result_json(op: str, src: Path, r) -> None:
 def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recursive: bool, jobs: int | None,
            scheduler: str | None, manifest: Path | None, model_id: str | None, quality: int, subsampling: str,
            tile: int, exact: bool, max_error: int | str | None, force: bool, as_json: bool, verbose: bool,
-           **video) -> None:
+           look: str | None, **video) -> None:
     """Render a RAW file (DNG, CR2, NEF, … any LibRaw Bayer format) into an invisp JPEG; many RAW files or folders
     into one JPEG each (-d); or RAW frames (files or a folder) into an invisp MP4 (-o CLIP.mp4).
 
@@ -277,7 +282,7 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
             click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP):
         quality = None  # --max-error Ks without -q: the quality that minimises JPEG + layer
     options = {"model_id": model_id, "quality": quality, "subsampling": subsampling, "tile": tile,
-               "max_error": 0 if exact else max_error}
+               "max_error": 0 if exact else max_error, "look": look or DEFAULT_LOOK}
     from .extras import check_batch, check_model
 
     check_model(model_id)
@@ -287,8 +292,9 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
         return _run_batch("encode", src, out_dir, options, **batch_only, force=force, as_json=as_json,
                           verbose=verbose)
     if video_cli.is_video_encode(dst):  # RAW frames → MP4 (invisp_cli/video)
-        if exact or max_error is not None or as_json:
-            raise click.UsageError("--exact/--max-error/--json are for JPEG output; MP4 has no residual layer")
+        if exact or max_error is not None or as_json or look is not None:
+            raise click.UsageError("--exact/--max-error/--json/--look are for JPEG output; MP4 has no residual "
+                                   "layer and renders LibRaw's look")
         return video_cli.encode(src, dst, model_id=model_id, tile=tile, force=force, **video)
     if len(src) > 1 or src[0].is_dir():
         raise click.UsageError("several RAW files or a folder: use -d OUTDIR for one JPEG each (batch), "

@@ -7,6 +7,7 @@ one-frame window (W = 1), the JPEG container, the residual layer and atomic outp
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from . import look as looks
 from . import pipeline, rawio, residual
 from .containers import integrity, jpeg
 from .errors import InputError, MetadataError
@@ -26,10 +28,12 @@ from .params import ReconstructionParams
 from .rawio import RawImage
 from .settings import (
     CONTAINERS,
+    DEFAULT_LOOK,
     DEFAULT_QUALITY,
     DEFAULT_SUBSAMPLING,
     DEFAULT_TILE,
     JPEG,
+    Look,
     output_container,
     render_record,
 )
@@ -40,12 +44,14 @@ if TYPE_CHECKING:
 
 
 def render_settings(raw: RawImage, quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING,
-                    isp: Mapping | None = None, layer: residual.Tolerance | None = None) -> dict:
+                    isp: Mapping | None = None, layer: residual.Tolerance | None = None,
+                    look: Look | None = None) -> dict:
     """The per-file rendering parameters stored in ``params.render``: JPEG settings (with the residual layer's
-    bound: N or Sigma(K)) + the front end's (``pipeline.front_end_settings``); ValueError naming an invalid one."""
+    bound: N or Sigma(K)) + the front end's (``pipeline.front_end_settings``, with ``look`` after its gamma; None:
+    LibRaw's look); ValueError naming an invalid one."""
     sigma = layer.k if isinstance(layer, residual.Sigma) else None
     jpeg_settings = JPEG(int(quality), subsampling, None if layer is None or sigma else int(layer), sigma)
-    return render_record(jpeg_settings, pipeline.front_end_settings(raw, isp))
+    return render_record(jpeg_settings, dataclasses.replace(pipeline.front_end_settings(raw, isp), look=look))
 
 
 @dataclass
@@ -91,8 +97,9 @@ def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
                 quality: int | None = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING, force: bool = False,
-                tile: int = DEFAULT_TILE, max_error: int | str | None = None) -> Result:
-    """Read a RAW file, render it with the chosen (or camera-matched) model, write the JPEG atomically.
+                tile: int = DEFAULT_TILE, max_error: int | str | None = None, look: str = DEFAULT_LOOK) -> Result:
+    """Read a RAW file, render it with the chosen (or camera-matched) model and ``look`` (``look.resolve``:
+    "camera", "libraw" or a trained look's ID), write the JPEG atomically.
 
     ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N; "Ks" (e.g.
     "0.5s") within K·σ(n) of the sensor's noise (``residual.parse_max_error``), and then ``quality`` None picks
@@ -108,16 +115,17 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     raw = rawio.read_raw(src)
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_stage(entry)
+    chosen = looks.resolve(look, src, raw, pipeline.front_end_settings(raw, entry.isp))
     try:  # the layer's bound is stored too: decode can then tell when a re-saved file lost its layer
         settings = render_settings(raw, DEFAULT_QUALITY if quality is None else quality, subsampling, entry.isp,
-                                   max_error)
+                                   max_error, chosen)
     except ValueError as e:
         raise InputError(f"{Path(src).name}: cannot be encoded: invalid render settings ({e})") from None
     params = stored_params(raw, entry, settings, Path(src).name)
     if quality is None and isinstance(max_error, residual.Sigma):  # the quality minimising JPEG + layer
         rgb = pipeline.render([raw], model, [params.render], tile, CONTAINERS["jpeg"].pixels)
         quality = residual.choose_quality(raw, rgb, params.front_end.exposure_gain, max_error, subsampling)
-        settings = render_settings(raw, quality, subsampling, entry.isp, max_error)
+        settings = render_settings(raw, quality, subsampling, entry.isp, max_error, chosen)
         params = stored_params(raw, entry, settings, Path(src).name)
         data = jpeg.encode_jpeg(rgb, params)
     else:

@@ -20,7 +20,19 @@ CARRIED = ("exif", "xmp", "iptc", "dng")  # packed metadata in RawImage.exif / p
 def _front_end(front: FrontEnd) -> str:
     knee = front.highlight_knee
     return (f"{front.demosaic} demosaic, exposure ×{float(front.exposure_gain):.4g}, "
-            + (f"highlight roll-off from {knee}" if knee is not None else "no highlight roll-off"))
+            + (f"highlight roll-off from {knee}" if knee is not None else "no highlight roll-off")
+            + f", look: {_look(front)}")
+
+
+def _look(front: FrontEnd) -> str:
+    """The look a file was rendered with: LibRaw's, fitted to the camera's preview, or a trained one."""
+    look = front.look
+    if look is None:
+        return "libraw (LibRaw's render)"
+    what = "fitted to the camera's preview" if look.name == "camera" else "trained"
+    m = look.chroma
+    return (f"{look.name} ({what}: {len(look.curves[0])}-knot tone curves, min slope {look.slope_min:g}, "
+            f"colour matrix [{m[0]:.3f} {m[1]:.3f}; {m[2]:.3f} {m[3]:.3f}])")
 
 
 def _basics(exif: dict) -> str:

@@ -292,3 +292,62 @@ def mean_ciede2000(img: np.ndarray, ref: np.ndarray, chunk: int = 1 << 20) -> fl
     total = sum(float(ciede2000(srgb_to_lab(x[i:i + chunk]), srgb_to_lab(y[i:i + chunk])).sum())
                 for i in range(0, len(x), chunk))
     return total / len(x)
+
+
+def box_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area (box-filter) resize of an (H, W, C) image to ``size`` = (width, height), per channel in float32
+    (Pillow's BOX filter on "F" images), as float64 in the input's units."""
+    from PIL import Image
+
+    a = np.asarray(img, dtype=np.float32)
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(a[..., c]), "F").resize(size, Image.BOX))
+                     for c in range(a.shape[-1])], -1).astype(np.float64)
+
+
+def _gradient_signature(grey: np.ndarray) -> np.ndarray:
+    """Gradient magnitude |(∂x, ∂y)| (forward differences), mean removed, unit norm: what framing is matched by
+    (independent of tone and colour)."""
+    m = np.hypot(np.diff(grey, axis=1)[:-1], np.diff(grey, axis=0)[:, :-1])
+    m = m - m.mean()
+    return m / (np.linalg.norm(m) + 1e-12)
+
+
+def align_framing(image: np.ndarray, preview: np.ndarray) -> tuple[int, int, int, int, int]:
+    """The framing of ``preview`` in ``image`` (both (H, W, 3), any units), METRICS.md "Look": the crop of the image
+    with the preview's aspect ratio, 94–100 % (7 steps) of the largest such crop at any of 9×9 offsets, whose area
+    downscale to 256 px best matches the preview's by normalised correlation of gradient magnitudes; both 90°
+    rotations of the preview when the orientations disagree. The search runs on the image downscaled to 1.25× the
+    preview's size. Returns (top, left, height, width, k): the crop in image pixels and the rotation np.rot90(·, k)
+    that turns the preview to the image's orientation."""
+    h, w = image.shape[:2]
+    f = min(1.0, 1.25 * max(preview.shape[:2]) / max(h, w))
+    work = box_resize(image, (max(8, int(w * f)), max(8, int(h * f)))) if f < 1 else np.asarray(image, np.float64)
+    hs, ws = work.shape[:2]
+    best: tuple[float, tuple[int, int, int, int, int]] = (-2.0, (0, 0, h, w, 0))
+    for k in ([1, -1] if (h > w) != (preview.shape[0] > preview.shape[1]) else [0]):
+        cam = np.rot90(preview, k)
+        ph, pw = cam.shape[:2]
+        sw, sh = max(8, int(pw * 256 / max(ph, pw))), max(8, int(ph * 256 / max(ph, pw)))
+        ref = _gradient_signature(box_resize(cam, (sw, sh)).mean(-1))
+        for scale in np.linspace(0.94, 1.0, 7):
+            cw = int(min(ws, hs * pw / ph) * scale)
+            ch = int(cw * ph / pw)
+            if ch > hs or cw > ws or min(ch, cw) < 8:
+                continue
+            for dy in np.linspace(0, hs - ch, 9).astype(int):
+                for dx in np.linspace(0, ws - cw, 9).astype(int):
+                    sig = _gradient_signature(box_resize(work[dy:dy + ch, dx:dx + cw], (sw, sh)).mean(-1))
+                    r = float((sig * ref).sum())
+                    if r > best[0]:
+                        best = (r, (int(dy / f), int(dx / f), int(ch / f), int(cw / f), k))
+    return best[1]
+
+
+def delta_e_camera(image: np.ndarray, preview: np.ndarray) -> float:
+    """ΔE2000 vs camera (METRICS.md "Look"): mean CIEDE2000 between the camera preview (uint8 sRGB) and the image
+    (uint8 sRGB, e.g. the decoded invisp JPEG) cropped to the preview's framing (``align_framing``) and area
+    downscaled to the preview's size."""
+    dy, dx, ch, cw, k = align_framing(image, preview)
+    cam = np.rot90(preview, k)
+    crop = box_resize(np.asarray(image)[dy:dy + ch, dx:dx + cw], (cam.shape[1], cam.shape[0]))
+    return mean_ciede2000(np.clip(crop / 255.0, 0.0, 1.0), np.asarray(cam, np.float64) / 255.0)

@@ -7,8 +7,9 @@
 With no learned stage f (no model, or the parameter-free ``identity`` one) only the centre frame matters and the
 chain runs on numpy arrays without importing torch: the gamma with the rounding to 8 bits is one table look-up
 (``Gamma.forward_u8``), and so is its inverse on 8-bit input (``Gamma.inverse_lut``), with the same levels and
-values. A learned f runs on torch tensors in inference mode. Each tile is grown by the front end's and f's
-receptive fields, its origin on a multiple of lcm(2, f.align), so the result equals the untiled one."""
+values; a camera look after the gamma folds gamma and tone curves into one table per channel (``Look.render_u8``,
+``Look.recover_linear``). A learned f runs on torch tensors in inference mode. Each tile is grown by the front
+end's and f's receptive fields, its origin on a multiple of lcm(2, f.align), so the result equals the untiled one."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from . import rawio
 from .params import ReconstructionParams
 from .rawio import RawImage
 from .settings import DEFAULT_TILE, FrontEnd, cfa_demosaic
-from .steps import Chain, front_end, libraw_gain
+from .steps import Chain, Look, front_end, libraw_gain
 from .tiling import run_tiled
 
 if TYPE_CHECKING:
@@ -75,12 +76,17 @@ def render(window: Sequence[RawImage], model: InvertibleFlow | None, settings: S
     out = np.empty((1, h, w, 3), pixels)
     u8 = out.dtype == np.uint8
     if model is None:
-        body, gamma = Chain(chains[k].steps[:-1]).forward, chains[k].steps[-1]
+        last = chains[k].steps[-1]
+        looked = isinstance(last, Look)  # a look after the gamma: both in one pass (``Look.render_u8``)
+        body = Chain(chains[k].steps[: -2 if looked else -1]).forward
 
         def fn(t: np.ndarray) -> np.ndarray:
             return body(t.astype(np.float32))
 
-        post = gamma.forward_u8 if u8 else gamma.forward_unit
+        if looked:
+            post = last.render_u8 if u8 else last.render_unit
+        else:
+            post = last.forward_u8 if u8 else last.forward_unit
     else:
         import torch
 
@@ -114,8 +120,14 @@ def recover(window: Sequence[np.ndarray], params: ReconstructionParams, model: I
     x = sensor[None].transpose(0, 3, 1, 2)  # (1, 3W, h, w)
     out = np.empty((1, 3 if raw.linear else 1, h, w), np.uint16)
     if model is None:
-        if u8:
-            lut, body = chain.steps[-1].inverse_lut(), Chain(chain.steps[:-1]).inverse
+        last = chain.steps[-1]
+        if u8 and isinstance(last, Look):
+            body = Chain(chain.steps[:-2]).inverse
+
+            def fn(t: np.ndarray) -> np.ndarray:
+                return body(last.recover_linear(t * np.float32(1 / 255)))
+        elif u8:
+            lut, body = last.inverse_lut(), Chain(chain.steps[:-1]).inverse
 
             def fn(t: np.ndarray) -> np.ndarray:
                 return body(lut[t])

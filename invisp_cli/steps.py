@@ -610,6 +610,221 @@ class Gamma(Step):
 _U8_BINS = 4096
 
 
+#: the tone curves' table: uniform intervals of [0, 1] on which a curve is its piecewise-linear interpolant
+CURVE_INTERVALS = 4096
+#: Rec. 709 luma weights: the look's colour rendering keeps w·x of the sRGB-gamma values
+LUMA = (0.2126, 0.7152, 0.0722)
+_EPS = 1e-6
+
+
+def _lerp_table(x: Array, table: np.ndarray) -> Array:
+    """Per-channel piecewise-linear look-up of x ∈ [0, 1] (…, 3, H, W) in tables (3, n + 1) on the uniform grid
+    j/n: t[c, j] + (x·n − j)·(t[c, j + 1] − t[c, j]), j = min(⌊x·n⌋, n − 1)."""
+    n = table.shape[1] - 1
+    out = _empty(x, x.shape)
+    for c in range(3):
+        xc = x[..., c, :, :] * n
+        if isinstance(x, np.ndarray):
+            j = np.minimum(xc.astype(np.intp), n - 1)
+            t0 = table[c].astype(x.dtype)
+            out[..., c, :, :] = t0[j] + (xc - j) * (t0[j + 1] - t0[j])
+        else:
+            t0 = as_array(table[c], x)
+            j = xc.floor().clamp(0, n - 1).long()
+            out[..., c, :, :] = t0[j] + (xc - j) * (t0[j + 1] - t0[j])
+    return out
+
+
+class ToneCurves(Step):
+    """Per-channel strictly increasing tone curves of the cube [0, 1]³ (sRGB-gamma values; inputs are clamped to
+    it, as the 8-bit render clamps), slope bounded below by s₀ so that the 8-bit JPEG's error is amplified at most
+    1/s₀ by the inverse:
+
+        f_c(x) = s₀·x + (1 − s₀)·∫₀ˣ σ_c / ∫₀¹ σ_c,    σ_c piecewise linear through exp(θ_c,j) at x = j/(K − 1)
+
+    so f_c(0) = 0, f_c(1) = 1, f_c is C¹ with slope ≥ s₀. It is defined as its piecewise-linear interpolant on
+    ``CURVE_INTERVALS`` uniform intervals (within 1e-7 of the C¹ curve), and the inverse interpolates the same
+    table the other way: forward and inverse are exact inverses."""
+
+    def __init__(self, curves: Sequence[Sequence[float]], slope_min: float):
+        theta = np.asarray(curves, dtype=np.float64)
+        if theta.ndim != 2 or theta.shape[0] != 3 or not 0.0 < slope_min <= 1.0:
+            raise ValueError("tone curves: 3 rows of log-slopes and a minimum slope in (0, 1]")
+        self.table = curve_table(theta, slope_min)
+        self.grid = np.linspace(0.0, 1.0, CURVE_INTERVALS + 1)
+
+    def forward(self, x: Array) -> Array:
+        return _lerp_table(x.clip(0.0, 1.0), self.table)
+
+    def inverse(self, y: Array) -> Array:
+        y = y.clip(0.0, 1.0)
+        out = _empty(y, y.shape)
+        for c in range(3):
+            if isinstance(y, np.ndarray):
+                out[..., c, :, :] = np.interp(y[..., c, :, :], self.table[c], self.grid)
+            else:
+                torch, t = _torch(), as_array(self.table[c], y)
+                yc = y[..., c, :, :].contiguous()
+                j = (torch.searchsorted(t, yc, right=True) - 1).clamp(0, CURVE_INTERVALS - 1)
+                out[..., c, :, :] = (j + (yc - t[j]) / (t[j + 1] - t[j])) / CURVE_INTERVALS
+        return out
+
+
+def curve_table(theta: np.ndarray, slope_min: float, n: int = CURVE_INTERVALS) -> np.ndarray:
+    """(3, n + 1) values f_c(j/n) of ``ToneCurves``' curves (float64; knots must fall on the grid: K − 1 | n)."""
+    k = theta.shape[1]
+    if k < 2 or n % (k - 1):
+        raise ValueError("tone curves: 2 … n + 1 knots with K − 1 dividing the table's intervals")
+    x = np.linspace(0.0, 1.0, n + 1)
+    sigma = np.stack([np.interp(x, np.linspace(0.0, 1.0, k), np.exp(t)) for t in theta])
+    area = np.concatenate([np.zeros((3, 1)), np.cumsum((sigma[:, 1:] + sigma[:, :-1]) / 2, axis=1)], axis=1)
+    table = slope_min * x + (1.0 - slope_min) * area / area[:, -1:]
+    table[:, 0], table[:, -1] = 0.0, 1.0
+    return table
+
+
+class ChromaCompress(Step):
+    """The look's colour rendering on the cube [0, 1]³ of sRGB-gamma values (inputs clamped to it): it changes
+    chroma and hue, never luma, and compresses instead of clipping. With L = w·x (``LUMA``), d = x − L·1:
+
+        u = B·M·(d_R, d_B)    (M the look's 2×2 colour matrix; B restores u_G = −(w_R·u_R + w_B·u_B)/w_G)
+        r = max_c max(u_c / (1 − L), −u_c / L)     (r ≤ 1 ⇔ L + u lies in the cube)
+        y = L + u·g(r)/r,   g(r) = r for r ≤ k,  k + e/(1 + a·e) above (e = min(r, R) − k, a = 1/(1 − k) − 1/(R − k))
+
+    g is the ``HighlightRolloff`` shoulder: C¹ at the knee k, g(R) = 1 with slope ((1 − k)/(R − k))² > 0, and R
+    (``reach``) ≥ the largest r any point of the cube reaches (``chroma_reach``), so y stays in the cube and
+    nothing clips. Inverse: L = w·y, v = y − L, ρ = max_c max(v_c/(1 − L), −v_c/L), r = k + f/(1 − a·f) above k
+    (f = ρ − k), u = v·r/ρ, (d_R, d_B) = M⁻¹·(u_R, u_B), x = L + B·(d_R, d_B)."""
+
+    def __init__(self, matrix: Sequence[float], knee: float, reach: float):
+        m = np.asarray(matrix, dtype=np.float64).reshape(2, 2)
+        if abs(np.linalg.det(m)) < 1e-3 or not 0.0 < knee < 1.0 or not reach >= 1.0:
+            raise ValueError("chroma: an invertible 2×2 matrix, a knee in (0, 1) and a reach ≥ 1")
+        self.m, self.m_inv, self.knee, self.reach = m, np.linalg.inv(m), float(knee), float(reach)
+        self.a = 1.0 / (1.0 - self.knee) - 1.0 / (self.reach - self.knee) if self.reach > 1.0 else 0.0
+
+    @staticmethod
+    def _luma_chroma(x: Array) -> tuple[Array, Array, Array]:
+        r, g, b = x[..., 0, :, :], x[..., 1, :, :], x[..., 2, :, :]
+        lum = LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
+        return lum, r - lum, b - lum
+
+    @staticmethod
+    def _gauge(lum: Array, ur: Array, ub: Array) -> tuple[Array, Array]:
+        """(u_G, r): the green chroma and max_c max(u_c/(1 − L), −u_c/L)."""
+        xp = array_module(lum)
+        ug = -(LUMA[0] * ur + LUMA[2] * ub) / LUMA[1]
+        up, down = 1.0 / (1.0 - lum).clip(_EPS, None), 1.0 / lum.clip(_EPS, None)
+        r = xp.maximum(xp.maximum(ur * up, -ur * down), xp.maximum(ug * up, -ug * down))
+        return ug, xp.maximum(r, xp.maximum(ub * up, -ub * down))
+
+    def _assemble(self, x: Array, lum: Array, ur: Array, ub: Array, ug: Array, scale: Array) -> Array:
+        out = _empty(x, x.shape)
+        out[..., 0, :, :] = lum + ur * scale
+        out[..., 1, :, :] = lum + ug * scale
+        out[..., 2, :, :] = lum + ub * scale
+        return out
+
+    def forward(self, x: Array) -> Array:
+        xp, k, m = array_module(x), self.knee, self.m
+        x = x.clip(0.0, 1.0)
+        lum, dr, db = self._luma_chroma(x)
+        ur, ub = m[0, 0] * dr + m[0, 1] * db, m[1, 0] * dr + m[1, 1] * db
+        ug, r = self._gauge(lum, ur, ub)
+        e = r.clip(None, self.reach) - k
+        scale = xp.where(r > k, (k + e / (1.0 + self.a * e)) / r.clip(k, None), as_array(1.0, r))
+        return self._assemble(x, lum, ur, ub, ug, scale)
+
+    def inverse(self, y: Array) -> Array:
+        xp, k, m = array_module(y), self.knee, self.m_inv
+        y = y.clip(0.0, 1.0)
+        lum, vr, vb = self._luma_chroma(y)
+        _, rho = self._gauge(lum, vr, vb)
+        f = rho.clip(k, 1.0) - k
+        scale = xp.where(rho > k, (k + f / (1.0 - self.a * f)) / rho.clip(k, None), as_array(1.0, rho))
+        ur, ub = vr * scale, vb * scale
+        dr, db = m[0, 0] * ur + m[0, 1] * ub, m[1, 0] * ur + m[1, 1] * ub
+        return self._assemble(y, lum, dr, db, -(LUMA[0] * dr + LUMA[2] * db) / LUMA[1], 1.0)
+
+
+def chroma_reach(matrix: Sequence[float], margin: float = 1.01, samples: int = 4097) -> float:
+    """The reach R of ``ChromaCompress`` for a 2×2 colour matrix: ``margin`` × the largest gauge r of B·M·(d_R,
+    d_B) over the cube (a convex function of the chroma at each luma, so its maximum lies on the cube's edges:
+    sampled at ``samples`` points of each of the 12), at least 1."""
+    lum, dr, db = _cube_edges(samples)
+    m = np.asarray(matrix, dtype=np.float64).reshape(2, 2)
+    _, r = ChromaCompress._gauge(lum, m[0, 0] * dr + m[0, 1] * db, m[1, 0] * dr + m[1, 1] * db)
+    return max(1.0, margin * float(r.max()))
+
+
+@functools.lru_cache(maxsize=4)
+def _cube_edges(samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(L, d_R, d_B) of ``samples`` points along each of the cube's 12 edges (black and white left out)."""
+    t = np.linspace(0.0, 1.0, samples)
+    edges = []
+    for axis in range(3):
+        for a in (0.0, 1.0):
+            for b in (0.0, 1.0):
+                p = np.empty((t.size, 3))
+                p[:, axis] = t
+                p[:, [i for i in range(3) if i != axis]] = (a, b)
+                edges.append(p)
+    x = np.concatenate(edges).T[:, :, None]  # (3, n, 1) as (C, H, W)
+    lum, dr, db = ChromaCompress._luma_chroma(x)
+    inside = (lum > 1e-3) & (lum < 1 - 1e-3)
+    return lum[inside], dr[inside], db[inside]
+
+
+class Look(Step):
+    """A camera look after the gamma (``settings.Look``): tone curves, then the colour rendering, on the cube
+    [0, 1]³ of sRGB-gamma values: y = C(T(x)), x = T⁻¹(C⁻¹(y)).
+
+    ``render_u8`` and ``recover_u8`` are the fast paths of the front end on numpy: gamma and curves in one table
+    per channel, and the 8-bit levels ⌊255·y + 0.5⌋ / their inverse."""
+
+    def __init__(self, look: LookSettings):
+        self.settings = look
+        self.curves = ToneCurves(look.curves, look.slope_min)
+        self.chroma = ChromaCompress(look.chroma, look.knee, look.reach)
+
+    def forward(self, x: Array) -> Array:
+        return self.chroma.forward(self.curves.forward(x))
+
+    def inverse(self, y: Array) -> Array:
+        return self.curves.inverse(self.chroma.inverse(y))
+
+    @functools.cached_property
+    def _gamma_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T∘g on the uniform grid of linear [0, 1], (T∘g)⁻¹ on the uniform grid of [0, 1]), (3, n + 1) each."""
+        gamma, grid = Gamma(), self.curves.grid
+        fwd = np.stack([np.interp(gamma.forward(grid), grid, t) for t in self.curves.table])
+        inv = np.stack([gamma.inverse(np.interp(grid, t, grid)) for t in self.curves.table])
+        return fwd, inv
+
+    def render_unit(self, x: Array) -> Array:
+        """C(T(g(clamp(x, 0, 1)))) in [0, 1] from linear sRGB x (N, 3, H, W), T∘g by its table's interpolant."""
+        return _by_rows(lambda t: self.chroma.forward(_lerp_table(t.clip(0.0, 1.0), self._gamma_tables[0])), x)
+
+    def render_u8(self, x: Array) -> Array:
+        """⌊255·``render_unit``(x) + 0.5⌋ as uint8."""
+        y = self.render_unit(x) * 255 + 0.5
+        return y.astype(np.uint8) if isinstance(y, np.ndarray) else y.byte()
+
+    def recover_linear(self, y: Array) -> Array:
+        """g⁻¹(T⁻¹(C⁻¹(y))): linear sRGB of decoded values y ∈ [0, 1] (N, 3, H, W), (T∘g)⁻¹ by its table."""
+        return _by_rows(lambda t: _lerp_table(self.chroma.inverse(t).clip(0.0, 1.0), self._gamma_tables[1]), y)
+
+
+def _by_rows(fn: Callable[[Array], Array], x: Array, pixels: int = 1 << 15) -> Array:
+    """``fn`` (elementwise over pixels) of a numpy (N, C, H, W) array in blocks of rows of about ``pixels`` pixels,
+    so that its temporaries stay in the CPU cache (the same values; a tensor in one piece)."""
+    if not isinstance(x, np.ndarray):
+        return fn(x)
+    rows = max(1, pixels // max(1, x.shape[-1]))
+    parts = [fn(x[..., y0 : y0 + rows, :]) for y0 in range(0, x.shape[-2], rows)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2)
+
+
 class Chain(Step):
     """Composition f = f_k ∘ … ∘ f_1 of steps; its inverse runs the inverses in reverse order."""
 
@@ -646,6 +861,8 @@ def analytic_steps(cfa: str, black: np.ndarray, white: float, wb: Sequence[float
 
 def front_end(raw, front: FrontEnd) -> list[Step]:
     """``analytic_steps`` of a RawImage (anything with cfa, black, white, wb, rgb_cam) under the front end's
-    settings (``settings.FrontEnd``: exposure gain, demosaic, highlight knee or None for no roll-off)."""
-    return analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, front.exposure_gain, front.demosaic,
-                          front.highlight_knee)
+    settings (``settings.FrontEnd``: exposure gain, demosaic, highlight knee or None for no roll-off), followed by
+    its ``Look`` when it has one (after the gamma)."""
+    steps = analytic_steps(raw.cfa, raw.black, raw.white, raw.wb, raw.rgb_cam, front.exposure_gain, front.demosaic,
+                           front.highlight_knee)
+    return steps if front.look is None else [*steps, Look(front.look)]

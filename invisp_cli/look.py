@@ -1,0 +1,362 @@
+"""The camera look: fitted at encode time to the RAW's own embedded preview, or trained from the previews of many
+files for a camera without one (``train_look``), stored in the file's record and inverted exactly on decode.
+
+    fit:  preview (rawpy ``extract_thumb``) ─┐
+          RAW ─ front end at low resolution ─┴─ framing aligned ─ blurred pairs ─ least squares on CIELAB ─▶ Look
+
+The look is ``steps.Look`` (tone curves then the colour rendering, after the gamma; ``settings.Look`` holds its
+parameters). It is fitted on both images area-downscaled to at most ``FIT_SIDE`` pixels (tone and colour, not
+texture: the camera's sharpening, noise reduction and small misalignments average out), on the smoother 75 % of
+the pixels, with a robust (soft-L1) loss on the CIELAB difference and a smoothness penalty on the curves."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics, rawio
+from .errors import InputError, ModelError
+from .rawio import RawImage
+from .settings import CFA_LAYOUTS, FrontEnd, Look
+from .steps import CURVE_INTERVALS, Chain, ChromaCompress, chroma_reach, curve_table, front_end
+from .zoo import WEIGHTS_DIR, sha256_file
+
+#: knots per tone curve, the curves' minimum slope, the colour shoulder's knee (chosen by measurement:
+#: docs/look.md)
+KNOTS = 9
+SLOPE_MIN = 0.3
+CHROMA_KNEE = 0.6
+#: the fit's resolution (longer side, pixels), how many of its pixels it uses, and the smooth fraction kept
+FIT_SIDE = 192
+FIT_PIXELS = 3000
+SMOOTH_FRACTION = 0.75
+#: weights of the curves' smoothness penalty (second differences of θ) and of the colour matrix's pull to I
+SMOOTHNESS = 0.5
+MATRIX_PRIOR = 2.0
+#: the front end's working render for the fit (longer side, pixels)
+WORK_SIDE = 512
+#: the framing search's resolution (longer side, pixels)
+ALIGN_SIDE = 128
+#: a preview smaller than this (shorter side, pixels) is not used
+PREVIEW_MIN_SIDE = 96
+
+
+def read_preview(path: str | os.PathLike, side: int | None = None) -> np.ndarray | None:
+    """The camera's JPEG (or bitmap) preview embedded in a RAW file as uint8 (H, W, 3), None if it has none
+    usable (absent, unreadable, smaller than ``PREVIEW_MIN_SIDE``). ``side``: a JPEG may be decoded at a reduced
+    scale (1/2, 1/4, 1/8: libjpeg's draft mode) keeping at least ``side`` pixels on the longer side."""
+    import rawpy
+    from PIL import Image
+
+    try:
+        with rawpy.imread(str(path)) as r:
+            thumb = r.extract_thumb()
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            with Image.open(io.BytesIO(thumb.data)) as img:
+                if side is not None and min(img.size) >= 2 * PREVIEW_MIN_SIDE:
+                    f = max(1.0, max(img.size) / side)
+                    img.draft("RGB", (int(img.size[0] / f), int(img.size[1] / f)))
+                rgb = np.asarray(img.convert("RGB"))
+        else:
+            rgb = np.asarray(thumb.data, dtype=np.uint8)
+    except Exception:  # noqa: BLE001 - LibRaw and Pillow raise many types for absent or damaged previews
+        return None
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < PREVIEW_MIN_SIDE:
+        return None
+    return rgb
+
+
+def working_image(raw: RawImage, front: FrontEnd, side: int) -> np.ndarray:
+    """The front end's upright sRGB-gamma render (no look), clamped to [0, 1], (h, w, 3) float64, at about
+    ``side`` pixels on the longer side (not below the CFA tile's resolution): each CFA phase area-averaged over
+    blocks of tiles, the per-site steps, one RGB pixel per 2×2 tile (G the mean of its two), colour matrix and
+    gamma — the area downscale of the full render up to the demosaic's detail. Non-Bayer layouts: the full render,
+    area-downscaled."""
+    steps = front_end(raw, FrontEnd(front.exposure_gain, front.demosaic, front.highlight_knee))
+    if raw.cfa not in CFA_LAYOUTS:
+        from .pipeline import render
+
+        full = render([raw], None, [FrontEnd(front.exposure_gain, front.demosaic, front.highlight_knee).to_json()],
+                      pixels=np.float32)
+        f = side / max(full.shape[:2])
+        return full.astype(np.float64) if f >= 1 else metrics.box_resize(
+            full, (max(1, round(full.shape[1] * f)), max(1, round(full.shape[0] * f))))
+    h, w = (raw.mosaic.shape[0] // 2) * 2, (raw.mosaic.shape[1] // 2) * 2
+    block = max(1, int(max(h, w) // 2 // side))
+    th, tw = h // 2 // block, w // 2 // block
+    phases = np.empty((2 * th, 2 * tw), np.float32)
+    for i in range(2):
+        for j in range(2):
+            p = raw.mosaic[i:2 * th * block:2, j:2 * tw * block:2].astype(np.float32)
+            phases[i::2, j::2] = p.reshape(th, block, tw, block).mean(axis=(1, 3))
+    demosaic = next(n for n, s in enumerate(steps) if s.receptive_field)  # the first step with context
+    sites = Chain(steps[:demosaic]).forward(phases[None, None])[0, 0]
+    idx = steps[demosaic].cfa
+    rgb = np.zeros((3, th, tw), np.float32)
+    for n, c in enumerate(idx):
+        rgb[{"R": 0, "G": 1, "B": 2}[c]] += sites[n // 2::2, n % 2::2] * (0.5 if c == "G" else 1.0)
+    out = Chain(steps[demosaic + 1:]).forward(rgb[None])[0].transpose(1, 2, 0)
+    return rawio.apply_flip(np.clip(out, 0.0, 1.0).astype(np.float64), raw.flip)
+
+
+def align_fast(image: np.ndarray, preview: np.ndarray) -> tuple[int, int, int, int, int]:
+    """``metrics.align_framing``'s search (aspect-matched crops of 94–100 %, 9×9 offsets, both rotations when the
+    orientations disagree, gradient correlation) at ``ALIGN_SIDE`` px, with each scale's image downscaled once and
+    the crops taken from it: the same framing up to a pixel of that scale, in a fraction of the time."""
+    h, w = image.shape[:2]
+    best: tuple[float, tuple[int, int, int, int, int]] = (-2.0, (0, 0, h, w, 0))
+    for k in ([1, -1] if (h > w) != (preview.shape[0] > preview.shape[1]) else [0]):
+        cam = np.rot90(preview, k)
+        ph, pw = cam.shape[:2]
+        sw, sh = max(8, int(pw * ALIGN_SIDE / max(ph, pw))), max(8, int(ph * ALIGN_SIDE / max(ph, pw)))
+        ref = metrics._gradient_signature(metrics.box_resize(cam, (sw, sh)).mean(-1))
+        grey = image.mean(-1, keepdims=True)
+        for scale in np.linspace(0.94, 1.0, 7):
+            cw = min(w, h * pw / ph) * scale
+            ch = cw * ph / pw
+            f = sw / cw  # image pixels → the crop's 256-px scale
+            small = metrics.box_resize(grey, (max(sw, round(w * f)), max(sh, round(h * f))))[..., 0]
+            hs, ws = small.shape
+            for dy in np.linspace(0, hs - sh, 9).astype(int):
+                for dx in np.linspace(0, ws - sw, 9).astype(int):
+                    r = float((metrics._gradient_signature(small[dy:dy + sh, dx:dx + sw]) * ref).sum())
+                    if r > best[0]:
+                        best = (r, (int(dy / f), int(dx / f), int(ch), int(cw), k))
+    return best[1]
+
+
+def training_pairs(image: np.ndarray, preview: np.ndarray, side: int = FIT_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """(the front end's colours, the camera's) of the same places: ``image`` (the front end's working render) and
+    the preview, framing aligned, both area-downscaled to ``side`` pixels on the longer side, the smoothest
+    ``SMOOTH_FRACTION`` of the pixels (by the preview's gradient), (n, 3) each in [0, 1]."""
+    dy, dx, ch, cw, k = align_fast(image, preview)
+    cam = np.rot90(preview, k).astype(np.float64) / 255.0
+    f = side / max(cam.shape[:2])
+    size = (max(4, round(cam.shape[1] * f)), max(4, round(cam.shape[0] * f)))
+    a = np.clip(metrics.box_resize(image[dy:dy + ch, dx:dx + cw], size), 0.0, 1.0)
+    b = np.clip(metrics.box_resize(cam, size), 0.0, 1.0)
+    grey = b.mean(-1)
+    grad = np.hypot(*np.gradient(grey))
+    keep = grad <= np.quantile(grad, SMOOTH_FRACTION)
+    return a[keep], b[keep]
+
+
+def _unpack(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return p[: 3 * KNOTS].reshape(3, KNOTS), p[3 * KNOTS:].reshape(2, 2)
+
+
+def apply(theta: np.ndarray, matrix: np.ndarray, x: np.ndarray, slope_min: float = SLOPE_MIN,
+          knee: float = CHROMA_KNEE, intervals: int = CURVE_INTERVALS) -> np.ndarray:
+    """The look with curve log-slopes ``theta`` (3, K) and colour matrix (2, 2) on colours x (n, 3) in [0, 1]
+    (``steps.Look``; the fit evaluates its curves on a coarser table of ``intervals`` and the reach on 257 points
+    per cube edge, within 1e-4 of it)."""
+    m = tuple(float(v) for v in matrix.ravel())
+    table, grid = curve_table(theta, slope_min, intervals), np.linspace(0.0, 1.0, intervals + 1)
+    t = np.stack([np.interp(x[:, c], grid, table[c]) for c in range(3)])[None, :, :, None]  # (N, C, H, W)
+    y = ChromaCompress(m, knee, chroma_reach(m, samples=257)).forward(t)
+    return y[0, :, :, 0].T
+
+
+def fit(pairs: Sequence[tuple[np.ndarray, np.ndarray]], name: str = "camera", seed: int = 0,
+        max_evaluations: int = 20) -> Look:
+    """The look that maps the front end's colours to the camera's, over one or more (x, y) pairs of (n, 3)
+    colours (several: a trained look): minimises Σ soft-L1(|Lab(look(x)) − Lab(y)|) + smoothness of the curves
+    + a pull of the colour matrix to I (scipy's trust-region least squares from the identity look), with at most
+    ``FIT_PIXELS`` pixels of each pair."""
+    from scipy.optimize import least_squares
+
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for x, y in pairs:
+        pick = rng.choice(len(x), FIT_PIXELS, replace=False) if len(x) > FIT_PIXELS else slice(None)
+        xs.append(x[pick])
+        ys.append(y[pick])
+    x, target = np.concatenate(xs), metrics.srgb_to_lab(np.concatenate(ys))
+    weight = 1.0 / np.sqrt(len(x))
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        theta, m = _unpack(p)
+        lab = metrics.srgb_to_lab(apply(theta, m, x, intervals=256))
+        smooth = SMOOTHNESS * np.diff(theta, 2, axis=1).ravel()
+        gauge = theta.mean(axis=1)  # the curves do not change when θ_c shifts: fix the mean
+        return np.concatenate([(lab - target).ravel() * weight, smooth, gauge,
+                               MATRIX_PRIOR * weight * 10 * (m - np.eye(2)).ravel()])
+
+    p0 = np.concatenate([np.zeros(3 * KNOTS), np.eye(2).ravel()])
+    sol = least_squares(residuals, p0, loss="soft_l1", f_scale=3.0 * weight, max_nfev=max_evaluations,
+                        diff_step=1e-3)
+    theta, m = _unpack(sol.x)
+    chroma = tuple(float(v) for v in m.ravel())
+    if abs(chroma[0] * chroma[3] - chroma[1] * chroma[2]) < 0.05:  # a degenerate fit: colour left unchanged
+        chroma = (1.0, 0.0, 0.0, 1.0)
+    return Look(name, tuple(tuple(float(v) for v in np.clip(r, -20, 20)) for r in theta), SLOPE_MIN,
+                chroma, CHROMA_KNEE, chroma_reach(chroma))  # type: ignore[arg-type]
+
+
+def camera_look(path: str | os.PathLike, raw: RawImage, front: FrontEnd) -> Look | None:
+    """The look fitted to ``path``'s own preview (None without a usable one)."""
+    preview = read_preview(path, WORK_SIDE)
+    if preview is None:
+        return None
+    image = working_image(raw, front, WORK_SIDE)
+    return fit([training_pairs(image, preview)])
+
+
+
+# ------------------------------------------------------------------------------------------- trained looks
+
+LOOKS_REGISTRY = "looks.json"
+
+
+@dataclass
+class LookEntry:
+    """A trained look: ``file`` (safetensors: "curves" (3, K), "chroma" (4,), "shape" [slope_min, knee, reach])
+    in ``folder``, its SHA-256, the cameras it is for ("Make Model" names, or "*": the generic look), and how it
+    was trained (command, data, metrics)."""
+
+    id: str
+    file: str
+    sha256: str
+    cameras: list[str]
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    folder: Path = Path()
+
+    def matches(self, camera: str) -> bool:
+        return any(c != "*" and c.lower() == camera.lower() for c in self.cameras)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "folder"}
+
+    def load(self) -> Look:
+        """The look, its checkpoint's SHA-256 verified; ModelError if missing, replaced or malformed."""
+        from safetensors.numpy import load_file
+
+        path = self.folder / self.file
+        if not path.is_file() or sha256_file(path) != self.sha256:
+            raise ModelError(f"look {self.id}: {path} is missing or does not match its registered SHA-256")
+        try:
+            t = load_file(str(path))
+            slope_min, knee, reach = (float(v) for v in t["shape"])
+            return Look(self.id, tuple(tuple(float(v) for v in r) for r in t["curves"]), slope_min,
+                        tuple(float(v) for v in t["chroma"]), knee, reach)  # type: ignore[arg-type]
+        except Exception as e:  # noqa: BLE001 - safetensors and the Look's validation raise several types
+            raise ModelError(f"look {self.id}: {path.name} is not a valid look ({type(e).__name__})") from None
+
+
+def user_looks_dir() -> Path:
+    """Where ``invisp train-look`` saves looks by default and encode finds them: $XDG_DATA_HOME/invisp/looks
+    (default ~/.local/share/invisp/looks)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "invisp" / "looks"
+
+
+def look_dirs() -> list[Path]:
+    """The folders searched for trained looks, first match wins: the user's, then the shipped ``weights/``."""
+    return [user_looks_dir(), WEIGHTS_DIR]
+
+
+def read_looks(folder: Path) -> list[LookEntry]:
+    f = folder / LOOKS_REGISTRY
+    if not f.is_file():
+        return []
+    try:
+        return [LookEntry(**e, folder=folder) for e in json.loads(f.read_text(encoding="utf-8"))["looks"]]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelError(f"{f}: malformed look registry ({type(e).__name__})") from None
+
+
+def list_looks() -> list[LookEntry]:
+    seen: dict[str, LookEntry] = {}
+    for folder in look_dirs():
+        for e in read_looks(folder):
+            seen.setdefault(e.id, e)
+    return list(seen.values())
+
+
+def find_look(look_id: str) -> LookEntry:
+    for e in list_looks():
+        if e.id == look_id:
+            return e
+    known = ", ".join(["camera", "libraw", *sorted(e.id for e in list_looks())])
+    raise InputError(f"unknown look {look_id!r} (available: {known})")
+
+
+def camera_name(raw: RawImage) -> str:
+    """"Make Model" of a RAW's EXIF (what a trained look's ``cameras`` name)."""
+    make, model = str(raw.exif.get("make", "")).strip(), str(raw.exif.get("model", "")).strip()
+    return model if model.lower().startswith(make.lower()) else f"{make} {model}".strip()
+
+
+def trained_look(camera: str) -> LookEntry | None:
+    """The trained look for ``camera`` ("Make Model"), else the generic ("*") one, else None."""
+    entries = list_looks()
+    return next((e for e in entries if e.matches(camera)), None) or next(
+        (e for e in entries if "*" in e.cameras), None)
+
+
+def resolve(name: str, src: str | os.PathLike, raw: RawImage, front: FrontEnd) -> Look | None:
+    """The look encode renders ``src`` with: "libraw" → None (LibRaw's look); "camera" → fitted to the file's own
+    preview, else the camera's trained look, else the generic one (never LibRaw's dark render by default, unless
+    no look is installed at all); any other name → that trained look (InputError if unknown)."""
+    if name == "libraw":
+        return None
+    if name != "camera":
+        return find_look(name).load()
+    fitted = camera_look(src, raw, front)
+    if fitted is not None:
+        return fitted
+    entry = trained_look(camera_name(raw))
+    return None if entry is None else entry.load()
+
+
+def save_look(look: Look, folder: Path, cameras: list[str], training: dict, metrics_: dict) -> LookEntry:
+    """Write ``look`` as ``<id>-<sha256[:8]>.safetensors`` into ``folder`` and register it in its
+    ``looks.json`` (replacing an entry of the same ID)."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{look.name}.safetensors.part"
+    save_file({"curves": np.asarray(look.curves, np.float64), "chroma": np.asarray(look.chroma, np.float64),
+               "shape": np.asarray([look.slope_min, look.knee, look.reach], np.float64)}, str(tmp))
+    sha = sha256_file(tmp)
+    name = f"{look.name}-{sha[:8]}.safetensors"
+    os.replace(tmp, folder / name)
+    entry = LookEntry(look.name, name, sha, cameras, training, metrics_, folder)
+    entries = [e for e in read_looks(folder) if e.id != look.name] + [entry]
+    part = folder / (LOOKS_REGISTRY + ".part")
+    part.write_text(json.dumps({"looks": [e.to_json() for e in sorted(entries, key=lambda e: e.id)]}, indent=2)
+                    + "\n")
+    os.replace(part, folder / LOOKS_REGISTRY)
+    return entry
+
+
+def file_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
+    """``training_pairs`` of one RAW file and its own preview (None without a usable preview)."""
+    from .pipeline import front_end_settings
+
+    preview = read_preview(path, WORK_SIDE)
+    if preview is None:
+        return None
+    raw = rawio.read_raw(path)
+    return training_pairs(working_image(raw, front_end_settings(raw), WORK_SIDE), preview)
+
+
+def train_look(files: Sequence[str | os.PathLike], look_id: str) -> tuple[Look, list[str]]:
+    """A look learned self-supervised from the previews of ``files`` (one fit over all their pixel pairs, each file
+    weighted equally): (the look, the files that had a usable preview). InputError if none had."""
+    pairs, used = [], []
+    for f in files:
+        p = file_pairs(f)
+        if p is not None:
+            pairs.append(p)
+            used.append(str(f))
+    if not pairs:
+        raise InputError("no RAW file with a usable embedded preview to learn a look from")
+    return fit(pairs, name=look_id), used
