@@ -7,16 +7,38 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from . import metrics, rawio
 from .errors import InputError
+from .fileio import check_input
+from .rawio import RawImage
+
+
+def check_jpeg(jpeg: Path, original: Path, raw: RawImage) -> None:
+    """Refuse a ``--jpeg`` that cannot be ``original``'s JPEG: not a JPEG (a PNG, …), or pixels of another size
+    than the RAW's visible image (either way round: a lossless 90° turn keeps it), so that bpp and the
+    compression ratio are never reported for an unrelated file."""
+    check_input(jpeg)
+    try:
+        with Image.open(jpeg) as img:
+            fmt, (w, h) = img.format, img.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise InputError(f"{jpeg}: not a readable image ({e})") from None
+    if fmt != "JPEG":
+        raise InputError(f"{jpeg}: not a JPEG (found {fmt}); --jpeg names the invisp JPEG of {original.name}")
+    rh, rw = raw.mosaic.shape[:2]
+    if (h, w) not in ((rh, rw), (rw, rh)):
+        raise InputError(f"{jpeg}: {w}×{h} pixels, but {original.name} is {rw}×{rh}: not its JPEG")
 
 
 def compare_files(original: Path, recovered: Path, jpeg: Path | None = None) -> dict[str, float | bool]:
     """RAW-PSNR-lin/γ of ``recovered`` vs ``original`` (normalised visible mosaics, the original's levels);
     with ``jpeg``: bpp, RGB-PSNR and SSIM (mean over R, G, B) vs LibRaw's render of the original."""
-    a, b = rawio.read_raw(original), rawio.read_raw(recovered)
+    a = rawio.read_raw(original)
+    if jpeg is not None:  # before the second read and the reference render: a wrong --jpeg fails at once
+        check_jpeg(jpeg, original, a)
+    b = rawio.read_raw(recovered)
     if a.mosaic.shape != b.mosaic.shape or a.cfa != b.cfa:
         raise InputError(f"{recovered}: geometry differs from {original} "
                          f"({b.mosaic.shape} {b.cfa} vs {a.mosaic.shape} {a.cfa})")

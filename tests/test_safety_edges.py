@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_fails, run
-from synthraw import write_synthetic_dng
+from PIL import Image
+from synthraw import make_raw, write_synthetic_dng
 
+from invisp_cli.develop.pipeline import Edit, white_balance
 from invisp_cli.errors import InputError, OutputError, SomeFilesFailed, UsageError
 
 
@@ -299,3 +301,39 @@ def test_two_batches_into_one_folder_do_not_fail_each_other(tmp_path, dng):
     assert "0 ok, 4 skipped, 0 failed" in err.read_text()  # it found the first's records: nothing redone
     recs = [json.loads(line) for line in (out / "invisp-manifest.jsonl").read_text().splitlines()]
     assert [r["status"] for r in recs] == ["ok"] * 4 and leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ 7: values that cannot be meant
+
+
+@pytest.mark.parametrize("wb", ["inf,1,1", "1,-inf,1", "nan,1,1", "1e300,1,1", "1,1e-300,1", "0,1,1", "1,1,-2"])
+def test_develop_refuses_multipliers_that_are_not_finite_positive_gains(tmp_path, dng, wb):
+    out = tmp_path / "d.jpg"
+    r = run("develop", dng, "-o", out, "--wb", wb)
+    assert r.exit_code == 2 and "--wb" in r.output and "Traceback" not in r.output, r.output
+    assert not out.exists()
+
+
+def test_develop_white_balance_refuses_them_in_the_library_too():
+    for m in ((float("inf"), 1.0, 1.0), (1e300, 1.0, 1.0), (1.0, 0.0, 1.0)):
+        with pytest.raises(InputError, match="white-balance multipliers"):
+            white_balance(make_raw(h=8, w=8), Edit(multipliers=m))
+
+
+def test_compare_refuses_a_jpeg_that_is_not_the_raws(tmp_path, dng):
+    jpg, back = tmp_path / "x.jpg", tmp_path / "back.dng"
+    assert run("encode", dng, "-o", jpg).exit_code == 0 and run("decode", jpg, "-o", back).exit_code == 0
+    assert run("compare", dng, back, "--jpeg", jpg, "--json").exit_code == 0
+    png, other = tmp_path / "x.png", tmp_path / "other.jpg"
+    Image.open(jpg).save(png)
+    Image.open(jpg).crop((0, 0, 64, 40)).save(other)
+    assert_fails(run("compare", dng, back, "--jpeg", png), InputError, "not a JPEG (found PNG)")
+    assert_fails(run("compare", dng, back, "--jpeg", other), InputError, "64×40 pixels", "64×48", "not its JPEG")
+
+
+def test_strip_refuses_an_output_that_is_not_a_jpeg(tmp_path, dng):
+    exact = tmp_path / "e.jpg"
+    assert run("encode", dng, "-o", exact, "--exact").exit_code == 0
+    assert_fails(run("strip", exact, "-o", tmp_path / "s.dng"), InputError, "unsupported output type '.dng'")
+    assert not (tmp_path / "s.dng").exists()
+    assert run("strip", exact, "-o", tmp_path / "s.jpg").exit_code == 0

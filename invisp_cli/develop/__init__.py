@@ -6,6 +6,7 @@ The input is an invisp JPEG, whose RAW is recovered in memory exactly as ``invis
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -17,7 +18,7 @@ from ..fileio import atomic_output, check_input, check_output
 from ..rawio import RawImage
 from ..settings import CONTAINERS, DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
 from . import colour, output
-from .pipeline import Edit, develop
+from .pipeline import WB_RATIO, Edit, develop
 
 __all__ = ["Edit", "Source", "develop", "develop_file", "load_source", "parse_wb"]
 
@@ -69,8 +70,11 @@ def parse_wb(text: str) -> tuple[float | None, tuple[float, float, float] | None
         values = tuple(float(v) for v in t.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or not all(v > 0 for v in values):
-        raise ValueError(f"{text!r}: expected as-shot, a temperature like 5200K, or three positive multipliers R,G,B")
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{text!r}: expected as-shot, a temperature like 5200K, or three positive finite "
+                         "multipliers R,G,B")
+    if not all(1 / WB_RATIO <= v / values[1] <= WB_RATIO for v in values):
+        raise ValueError(f"{text!r}: each multiplier must lie within 1/{WB_RATIO:g}..{WB_RATIO:g} of G's")
     return None, (values[0], values[1], values[2])
 
 

@@ -73,14 +73,22 @@ def as_shot_temperature(raw: RawImage) -> tuple[float, float]:
     return colour.temperature_from_xy(xy)
 
 
+#: the largest ratio of a white-balance multiplier to G's (or its inverse) ``--wb R,G,B`` accepts: beyond it the
+#: gains overflow the render (1e300,1,1 gave a magenta image and a numpy warning)
+WB_RATIO = 1000.0
+
+
 def white_balance(raw: RawImage, edit: Edit) -> np.ndarray:
     """The multipliers of an edit: as shot (no temperature, tint 0), given multipliers, or those of the
     illuminant (T, as-shot tint + tint) through ``colour.multipliers_from_xy``."""
     if edit.multipliers is not None:
         m = np.asarray(edit.multipliers, dtype=np.float64)
-        if m.shape != (3,) or not np.all(m > 0):
-            raise InputError("white-balance multipliers must be three positive numbers")
-        return m / m[1]
+        if m.shape != (3,) or not np.all(np.isfinite(m) & (m > 0)):
+            raise InputError("white-balance multipliers must be three positive finite numbers")
+        m = m / m[1]
+        if not np.all((m >= 1 / WB_RATIO) & (m <= WB_RATIO)):
+            raise InputError(f"white-balance multipliers must lie within 1/{WB_RATIO:g}..{WB_RATIO:g} of G's")
+        return m
     if edit.temperature is None and edit.tint == 0.0:
         return np.asarray(raw.wb, dtype=np.float64)
     shot_t, shot_tint = as_shot_temperature(raw)
