@@ -29,7 +29,11 @@ the layout of ``bench.sizes.cfa_planes``), or as bytes to zstd, or to lzma on sm
 spread grows with the signal (shot noise), so sites are grouped by CFA position × octave of their predicted
 value (c = 17·π + bitlength(max(p − base, 0)), known to the decoder from the JPEG alone), stably sorted by c,
 zigzag-coded (z = 2q for q ≥ 0, −2q − 1 below) and split into byte planes, each zstd-coded; zstd's Huffman
-tables, rebuilt every block, then follow the noise level of each group (layout "intensity-sorted").
+tables, rebuilt every block, then follow the noise level of each group (layout "intensity-sorted"). Codec "ans"
+codes the same context-sorted z with one static categorical model per context (its symbol counts, stored; z ≥
+``ESCAPE`` escaped to a zstd stream) by rANS (``constriction``): within a few 0.1 % of the empirical
+conditional entropy H(z | context), where Huffman byte planes lose most on the small alphabets of the noise
+tier (measured in docs/noise.md).
 Predictor, codec and layout are chosen per file by coded size on a sample of ``SAMPLE`` × ``SAMPLE`` pixels
 (four crops around the quarter points; the whole residual when it is small), then the whole residual is coded
 with the winner (up to 8 MP: with the winner and the sorted layout, keeping the smaller). JPEG XL effort is
@@ -255,9 +259,81 @@ def _decode_sorted(payload: bytes, dtype: str, shape: tuple[int, int], offset: i
     return out.reshape(shape).astype(dtype)
 
 
+ESCAPE = 1 << 12  # ANS: zigzag values from here on are coded as this symbol plus the value in the escape stream
+
+
+def _group_bounds(ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stable order sorting sites by context, start of each context 0…256 in that order)."""
+    order = np.argsort(ctx, kind="stable")
+    return order, np.searchsorted(ctx[order], np.arange(257))
+
+
+def _encode_ans(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
+    """values (= q + offset) → zigzag(q) in context order → one static categorical model per context (the
+    symbol counts, ESCAPE and above escaped), rANS-coded (``constriction``'s AnsCoder). Payload: u32be sizes of
+    the zstd-coded model table (uint32 per context present: context, alphabet size, counts) and escape stream
+    (uint32le), then the ANS words (uint32le)."""
+    import constriction  # its submodules are attributes of the extension, not importable modules
+
+    Categorical, AnsCoder = constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
+
+    order, bounds = _group_bounds(ctx)
+    q = values.ravel()[order].astype(np.int32)
+    q -= offset
+    z = (q << 1) ^ (q >> 31)
+    sym = np.minimum(z, ESCAPE)
+    groups = [(c, int(bounds[c]), int(bounds[c + 1])) for c in range(256) if bounds[c + 1] > bounds[c]]
+    counts = [np.bincount(sym[a:b], minlength=2) for _, a, b in groups]  # constriction needs two symbols
+    coder = AnsCoder()
+    for (_, a, b), k in zip(reversed(groups), reversed(counts), strict=True):
+        coder.encode_reverse(sym[a:b], Categorical(k.astype(np.float64), perfect=False))
+    table = np.concatenate([[c, len(k), *k] for (c, _, _), k in zip(groups, counts, strict=True)]).astype("<u4")
+    table = imagecodecs.zstd_encode(table.tobytes(), level=ZSTD_LEVEL)
+    esc = imagecodecs.zstd_encode(z[z >= ESCAPE].astype("<u4").tobytes(), level=ZSTD_LEVEL)
+    words = coder.get_compressed().astype("<u4").tobytes()
+    return struct.pack(">II", len(table), len(esc)) + table + esc + words
+
+
+def _decode_ans(payload: bytes, dtype: str, shape: tuple[int, int], offset: int, ctx: np.ndarray) -> np.ndarray:
+    import constriction  # its submodules are attributes of the extension, not importable modules
+
+    Categorical, AnsCoder = constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
+
+    n_table, n_esc = struct.unpack_from(">II", payload)
+    at = 8 + n_table + n_esc
+    if at > len(payload) or (len(payload) - at) % 4:
+        raise ValueError("ANS payload sizes do not add up")
+    table = np.frombuffer(imagecodecs.zstd_decode(payload[8 : 8 + n_table]), "<u4").astype(np.int64)
+    esc = np.frombuffer(imagecodecs.zstd_decode(payload[8 + n_table : at]), "<u4").astype(np.int64)
+    coder = AnsCoder(np.frombuffer(payload[at:], "<u4").astype(np.uint32))
+    order, bounds = _group_bounds(ctx)
+    z = np.zeros(ctx.size, np.int64)
+    i = 0
+    while i < table.size:
+        c, size = int(table[i]), int(table[i + 1]) if i + 1 < table.size else -1
+        k = table[i + 2 : i + 2 + size]
+        n = int(k.sum())
+        if not (0 <= c < 256 and 1 < size <= ESCAPE + 1 and k.size == size and n == bounds[c + 1] - bounds[c]):
+            raise ValueError("ANS model table does not fit this image")
+        z[bounds[c] : bounds[c + 1]] = coder.decode(Categorical(k.astype(np.float64), perfect=False), n)
+        i += 2 + size
+    hit = z == ESCAPE
+    if int(hit.sum()) != esc.size or np.any(esc < ESCAPE) or np.any(esc >= 2**19):
+        raise ValueError("ANS escape stream does not fit")
+    z[hit] = esc
+    q = (z >> 1) ^ -(z & 1)
+    out = np.empty(ctx.size, np.int64)
+    out[order] = q + offset
+    if out.min() < 0 or out.max() >= 2**32:
+        raise ValueError("ANS values out of range")
+    return out.reshape(shape).astype(dtype)
+
+
 def _encode(values: np.ndarray, codec: str, layout: str, effort: int, offset: int = 0,
             ctx: np.ndarray | None = None) -> bytes:
     """Lossless coding of a uint16/uint32 (H, W) array (= q + offset; ``ctx`` for the sorted layout)."""
+    if codec == "ans":
+        return _encode_ans(values, offset, ctx)
     if layout == SORTED:
         return _encode_sorted(values, offset, ctx)
     v = np.ascontiguousarray(_planes(values) if layout == "cfa-planes" else values)
@@ -269,6 +345,8 @@ def _encode(values: np.ndarray, codec: str, layout: str, effort: int, offset: in
 
 def _decode(payload: bytes, codec: str, layout: str, dtype: str, shape: tuple[int, int], offset: int = 0,
             ctx: np.ndarray | None = None) -> np.ndarray:
+    if codec == "ans" and layout == SORTED:
+        return _decode_ans(payload, dtype, shape, offset, ctx)
     if layout == SORTED:
         return _decode_sorted(payload, dtype, shape, offset, ctx)
     if codec == "jxl":
@@ -293,6 +371,7 @@ def _candidates(shape: tuple[int, int], dtype: np.dtype) -> list[tuple[str, str]
             out.append(("jxl", "cfa-planes"))
     out.append(("zstd", "mosaic"))
     out.append(("zstd", SORTED))
+    out.append(("ans", SORTED))
     if h * w <= LZMA_MAX_PIXELS:
         out.append(("lzma", "mosaic"))
     return out
@@ -641,7 +720,7 @@ def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, tol: Sigma, subs
                    qualities: tuple[int, ...] = QUALITIES) -> int:
     """The JPEG quality minimising JPEG + layer bytes at bound ``tol``, judged on a sample: four crops of the
     render (in sensor orientation, at even offsets) tiled into one image, coded at each quality (Pillow, as
-    ``containers.jpeg``), predicted, quantised with the sigma bins and coded with zstd in the sorted layout."""
+    ``containers.jpeg``), predicted, quantised with the sigma bins and coded with ANS in the sorted layout."""
     hi = max(int(raw.white), int(raw.mosaic.max()))
     bins = SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
     pred = Predictor.analytic(raw, gain, hi)
@@ -656,7 +735,7 @@ def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, tol: Sigma, subs
         pm = pred(decode_pixels(buf.getvalue()))
         d, _ = bins.quantise(mosaic, pm)
         vals, offset = _offset(d)
-        size = buf.tell() + len(_encode(vals, "zstd", SORTED, 0, offset, contexts(pm, pred.base)))
+        size = buf.tell() + len(_encode(vals, "ans", SORTED, 0, offset, contexts(pm, pred.base)))
         if best is None or size < best[0]:
             best = (size, q)
     return best[1]

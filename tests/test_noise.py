@@ -132,6 +132,22 @@ def test_damaged_sigma_tables_are_refused(tmp_path, test_registry):
     assert not (tmp_path / "bad.dng").exists()
 
 
+def test_ans_codec_round_trip():
+    """rANS per context: exact for small and escaped large values, any context layout; damage is an error."""
+    rng = np.random.default_rng(2)
+    q = np.round(rng.normal(0, 3, (50, 70))).astype(np.int64)
+    q[5, 7], q[30, 2] = 90_000, -40_000  # escaped
+    ctx = rng.integers(0, 40, q.size).astype(np.uint8)
+    ctx[3] = 200  # a context of one site
+    vals, offset = residual._offset(q.copy())
+    data = residual._encode(vals, "ans", residual.SORTED, 0, offset, ctx)
+    assert np.array_equal(residual._decode(data, "ans", residual.SORTED, vals.dtype.name, q.shape, offset, ctx), vals)
+    other = ctx.copy()
+    other[0] = (ctx[0] + 1) % 40  # contexts that do not fit the stored models
+    with pytest.raises(ValueError):
+        residual._decode(data, "ans", residual.SORTED, vals.dtype.name, q.shape, offset, other)
+
+
 def test_integer_layers_keep_their_format():
     raw = make_raw(32, 48, seed=1)
     rgb = np.zeros((32, 48, 3), np.uint8)
