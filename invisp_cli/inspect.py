@@ -11,7 +11,7 @@ from . import metadata, rawio, residual
 from .containers import jpeg
 from .fileio import check_input
 from .params import ReconstructionParams
-from .settings import FrontEnd, kind_of
+from .settings import CFA_LAYOUTS, FrontEnd, cfa_rows, kind_of
 from .video.formats import require_av
 
 CARRIED = ("exif", "xmp", "iptc", "dng")  # packed metadata in RawImage.exif / params.camera
@@ -61,6 +61,18 @@ class Inspection:
 
     rows: list[tuple[str, object]]
     record: dict
+
+
+def _black_text(cfa: str, black: list) -> str:
+    """Black levels as stated: per 2×2 site for Bayer, per channel for linear; per colour for any other CFA (its
+    p×q sites hold one level per colour in practice; the record keeps all p·q)."""
+    rows = cfa_rows(cfa)
+    if cfa in CFA_LAYOUTS or not rows:
+        return str(black)
+    per = {c: sorted({float(v) for r, vs in zip(rows, black, strict=True) for ch, v in zip(r, vs, strict=True)
+                      if ch == c}) for c in "RGB"}
+    return (", ".join(f"{c} {'/'.join(f'{v:g}' for v in vs)}" for c, vs in per.items())
+            + f" (per colour; {len(rows)}×{len(rows[0])} sites)")
 
 
 def _params_record(p: ReconstructionParams) -> dict:
@@ -122,7 +134,7 @@ def inspect_file(path: Path) -> Inspection:
             ("camera", " ".join(str(p.camera.get(k, "")) for k in ("make", "model")).strip() or "unknown"),
             ("raw", f"{r['visible_size'][1]}×{r['visible_size'][0]} visible of "
                     f"{r['raw_size'][1]}×{r['raw_size'][0]}, {r['cfa']}, {r['bits']}-bit"),
-            ("levels", f"black {r['black']}, white {r['white']}"),
+            ("levels", f"black {_black_text(r['cfa'], r['black'])}, white {r['white']}"),
             ("white balance", f"{[round(v, 4) for v in r['wb']]} ({r['wb_source']})"),
             ("orientation", f"flip {r['flip']}"),
             ("jpeg", f"quality {p.output.quality}, {p.output.subsampling}"),
@@ -141,7 +153,7 @@ def inspect_file(path: Path) -> Inspection:
         ("file", f"{path} (RAW, {path.stat().st_size / 1e6:.2f} MB)"),
         ("camera", " ".join(str(raw.exif.get(k, "")) for k in ("make", "model")).strip() or "unknown"),
         ("raw", f"{w}×{h} visible of {raw.raw_size[1]}×{raw.raw_size[0]}, {raw.cfa}, {raw.bits}-bit"),
-        ("levels", f"black {raw.black.tolist()}, white {raw.white}"),
+        ("levels", f"black {_black_text(raw.cfa, raw.black.tolist())}, white {raw.white}"),
         *clipped,
         ("white balance", f"{[round(float(v), 4) for v in raw.wb]} ({raw.wb_source})"),
         ("orientation", f"flip {raw.flip}"),

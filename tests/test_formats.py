@@ -91,6 +91,7 @@ def test_record_of_an_xtrans_file(made, tmp_path):
     raw = json.loads(info.output)["record"]["raw"]
     assert raw["cfa"] == XTRANS and np.shape(raw["black"]) == (6, 6)
     assert json.loads(info.output)["record"]["render"]["demosaic"] == "pattern"
+    assert "black R 600, G 600, B 600 (per colour; 6×6 sites)" in run("info", made["xtrans"]).output
 
 
 def _params(raw: dict, demosaic: str) -> ReconstructionParams:
@@ -189,3 +190,15 @@ def test_info_says_values_above_white_are_clipped():
     r = run("info", src)
     assert r.exit_code == 0, r.output
     assert "above the white level" in r.output and "--exact" in r.output
+
+
+def test_xtrans_behind_a_learned_stage(tmp_path, test_registry):
+    """A learned flow (the test registry's squeeze flow) after the X-Trans front end: its alignment combines with
+    the CFA's period 6; encode and decode keep the raw type, pattern and levels."""
+    raw, rgb = linear_source(real_raw(SOURCE))
+    src, jpg, dng = tmp_path / "x.dng", tmp_path / "x.jpg", tmp_path / "x.out.dng"
+    rawio.write_dng(src, as_cfa(raw.crop(0, 0, 96, 130), rgb[:96, :130]))  # 130: not a multiple of 6
+    assert run("encode", src, "-o", jpg).exit_code == 0
+    r = run("decode", jpg, "-o", dng)
+    assert r.exit_code == 0, r.output
+    assert _levels(dng) == _levels(src) and _raw_psnr_gamma(src, dng) > 25

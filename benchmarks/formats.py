@@ -1,0 +1,203 @@
+"""The support matrix: each CFA / raw type, measured on real Bayer files and on X-Trans and linear DNGs made from them.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/formats.py [FILES…] [--quality 90] [--look libraw] [--converters]
+        [--demosaic-study] [--speed] [--json OUT]
+
+For each real Bayer file (default: the DNGs in ../shared/data/raw), ``rawio.synthetic`` makes from LibRaw's linear
+camera-RGB demosaic of it: the same scene as a Bayer mosaic of the file's own 2×2 layout ("Bayer, synthetic": the
+fair comparison for the others, made the same way), as Fujifilm's 6×6 X-Trans mosaic, and as a 3-sample LinearRaw
+DNG. Each (and the real file itself) goes through ``invisp encode`` (front end, the given quality, 4:4:4) and
+``invisp decode``, in process (``codec.encode_file`` / ``decode_file``, what the command line calls), with
+``--look`` (default libraw: the front end's own render, as files before looks):
+
+    RAW-PSNR-γ, RAW-PSNR-lin   METRICS.md, over every sample: the CFA sites, or all three channels of a linear image
+                               (each channel normalised by its own black level and the white level)
+    bpp                        JPEG bytes × 8 / visible pixels (H·W, also for a linear image)
+    encode s                   wall time of the encode, the least of REPEAT runs (this machine, OMP_NUM_THREADS as set)
+    exact                      ``--exact`` encode + decode: the DNG's samples equal the original's (rawpy), layer MB
+    LibRaw type                raw type and CFA period LibRaw reads from the decoded DNG (must be the original's)
+    rawpy / darktable dB       ``--converters``: PSNR (8-bit) of each converter's render of the decoded DNG against
+                               its render of the original (benchmarks/converters.py's renders)
+
+The X-Trans demosaic study (``--demosaic-study``): the normalised mosaic demosaiced by plain normalised convolution
+(every colour interpolated on its own) and by the shipped ``PatternDemosaic`` (colour differences to green),
+PSNR-γ (γ = 2.2, 8-pixel border left out) against the linear RGB the mosaic was sampled from, and the RAW-PSNR-γ
+at the quality of the round trip with each.
+
+The speed check (``--speed``): the file's linear demosaic tiled 2 × 1 (a 12 MP file gives 24 MP) as a Bayer mosaic
+of its own layout, as X-Trans and as a linear DNG; ``codec.encode_file`` of each (least of REPEAT wall times) and
+the ratio to the Bayer time."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from invisp_cli import codec, metrics, rawio, steps
+from invisp_cli.rawio.synthetic import XTRANS, as_cfa, as_linear, linear_source
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
+REPEAT = 3
+
+
+def _samples_psnr(orig: Path, rec: Path) -> tuple[float, float]:
+    a, b = rawio.read_raw(orig), rawio.read_raw(rec)
+    n, n_hat = (metrics.normalise_mosaic(r.mosaic, a.black, a.white) for r in (a, b))
+    return metrics.raw_psnr_gamma(n_hat, n), metrics.raw_psnr_lin(n_hat, n)
+
+
+def _libraw_type(path: Path) -> str:
+    import rawpy
+
+    with rawpy.imread(str(path)) as r:
+        pattern = r.raw_pattern
+        return f"{r.raw_type.name} {'×'.join(map(str, pattern.shape)) if pattern is not None else '3-sample'}"
+
+
+def _same_samples(a: Path, b: Path) -> bool:
+    import rawpy
+
+    with rawpy.imread(str(a)) as x, rawpy.imread(str(b)) as y:
+        return bool(np.array_equal(x.raw_image_visible, y.raw_image_visible))
+
+
+def _converters(orig: Path, dng: Path, work: Path) -> dict[str, float | str]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import converters
+
+    out: dict[str, float | str] = {}
+    for name, render in (("rawpy", converters.rawpy_render), ("darktable", converters.darktable_render)):
+        try:
+            a, b = converters._to_u8(render(orig, work)), converters._to_u8(render(dng, work))
+        except Exception as e:  # noqa: BLE001 - a converter that cannot open a file: say so in the table
+            out[name] = f"fails ({type(e).__name__})"
+            continue
+        h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+        out[name] = round(metrics.psnr(a[:h, :w], b[:h, :w], 255.0), 2) if (h, w) else "empty"
+    return out
+
+
+def measure(src: Path, quality: int, look: str, work: Path, with_converters: bool) -> list[dict]:
+    """One row per variant of ``src``: real Bayer, synthetic Bayer, synthetic X-Trans, synthetic linear."""
+    raw, rgb = linear_source(src)
+    variants = {"Bayer (real)": src}
+    for name, made in (("Bayer (synthetic)", as_cfa(raw, rgb, raw.cfa)), ("X-Trans (synthetic)", as_cfa(raw, rgb)),
+                       ("linear (synthetic)", as_linear(raw, rgb))):
+        variants[name] = work / f"{src.stem}.{name.split()[0].lower()}.dng"
+        rawio.write_dng(variants[name], made)
+    rows = []
+    for name, path in variants.items():
+        jpg, dng, xjpg, xdng = (work / f"{path.stem}.{k}" for k in ("jpg", "dng.dng", "x.jpg", "x.dng"))
+        seconds = np.inf
+        for _ in range(REPEAT):
+            t0 = time.perf_counter()
+            codec.encode_file(path, jpg, quality=quality, force=True, look=look)
+            seconds = min(seconds, time.perf_counter() - t0)
+        codec.decode_file(jpg, dng, force=True)
+        gamma, lin = _samples_psnr(path, dng)
+        layer = codec.encode_file(path, xjpg, quality=quality, force=True, max_error=0, look=look)
+        codec.decode_file(xjpg, xdng, force=True)
+        row = {"file": src.name, "variant": name, "size": f"{raw.mosaic.shape[1]}×{raw.mosaic.shape[0]}",
+               "RAW-PSNR-γ": round(gamma, 2), "RAW-PSNR-lin": round(lin, 2),
+               "bpp": round(jpg.stat().st_size * 8 / raw.mosaic.size, 3), "encode s": round(seconds, 2),
+               "exact": _same_samples(path, xdng), "layer MB": round((layer.bytes - jpg.stat().st_size) / 1e6, 2),
+               "LibRaw type": _libraw_type(dng), "original type": _libraw_type(path)}
+        if with_converters:
+            row.update(_converters(path, dng, work))
+        rows.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
+class PlainNC(steps.PatternDemosaic):
+    """Normalised convolution of each colour on its own (no colour differences): the study's baseline."""
+
+    def forward(self, x):
+        v = x[..., 0, :, :]
+        masks, inv = steps._pattern_weights(self.cfa, *v.shape[-2:])
+        planes = [np.where(m > 0, v, steps._tent(v * m, self.r[c]) * inv[c]) for c, m in enumerate(masks)]
+        return np.stack(planes, -3)
+
+
+def demosaic_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
+    """Plain normalised convolution vs the shipped PatternDemosaic on the X-Trans mosaic of ``src``."""
+    raw, rgb = linear_source(src)
+    xt = as_cfa(raw, rgb)
+    path = work / f"{src.stem}.study.dng"
+    rawio.write_dng(path, xt)
+    black = rawio.synthetic.colour_black(raw)
+    truth = np.clip((rgb - black) / (raw.white - black), 0, 1)[8:-8, 8:-8] ** (1 / 2.2)
+    n = steps.Levels(xt.black, xt.white).forward(xt.mosaic[None, None].astype(np.float32))
+    rows = []
+    shipped = steps.DEMOSAICS["pattern"]
+    for name, cls in (("plain normalised convolution", PlainNC), ("colour differences (shipped)", shipped)):
+        est = np.clip(cls(XTRANS).forward(n)[0].transpose(1, 2, 0), 0, 1)[8:-8, 8:-8] ** (1 / 2.2)
+        steps.DEMOSAICS["pattern"] = cls
+        try:
+            codec.encode_file(path, work / "s.jpg", quality=quality, force=True, look=look)
+            codec.decode_file(work / "s.jpg", work / "s.dng", force=True)
+        finally:
+            steps.DEMOSAICS["pattern"] = shipped
+        row = {"file": src.name, "demosaic": name, "PSNR-γ vs source RGB": round(metrics.psnr(est, truth), 2),
+               "RAW-PSNR-γ": round(_samples_psnr(path, work / "s.dng")[0], 2)}
+        rows.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
+def speed(src: Path, quality: int, look: str, work: Path) -> list[dict]:
+    """Encode wall times of the same (2 × 1 tiled) scene as Bayer, X-Trans and linear DNGs."""
+    raw, rgb = linear_source(src)
+    big = np.concatenate([rgb, rgb], axis=1)
+    base = dataclasses.replace(raw, mosaic=np.zeros(big.shape[:2], np.uint16))
+    rows, bayer = [], None
+    for name, made in (("Bayer", as_cfa(base, big, raw.cfa)), ("X-Trans", as_cfa(base, big)),
+                       ("linear", as_linear(base, big))):
+        path = work / f"speed.{name}.dng"
+        rawio.write_dng(path, made)
+        seconds = np.inf
+        for _ in range(REPEAT):
+            t0 = time.perf_counter()
+            codec.encode_file(path, work / "speed.jpg", quality=quality, force=True, look=look)
+            seconds = min(seconds, time.perf_counter() - t0)
+        bayer = bayer or seconds
+        row = {"file": src.name, "variant": name, "megapixels": round(big.shape[0] * big.shape[1] / 1e6, 1),
+               "encode s": round(seconds, 2), "vs Bayer": round(seconds / bayer, 2)}
+        rows.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="*", type=Path)
+    ap.add_argument("--quality", type=int, default=90)
+    ap.add_argument("--look", default="libraw", help="encode --look (libraw, camera, a trained look's ID)")
+    ap.add_argument("--converters", action="store_true", help="also render with rawpy and darktable")
+    ap.add_argument("--demosaic-study", action="store_true", help="plain vs colour-difference X-Trans demosaic")
+    ap.add_argument("--speed", action="store_true", help="encode times of a 2 × 1 tiled scene per layout")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    files = args.files or sorted(DATA.glob("*.dng"))
+    out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in files:
+            if args.speed:
+                out["speed"] += speed(f, args.quality, args.look, Path(tmp))
+            elif args.demosaic_study:
+                out["demosaic"] += demosaic_study(f, args.quality, args.look, Path(tmp))
+            else:
+                out["matrix"] += measure(f, args.quality, args.look, Path(tmp), args.converters)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
