@@ -1,4 +1,4 @@
-"""Invertible changes to the analytic front end, measured against it as it ships (none is shipped: README, "Where
+"""Invertible changes to the analytic front end, measured against it as it ships (none is shipped: docs/experiments.md, "Where
 it stands"). q90 4:4:4 in-memory round trips (Pillow JPEG) on every file of ../shared/data/raw:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/front_end_variants.py gamut [--threshold 0.8]

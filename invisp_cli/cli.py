@@ -152,7 +152,7 @@ def _verbosity(fn):
 
 
 def _json_option(what: str):
-    return click.option("--json", "as_json", is_flag=True, help=f"print {what} as JSON on stdout (keys: README)")
+    return click.option("--json", "as_json", is_flag=True, help=f"print {what} as JSON on stdout (keys: docs/cli.md)")
 
 
 _BATCH_OPTIONS = [
@@ -663,7 +663,7 @@ def develop(src: Path, dst: Path, exposure: float, wb: tuple, tint: float, highl
     developed to a JPEG or 16-bit TIFF.
 
     \b
-    Linear pipeline (README "develop"): levels → base exposure of the invisp render → white balance →
+    Linear pipeline (docs/develop.md): levels → base exposure of the invisp render → white balance →
     MHC demosaic → highlight reconstruction → camera matrix (→ linear Rec.709) → × 2^EV → shadows → contrast →
     saturation → [highlight shoulder → clip → sRGB curve].
 

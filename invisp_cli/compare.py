@@ -1,6 +1,6 @@
 """``invisp compare``: measure a recovered RAW (and its JPEG) against the original RAW file.
 
-Every number is one of ``invisp_cli.metrics`` (definitions in the README's "Metrics" section)."""
+Every number is one of ``invisp_cli.metrics`` (definitions: docs/metrics.md)."""
 
 from __future__ import annotations
 

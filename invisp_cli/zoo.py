@@ -117,7 +117,7 @@ def select_model(make: str, video: bool = False) -> ModelEntry:
 
     Registry folders are searched in order (``$INVISP_WEIGHTS`` first, then the shipped ``weights/``); in the
     first folder with a candidate: the entry flagged ``default`` if any (the shipped one is the analytic front end,
-    ``invisp-frontend-v1``: no learned stage, image or video, measured better than it, README "Where it stands";
+    ``invisp-frontend-v1``: no learned stage, image or video, measured better than it, docs/experiments.md;
     an image model serves a video too, frame by frame), else a camera-specific one matching the make, else the
     generic ('*') one, of the kind asked for (``video``: windowed architectures). Superseded models are only
     loaded to decode the files they wrote."""

@@ -1,6 +1,6 @@
 """Ship the analytic front end with no learned stage as a model (``invisp-frontend-v1``, architecture
 ``frontend``): an empty safetensors checkpoint with its SHA-256 in weights/, a registry entry flagged ``default``
-(encode picks it for every camera unless ``--model`` names a learned one; README "Where it stands").
+(encode picks it for every camera unless ``--model`` names a learned one; docs/experiments.md).
 
     .venv/bin/python scripts/ship_frontend.py
 """
