@@ -22,6 +22,7 @@ from PIL import Image
 from . import look as looks
 from . import pipeline, rawio, residual
 from .containers import integrity, jpeg
+from .containers.layer import LayerError
 from .errors import InputError, MetadataError
 from .fileio import atomic_output, check_output
 from .params import ReconstructionParams
@@ -156,7 +157,14 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
     verified), else with exactly the model the file names (SHA-256 verified against the stored hash)."""
     bound = jpeg.read_bound(src)
     rgb, params, check = bound.rgb, bound.params, bound.check
-    layered = residual.recover_from_layer(src, rgb, params)  # None if the file has no layer
+    try:
+        layered = residual.recover_from_layer(src, rgb, params)  # None if the file has no layer
+    except LayerError as e:
+        if check.state != "transformed":
+            raise
+        raise LayerError(f"{e}: the image was {integrity.TRANSFORMS[check.flip]} after encode and its turned blocks "
+                         "decode a few values differently, which the exact layer cannot absorb; turning it back "
+                         "with the same lossless tool restores it") from None
     if layered is not None:
         note = f"{residual.guarantee_text(layered[1])} from the layer, SHA-256 verified"
         return Recovered(layered[0], params, note, "", check)

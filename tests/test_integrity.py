@@ -197,3 +197,27 @@ def test_a_file_written_before_the_binding_decodes_and_verifies_as_unbound(encod
     info = run("info", tmp_path / "old.jpg")
     assert "no fingerprint" in info.output
     assert "bit-identical" in run("info", jpg).output
+
+
+@pytest.mark.skipif(not shutil.which("jpegtran"), reason="jpegtran (libjpeg-turbo-progs) not installed")
+def test_an_exact_file_turned_is_refused_with_the_way_back(tmp_path):
+    """A turned --exact file cannot give the bit-exact RAW (turned blocks decode a few values differently): refused,
+    saying so; turned back with jpegtran it gives the exact RAW again."""
+    src = tmp_path / "in.dng"
+    raw = write_synthetic_dng(src, h=64, w=96)
+    jpg = tmp_path / "e.jpg"
+    assert run("encode", src, "-o", jpg, "--exact").exit_code == 0
+
+    def jpegtran(path, *args):
+        out = path.with_name(path.stem + "t.jpg")
+        out.write_bytes(subprocess.run(["jpegtran", "-copy", "all", *args, str(path)], capture_output=True,
+                                       check=True).stdout)
+        return out
+
+    turned = jpegtran(jpg, "-transpose")
+    r = run("decode", turned, "-o", tmp_path / "t.dng")
+    if r.exit_code != 0:  # the usual case: some values decode differently
+        assert_fails(r, MetadataError, "transposed after encode", "turning it back")
+    back = jpegtran(turned, "-transpose")
+    assert run("decode", back, "-o", tmp_path / "b.dng").exit_code == 0
+    assert np.array_equal(rawio.read_raw(tmp_path / "b.dng").mosaic, raw.mosaic)
