@@ -431,12 +431,23 @@ def _reach(idx: np.ndarray, colour: int) -> int:
 
 def _tent(x: Array, r: int) -> Array:
     """Separable tent filter of radius r with zero padding, on the last two axes:
-    out(y, x) = Σ_{|a|, |b| ≤ r} (r + 1 − |a|)(r + 1 − |b|) · x(y + a, x + b)."""
+    out(y, x) = Σ_{|a|, |b| ≤ r} (r + 1 − |a|)(r + 1 − |b|) · x(y + a, x + b),
+    each pass as (r + 1)·x₀ + Σ_{k=1..r} (r + 1 − k)·(x₋ₖ + x₊ₖ), accumulated in place."""
     h, w = x.shape[-2:]
     if isinstance(x, np.ndarray):
-        xp = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)])
-    else:
-        xp = _torch().nn.functional.pad(x, (r, r, r, r))
+        xp = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (0, 0)])
+        rows = xp[..., r : r + h, :] * np.float32(r + 1)
+        for k in range(1, r + 1):
+            pair = np.add(xp[..., r - k : r - k + h, :], xp[..., r + k : r + k + h, :])
+            rows += pair * np.float32(r + 1 - k) if k < r else pair
+        rp = np.pad(rows, [(0, 0)] * (x.ndim - 1) + [(r, r)])
+        out = rows
+        out *= np.float32(r + 1)
+        for k in range(1, r + 1):
+            pair = np.add(rp[..., r - k : r - k + w], rp[..., r + k : r + k + w])
+            out += pair * np.float32(r + 1 - k) if k < r else pair
+        return out
+    xp = _torch().nn.functional.pad(x, (r, r, r, r))
     rows = sum((r + 1 - abs(a)) * xp[..., r + a : r + a + h, :] for a in range(-r, r + 1))
     return sum((r + 1 - abs(b)) * rows[..., r + b : r + b + w] for b in range(-r, r + 1))
 
@@ -467,7 +478,8 @@ class PatternDemosaic(Step):
         masks, inv = _pattern_weights(self.cfa, *v.shape[-2:])
         m = [as_array(k, v) for k in masks]
         g = xp.where(m[1] > 0, v, _tent(v * m[1], self.r[1]) * as_array(inv[1], v))
-        rb = [xp.where(m[c] > 0, v, g + _tent((v - g) * m[c], self.r[c]) * as_array(inv[c], v)) for c in (0, 2)]
+        d = v - g
+        rb = [xp.where(m[c] > 0, v, g + _tent(d * m[c], self.r[c]) * as_array(inv[c], v)) for c in (0, 2)]
         return xp.stack([rb[0], g, rb[1]], -3)
 
     def inverse(self, y: Array) -> Array:
