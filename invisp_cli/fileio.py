@@ -96,8 +96,18 @@ def check_output(path: PathLike, force: bool, inputs: Iterable[PathLike] = ()) -
     return p
 
 
-def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.invisp-"
+#: the longest file name most file systems take (bytes)
+NAME_MAX = 255
+
+
+def _temp_name(target: Path) -> str:
+    """``.<target name>.invisp-<pid>-<64 random bits>.part<suffix>``, the target's name shortened where the whole
+    would pass NAME_MAX (a RAW named with 240 bytes still gets its JPEG)."""
+    tail = f".invisp-{os.getpid()}-{secrets.token_hex(8)}.part{target.suffix}"
+    name = target.name
+    while name and len(os.fsencode(f".{name}{tail}")) > NAME_MAX:
+        name = name[:-1]
+    return f".{name or '_'}{tail}"
 
 
 #: a killed run's temporary file: .<target name>.invisp-<pid>-<random>.part<suffix>
@@ -169,7 +179,7 @@ def atomic_output(path: PathLike, force: bool = False, inputs: Iterable[PathLike
     remove_stale_temps(folder)
     _arm_sigterm()
     # the name (this PID, 64 random bits) is fixed before the file exists, so the cleanup below covers its creation
-    tmp_path = folder / f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(8)}.part{target.suffix}"
+    tmp_path = folder / _temp_name(target)
     _live.add(tmp_path)
     try:
         try:  # 0o666 less the umask, as for any new file (O_EXCL: never an existing file or link)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
 import random
 import struct
 from collections.abc import Callable
@@ -213,3 +215,93 @@ def summary(results: list[tuple[Case, int, str]]) -> dict:
     failed = [[c.name, p] for c, _, p in results if p]
     return {"cases": len(results), "failures": len(failed), "exit_codes": dict(sorted(codes.items())),
             "failed": failed}
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+
+#: what a folder given to a batch may hold (issue 18, items 5–6): a RAW, a file that is none, and things that are not
+#: files (never taken, never blocking), under names that are not UTF-8, have spaces, controls or 240 bytes
+BATCH_ENTRIES = ("raw", "not raw", "fifo", "folder", "dangling link", "link to fifo")
+BATCH_NAMES = (b"\xff\xfe", b"sp ace", "\u00e9t\u00e9".encode(), b"\x01ctl", b"n" * 236, b"plain")
+#: manifest lines that are not records: never the end of a batch
+MANIFEST_JUNK = (b"[" * 100_000, b'{"op": "encode", "output": "\xff\xfe"}', b"[1]", b'"x"', b'{"output": [1]}',
+                 b'{"op": "enc')
+
+
+@dataclass
+class BatchCase:
+    name: str
+    entries: list[tuple[bytes, str]]  # (file name, one of BATCH_ENTRIES)
+    junk: list[bytes]  # lines appended to an existing manifest
+
+
+def batch_cases(rng: random.Random, n: int) -> list[BatchCase]:
+    cases = []
+    for i in range(n):
+        names = rng.sample(BATCH_NAMES, rng.randrange(2, 5))
+        entries = [(stem + rng.choice([b".dng", b".DNG"]), rng.choice(BATCH_ENTRIES)) for stem in names]
+        cases.append(BatchCase(f"batch #{i}", entries, rng.sample(MANIFEST_JUNK, rng.randrange(0, 4))))
+    return cases
+
+
+def check_batch(case: BatchCase, dng: bytes, folder: Path) -> tuple[int, str]:
+    """``encode IN -d OUT -j 1 --json`` over the case's folder, OUT holding a manifest with junk lines; return
+    (exit code, "" if every guarantee held): exit 0 or 8, the JSON summary printed and counting exactly the RAW
+    entries that are files (the others are never taken), each RAW ok and each non-RAW failed, no traceback or
+    internal error, the inputs unchanged, no temporary file, a UTF-8 manifest line per file."""
+    src, out = folder / "in", folder / "out"
+    src.mkdir(parents=True)
+    out.mkdir()
+    regular = {}
+    for name, kind in case.entries:
+        path = os.path.join(os.fsencode(src), name)
+        if kind in ("raw", "not raw"):
+            data = dng if kind == "raw" else b"not a raw file" * 20
+            with open(path, "wb") as f:
+                f.write(data)
+            regular[path] = sha_bytes(data)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "folder":
+            os.mkdir(path)
+        elif kind == "dangling link":
+            os.symlink(b"/nonexistent/" + name, path)
+        else:
+            os.mkfifo(path + b".fifo")
+            os.symlink(path + b".fifo", path)
+    (out / "invisp-manifest.jsonl").write_bytes(b"".join(j + b"\n" for j in [b'{"op": "encode"}', *case.junk]))
+    r = CliRunner().invoke(main, ["encode", str(src), "-d", str(out), "-j", "1", "--json"])
+    problems = []
+    want = (sum(k == "raw" for _, k in case.entries), sum(k == "not raw" for _, k in case.entries))
+    if "Traceback" in r.output or "internal error" in r.output:
+        problems.append("traceback/internal error")
+    if not sum(want):  # nothing to take: one error line, exit 2
+        if r.exit_code != 2 or r.stderr.strip().splitlines()[-1:] != [f"invisp: error: nothing to encode in {src}"]:
+            problems.append(f"exit code {r.exit_code} without files: {r.stderr[-300:]!r}")
+        return r.exit_code, "; ".join(problems)
+    if r.exit_code not in (0, 8):
+        problems.append(f"exit code {r.exit_code}: {r.stderr[-300:]!r}")
+    try:
+        s = json.loads(r.stdout)
+        if (s["ok"], s["failed"], s["files"]) != (*want, sum(want)):
+            problems.append(f"summary {s['ok']} ok {s['failed']} failed of {s['files']}, expected {want}")
+    except (ValueError, KeyError) as e:
+        problems.append(f"no JSON summary ({e}): {r.stdout[:200]!r}")
+    for path, digest in regular.items():
+        with open(path, "rb") as f:
+            if sha_bytes(f.read()) != digest:
+                problems.append(f"input changed: {path!r}")
+    if any(b".part" in p for p in os.listdir(os.fsencode(out))):
+        problems.append("temporary files left")
+    lines = (out / "invisp-manifest.jsonl").read_bytes().splitlines()[1 + len(case.junk):]
+    try:
+        if len([json.loads(line.decode("utf-8")) for line in lines]) != len(regular):
+            problems.append(f"{len(lines)} manifest lines for {len(regular)} files")
+    except ValueError as e:
+        problems.append(f"manifest line not UTF-8 JSON: {e}")
+    return r.exit_code, "; ".join(problems)
+
+
+def sha_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from conftest import run
-from fuzzing import check, jpeg_cases, raw_cases, summary
+from fuzzing import batch_cases, check, check_batch, jpeg_cases, raw_cases, summary
 from synthraw import write_synthetic_dng
 
 CASES_PER_KIND = 24
@@ -38,3 +38,15 @@ def test_fuzz_invisp_jpegs(tmp_path, test_registry):
     results = [(case, *check(case, tmp_path / f"c{i}")) for i, case in enumerate(cases)]
     assert summary(results)["failures"] == 0, summary(results)["failed"]
     assert {2, 4} <= {code for _, code, _ in results}  # unreadable files and refused metadata both occur
+
+
+def test_fuzz_batch_folders(tmp_path):
+    """Batch folders of RAWs, damaged RAWs and things that are not files, under odd names, into a folder whose
+    manifest holds lines that are not records (``fuzzing.check_batch``; the shipped front-end model)."""
+    dng = tmp_path / "seed.dng"
+    write_synthetic_dng(dng, h=40, w=56)
+    rng = random.Random(3)
+    results = [(case, *check_batch(case, dng.read_bytes(), tmp_path / f"b{i}"))
+               for i, case in enumerate(batch_cases(rng, 6))]
+    assert summary(results)["failures"] == 0, summary(results)["failed"]
+    assert {0, 8} <= {code for _, code, _ in results}  # clean batches and batches with a failed file both occur

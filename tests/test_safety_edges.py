@@ -240,6 +240,13 @@ def test_an_output_sub_folder_that_cannot_be_made_fails_that_file(tmp_path, dng)
     assert "cannot create the output folder" in s["failures"][0]["error"] and "internal" not in r.output
 
 
+def test_an_output_name_near_name_max_is_written(tmp_path, dng):
+    """Found by the batch fuzzer: the temporary file's name (target name + PID + random + .part) passed NAME_MAX."""
+    out = tmp_path / ("n" * 236 + ".jpg")
+    r = run("encode", dng, "-o", out)
+    assert r.exit_code == 0 and out.is_file() and leftovers(tmp_path) == [], r.output
+
+
 # ------------------------------------------------------------------------------ 9: two batches into one folder
 
 
