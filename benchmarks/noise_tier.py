@@ -1,22 +1,26 @@
 """The noise-bounded tier (``--max-error Ks``) against lossless and lossy RAW storage: sizes, errors, speed.
 
-    .venv/bin/python benchmarks/noise_tier.py [FILES…] [--quality 90] [--sweep 40,50,60,70,80,90] [--mp 24]
+    .venv/bin/python benchmarks/noise_tier.py [FILES…] [--quality 90] [--sigma-quality auto] [--sweep 20,…,90]
+                                              [--mp 24]
                                               [--json out.json] [--plot docs/noise_bpp.png]
 
 For each RAW file (default: every file in ../shared/data/raw), in process, exactly as ``invisp encode`` builds
-them: the plain invisp JPEG (4:4:4, the camera-matched model), the JPEG + layer at 0.25σ / 0.5σ / 1σ and exact,
-the 0.5σ total over ``--sweep`` JPEG qualities (the best is reported), JPEG XL lossless of the mosaic (best of
-mosaic / CFA planes, effort 7), JPEG XL lossy of the four CFA planes (tiled 2×2, distance 0.2, effort 7: the
-recipe of Adobe's lossy DNG) and the lossless-JPEG DNG ``rawio.write_dng`` writes (as ``invisp decode``). For each: bpp
-(``metrics.bpp``: bytes·8 / visible sites), max error in σ (max over sites of |m̂ − m| / σ(n(m)), σ of the
-file's noise model) and RAW-PSNR-lin (``metrics.raw_psnr_lin``). The layer's decode is checked against the bound
-at every site.
+them: the plain invisp JPEG (4:4:4, the camera-matched model, ``--quality``), the JPEG + layer at 0.25σ / 0.5σ /
+1σ (JPEG quality ``--sigma-quality``; "auto": ``residual.choose_quality``, as ``invisp encode --max-error Ks``
+without -q) and exact (``--quality``), the 0.5σ total over ``--sweep`` JPEG qualities, JPEG XL lossless of the
+mosaic (best of mosaic / CFA planes, effort 7), JPEG XL lossy of the four CFA planes (tiled 2×2, distance 0.2,
+effort 7: the recipe of Adobe's lossy DNG) and the lossless-JPEG DNG ``rawio.write_dng`` writes (as ``invisp
+decode``). For each: bpp (``metrics.bpp``: bytes·8 / visible sites), max error in σ (max over sites of
+|m̂ − m| / σ(n(m)), σ of the file's noise model) and RAW-PSNR-lin (``metrics.raw_psnr_lin``). The layer's
+decode is checked against the bound at every site.
 
 Noise model honesty: σ at mid-grey of the model the layer uses (``noise.noise_model``) against an independent
 estimate from the same file — Immerkær's Laplacian estimator (σ = 1.4826·median|L ∗ x| / 6 with
 L = [[1, −2, 1], [−2, 4, −2], [1, −2, 1]] on each CFA plane; the median instead of his mean resists texture) over
-the sites whose 3×3 plane mean lies within an octave of 18 % grey (n ∈ [0.127, 0.255]), compared with the model's
-σ at those sites' median level.
+the sites whose 3×3 plane mean lies within an octave of 18 % grey (n ∈ [0.127, 0.255]) and whose Sobel gradient
+|Gx| + |Gy| is at most the median of those sites' (flat areas; even and odd filters: for Gaussian noise the
+selection does not bias the Laplacian), compared with the model's σ at those sites' median level; and the DNG
+NoiseProfile's σ at mid-grey where the file has one.
 
 Timing (``--mp``): a synthetic frame (canon-eos-550d_colorchart.dng's mosaic tiled), encode = render + JPEG
 (+ layer), decode = the plain path's ``pipeline.recover`` against the layer's parse + reconstruct, both in this
@@ -42,6 +46,7 @@ from invisp_cli.params import ReconstructionParams
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
 TIERS = (0.25, 0.5, 1.0)
 LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+SOBEL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64)
 MID = (0.18 / 2**0.5, 0.18 * 2**0.5)
 
 
@@ -59,10 +64,12 @@ def independent_sigma(raw: rawio.RawImage, model: noise.NoiseModel) -> tuple[flo
         x = (raw.mosaic[i::2, j::2].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
         mean = _filter3(x, np.full((3, 3), 1 / 9))
         lap = np.abs(_filter3(x, LAPLACE))
+        grad = np.abs(_filter3(x, SOBEL)) + np.abs(_filter3(x, SOBEL.T))
         sel = (mean >= MID[0]) & (mean <= MID[1])
-        abs_l.append(lap[sel])
-        levels.append(mean[sel])
-        model_s.append(model.sigma(mean[sel], pos))
+        flat = grad[sel] <= np.median(grad[sel]) if sel.any() else sel[sel]
+        abs_l.append(lap[sel][flat])
+        levels.append(mean[sel][flat])
+        model_s.append(model.sigma(mean[sel][flat], pos))
     lap, lev, ms = (np.concatenate(v) for v in (abs_l, levels, model_s))
     if lap.size < 1000:
         return float("nan"), float("nan"), float("nan"), int(lap.size)
@@ -97,7 +104,7 @@ def errors(raw: rawio.RawImage, rec: np.ndarray, sig: np.ndarray) -> tuple[float
     return float((err / sig).max()), metrics.raw_psnr_lin(n_hat, n)
 
 
-def measure(path: Path, quality: int, sweep: list[int]) -> dict:
+def measure(path: Path, quality: int, sweep: list[int], sigma_quality: int | None) -> dict:
     raw = rawio.read_raw(path)
     sites = raw.mosaic.size
     bpp = lambda b: metrics.bpp(b, sites)  # noqa: E731
@@ -112,10 +119,12 @@ def measure(path: Path, quality: int, sweep: list[int]) -> dict:
            "noise": {**model.to_json(), "sigma_mid": noise.mid_grey_sigma(model), "seconds": t_model},
            "independent": {"sigma": ind, "model_sigma": mod, "level": lev, "sites": n_sites,
                            "ratio": mod / ind if ind == ind else None},
+           "profile_sigma_mid": noise.mid_grey_sigma(prof) if (prof := noise.from_noise_profile(raw)) else None,
            "jpeg_bpp": bpp(len(plain)), "jpeg_max_sigma": None, "tiers": {}, "sweep": {}}
     for k in (*TIERS, 0):
         tol = residual.Sigma(k) if k else 0
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, quality, tol), raw, gain, tol)
+        q = quality if not k else sigma_quality or residual.choose_quality(raw, rgb, gain, tol, "4:4:4")
+        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol), raw, gain, tol)
         rec = decoded_layer(data)
         mx, psnr = errors(raw, rec, sig)
         if k:
@@ -123,7 +132,7 @@ def measure(path: Path, quality: int, sweep: list[int]) -> dict:
         else:
             assert np.array_equal(rec, raw.mosaic)
         row["tiers"][f"{k:g}s" if k else "exact"] = {"bpp": bpp(len(data)), "layer_bpp": bpp(lb), "max_sigma": mx,
-                                                     "psnr": psnr}
+                                                     "psnr": psnr, "quality": q}
     for q in sweep:
         data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, residual.Sigma(0.5)), raw, gain, residual.Sigma(0.5))
         row["sweep"][q] = {"bpp": bpp(len(data)), "jpeg_bpp": bpp(len(data) - lb)}
@@ -137,7 +146,7 @@ def measure(path: Path, quality: int, sweep: list[int]) -> dict:
     return row
 
 
-def timing(mp: float, quality: int) -> dict:
+def timing(mp: float, quality: int, sigma_quality: int | None) -> dict:
     """Encode and decode seconds of the plain JPEG path and of the 0.5σ tier on a tiled synthetic frame."""
     raw = rawio.read_raw(DATA / "canon-eos-550d_colorchart.dng")
     h = int(round(np.sqrt(mp * 1e6 * 2 / 3) / 2)) * 2
@@ -152,8 +161,9 @@ def timing(mp: float, quality: int) -> dict:
     out["encode_plain_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     rgb, entry, gain = render(raw)
-    data, _ = residual.attach(jpeg_bytes(raw, rgb, entry, quality, residual.Sigma(0.5)), raw, gain,
-                              residual.Sigma(0.5))
+    q = sigma_quality or residual.choose_quality(raw, rgb, gain, residual.Sigma(0.5), "4:4:4")
+    data, _ = residual.attach(jpeg_bytes(raw, rgb, entry, q, residual.Sigma(0.5)), raw, gain, residual.Sigma(0.5))
+    out["sigma_quality"] = q
     out["encode_sigma_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     decode_bytes(plain, zoo.load_stage(entry))
@@ -188,8 +198,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def table(rows: list[dict], quality: int) -> None:
     f = lambda v, d=2: "n/a" if v is None or v != v else ("∞" if v == float("inf") else f"{v:.{d}f}")  # noqa: E731
-    print(f"\n| file | MP | noise source | σ mid model / independent | JPEG q{quality} bpp | "
-          + " | ".join(f"{k} bpp (max σ, PSNR)" for k in ("0.25s", "0.5s", "1s", "exact"))
+    print(f"\n| file | MP | noise source | σ(0.18) model: at the sites, independent (ratio); NoiseProfile | "
+          f"JPEG q{quality} bpp | "
+          + " | ".join(f"{k} bpp (max σ, PSNR, q)" for k in ("0.25s", "0.5s", "1s", "exact"))
           + " | 0.5s best q: bpp | JXL lossless | JXL lossy d0.2 bpp (max σ, PSNR) | LJ92 DNG |")
     print("|" + "---|" * 13)
     for r in rows:
@@ -198,8 +209,9 @@ def table(rows: list[dict], quality: int) -> None:
         lossy = r.get("jxl_lossy")
         print(f"| {r['file']} | {r['mp']:.1f} | {r['noise']['source']} | "
               f"{f(r['noise']['sigma_mid'], 5)}: {f(ind['model_sigma'], 5)} / {f(ind['sigma'], 5)} "
-              f"(×{f(ind['ratio'])}) | {f(r['jpeg_bpp'])} | "
-              + " | ".join(f"{f(t['bpp'])} ({f(t['max_sigma'])}, {f(t['psnr'], 1)})" for t in r["tiers"].values())
+              f"(×{f(ind['ratio'])}); profile {f(r['profile_sigma_mid'], 5)} | {f(r['jpeg_bpp'])} | "
+              + " | ".join(f"{f(t['bpp'])} ({f(t['max_sigma'])}, {f(t['psnr'], 1)}, q{t['quality']})"
+                           for t in r["tiers"].values())
               + f" | {f(best[1]['bpp']) + f' (q{best[0]})' if best else 'n/a'} | {f(r['jxl_lossless_bpp'])} | "
               + (f"{f(lossy['bpp'])} ({f(lossy['max_sigma'])}, {f(lossy['psnr'], 1)})" if lossy else "n/a")
               + f" | {f(r['lj92_dng_bpp'])} |")
@@ -223,7 +235,8 @@ def table(rows: list[dict], quality: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", type=Path, help="RAW files (default: ../shared/data/raw)")
-    ap.add_argument("--quality", type=int, default=90)
+    ap.add_argument("--quality", type=int, default=90, help="JPEG quality of the plain and the exact rows")
+    ap.add_argument("--sigma-quality", default="auto", help="JPEG quality of the σ tiers (auto: chosen per file)")
     ap.add_argument("--sweep", default="40,50,60,70,80,90", help="JPEG qualities for the 0.5σ total ('' = none)")
     ap.add_argument("--mp", type=float, default=0, help="synthetic frame size for the timing (0: skip)")
     ap.add_argument("--json", type=Path, default=None)
@@ -231,15 +244,16 @@ def main() -> None:
     a = ap.parse_args()
     files = a.files or sorted(DATA.iterdir())
     sweep = [int(q) for q in a.sweep.split(",") if q]
+    sigma_q = None if a.sigma_quality == "auto" else int(a.sigma_quality)
     rows = []
     for p in files:
         t0 = time.perf_counter()
-        rows.append(measure(p, a.quality, sweep))
+        rows.append(measure(p, a.quality, sweep, sigma_q))
         print(f"done {p.name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     table(rows, a.quality)
     out = {"rows": rows}
     if a.mp > 0:
-        out["timing"] = t = timing(a.mp, a.quality)
+        out["timing"] = t = timing(a.mp, a.quality, sigma_q)
         print(f"\n{t['mp']:.1f} MP: encode plain {t['encode_plain_s']:.2f} s, 0.5σ {t['encode_sigma_s']:.2f} s "
               f"(×{t['encode_sigma_s'] / t['encode_plain_s']:.2f}); decode plain {t['decode_plain_s']:.2f} s, "
               f"0.5σ {t['decode_sigma_s']:.2f} s (×{t['decode_sigma_s'] / t['decode_plain_s']:.2f})")

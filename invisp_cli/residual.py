@@ -712,8 +712,9 @@ def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str) 
     return out, len(out) - len(data)
 
 
-#: the JPEG qualities ``choose_quality`` tries for the noise-bounded tier
-QUALITIES = (30, 40, 50, 60, 70, 80, 90)
+#: the JPEG qualities ``choose_quality`` tries for the noise-bounded tier: the total keeps falling below q40
+#: (docs/noise.md), but the JPEG is meant to be looked at; ``-q`` sets any quality
+QUALITIES = (40, 50, 60, 70, 80, 90)
 
 
 def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, tol: Sigma, subsampling: str,
