@@ -143,3 +143,20 @@ def test_maker_note_pointing_outside_itself_is_dropped(tmp_path, caplog) -> None
     assert "maker notes not carried" in caplog.text
     for out in outs:
         assert MAKER_NOTE not in tiff_exif(out)[1]
+
+
+def test_exif_and_gps_versions_follow_the_tags() -> None:
+    from invisp_cli import metadata as md
+
+    def v(ifd: dict, interop: bool = False) -> bytes:
+        return md.exif_version(ifd, interop).data
+
+    stated = md.Entry(md.UNDEFINED, 4, b"0221")
+    assert v({}) == b"0232" and v({36864: stated}) == b"0221" and v({}, interop=True) == b"0232"
+    assert v({36864: stated, 0xA434: md.ascii_entry("EF-S 18-55")}) == b"0230"  # LensModel: EXIF 2.3
+    assert v({36864: stated, 0x9010: md.ascii_entry("+01:00")}) == b"0231"  # OffsetTime: 2.31
+    assert v({36864: md.Entry(md.UNDEFINED, 4, b"0300"), 0xA431: md.ascii_entry("1")}) == b"0300"  # never lowered
+    gps22 = md.num_entry(md.BYTE, [2, 2, 0, 0])
+    assert md.gps_version({0: gps22, 2: md.num_entry(md.RATIONAL, [1, 1] * 3)}).values() == (2, 2, 0, 0)
+    assert md.gps_version({0: gps22, 0x1F: md.num_entry(md.RATIONAL, [5, 1])}).values() == (2, 3, 0, 0)
+    assert md.gps_version({2: md.num_entry(md.RATIONAL, [1, 1] * 3)}).values() == (2, 3, 0, 0)
