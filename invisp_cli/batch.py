@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -434,8 +435,20 @@ def _worker_init(env: dict[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _quiet_cancelled_race(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook`` while a pool runs: when its workers die (a SIGTERM to the process group) after
+    Ctrl-C/SIGTERM cancelled the files not started, Python 3.11's pool manager thread raises InvalidStateError
+    setting an error on those cancelled futures, a traceback on stderr; nothing is lost (they were cancelled),
+    so it is not printed. Any other thread exception goes to the default hook."""
+    manager = type(args.thread).__name__ == "_ExecutorManagerThread"
+    if not (manager and issubclass(args.exc_type, cf.InvalidStateError)):
+        threading.__excepthook__(args)
+
+
 def _pool(jobs: int) -> cf.ProcessPoolExecutor:
     import multiprocessing
+
+    threading.excepthook = _quiet_cancelled_race
 
     env = {k: v for k, v in os.environ.items() if k.startswith("INVISP_")}
     # spawn: a fresh interpreter per worker (forking a process that already runs torch threads can deadlock)

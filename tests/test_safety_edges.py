@@ -3,6 +3,7 @@ would type the command; every case ends with one ``invisp: error:`` line and its
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import json
 import os
@@ -19,6 +20,7 @@ from conftest import assert_fails, run
 from PIL import Image
 from synthraw import make_raw, write_synthetic_dng
 
+from invisp_cli import batch
 from invisp_cli.develop.pipeline import Edit, white_balance
 from invisp_cli.errors import InputError, OutputError, SomeFilesFailed, UsageError
 
@@ -133,6 +135,17 @@ def test_sigterm_where_nobody_handles_it_removes_the_temp_file(tmp_path):
                        timeout=60)
     assert r.returncode == -signal.SIGTERM, r.stderr  # still ends as SIGTERM does
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_a_pool_broken_by_sigterm_prints_no_thread_traceback(capsys):
+    """SIGTERM to a batch's process group (workers included; measured: a temp file left in 3 of 3 tries before,
+    none in 8 now) made Python 3.11's pool manager thread print an InvalidStateError traceback for the cancelled
+    files; that one exception of that thread is not printed, any other is."""
+    manager = type("_ExecutorManagerThread", (threading.Thread,), {})()  # the class name is what is checked
+    for thread, exc, shown in ((manager, cf.InvalidStateError, False), (manager, ValueError, True),
+                               (threading.current_thread(), cf.InvalidStateError, True)):
+        batch._quiet_cancelled_race(threading.ExceptHookArgs([exc, exc("x"), None, thread]))
+        assert ("Exception in thread" in capsys.readouterr().err) == shown, (thread, exc)
 
 
 # ------------------------------------------------------------------------------ 6: one line and its exit code
