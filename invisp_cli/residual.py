@@ -262,14 +262,14 @@ def _decode_sorted(payload: bytes, dtype: str, shape: tuple[int, int], offset: i
 ESCAPE = 1 << 12  # ANS: zigzag values from here on are coded as this symbol plus the value in the escape stream
 
 
-def _group_bounds(ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(stable order sorting sites by context, start of each context 0…256 in that order)."""
+def _group_bounds(ctx: np.ndarray, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(stable order sorting sites by context, start of each context 0…n in that order)."""
     order = np.argsort(ctx, kind="stable")
-    return order, np.searchsorted(ctx[order], np.arange(257))
+    return order, np.searchsorted(ctx[order], np.arange(n + 1))
 
 
-def _encode_ans(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
-    """values (= q + offset) → zigzag(q) in context order → one static categorical model per context (the
+def _ans_code(q: np.ndarray, ctx: np.ndarray, n_ctx: int) -> bytes:
+    """Signed integers q (flat) → zigzag → in context order, one static categorical model per context (the
     symbol counts, ESCAPE and above escaped), rANS-coded (``constriction``'s AnsCoder). Payload: u32be sizes of
     the zstd-coded model table (uint32 per context present: context, alphabet size, counts) and escape stream
     (uint32le), then the ANS words (uint32le)."""
@@ -277,12 +277,11 @@ def _encode_ans(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
 
     Categorical, AnsCoder = constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
 
-    order, bounds = _group_bounds(ctx)
-    q = values.ravel()[order].astype(np.int32)
-    q -= offset
+    order, bounds = _group_bounds(ctx, n_ctx)
+    q = q.ravel()[order].astype(np.int32)  # |q| < 2²⁰
     z = (q << 1) ^ (q >> 31)
     sym = np.minimum(z, ESCAPE)
-    groups = [(c, int(bounds[c]), int(bounds[c + 1])) for c in range(256) if bounds[c + 1] > bounds[c]]
+    groups = [(c, int(bounds[c]), int(bounds[c + 1])) for c in range(n_ctx) if bounds[c + 1] > bounds[c]]
     counts = [np.bincount(sym[a:b], minlength=2) for _, a, b in groups]  # constriction needs two symbols
     coder = AnsCoder()
     for (_, a, b), k in zip(reversed(groups), reversed(counts), strict=True):
@@ -294,8 +293,9 @@ def _encode_ans(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
     return struct.pack(">II", len(table), len(esc)) + table + esc + words
 
 
-def _decode_ans(payload: bytes, dtype: str, shape: tuple[int, int], offset: int, ctx: np.ndarray) -> np.ndarray:
-    import constriction  # its submodules are attributes of the extension, not importable modules
+def _ans_decode(payload: bytes, ctx: np.ndarray, n_ctx: int) -> np.ndarray:
+    """Inverse of ``_ans_code``: the flat int64 q; ValueError if the payload does not fit ``ctx``."""
+    import constriction
 
     Categorical, AnsCoder = constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
 
@@ -306,34 +306,97 @@ def _decode_ans(payload: bytes, dtype: str, shape: tuple[int, int], offset: int,
     table = np.frombuffer(imagecodecs.zstd_decode(payload[8 : 8 + n_table]), "<u4").astype(np.int64)
     esc = np.frombuffer(imagecodecs.zstd_decode(payload[8 + n_table : at]), "<u4").astype(np.int64)
     coder = AnsCoder(np.frombuffer(payload[at:], "<u4").astype(np.uint32))
-    order, bounds = _group_bounds(ctx)
+    order, bounds = _group_bounds(ctx, n_ctx)
     z = np.zeros(ctx.size, np.int64)
     i = 0
     while i < table.size:
         c, size = int(table[i]), int(table[i + 1]) if i + 1 < table.size else -1
         k = table[i + 2 : i + 2 + size]
         n = int(k.sum())
-        if not (0 <= c < 256 and 1 < size <= ESCAPE + 1 and k.size == size and n == bounds[c + 1] - bounds[c]):
+        if not (0 <= c < n_ctx and 1 < size <= ESCAPE + 1 and k.size == size and n == bounds[c + 1] - bounds[c]):
             raise ValueError("ANS model table does not fit this image")
         z[bounds[c] : bounds[c + 1]] = coder.decode(Categorical(k.astype(np.float64), perfect=False), n)
         i += 2 + size
     hit = z == ESCAPE
-    if int(hit.sum()) != esc.size or np.any(esc < ESCAPE) or np.any(esc >= 2**19):
+    if int(hit.sum()) != esc.size or np.any(esc < ESCAPE) or np.any(esc >= 2**21):
         raise ValueError("ANS escape stream does not fit")
     z[hit] = esc
-    q = (z >> 1) ^ -(z & 1)
     out = np.empty(ctx.size, np.int64)
-    out[order] = q + offset
+    out[order] = (z >> 1) ^ -(z & 1)
+    return out
+
+
+PREDICTED = "neighbour-predicted"  # ANS layout: three passes over 2×2 blocks, later ones predicted from earlier
+_PASS_NEIGHBOURS = (((2, 2), (2, -2), (-2, 2), (-2, -2)), ((2, 0), (-2, 0), (0, 2), (0, -2)))
+
+
+def _passes(shape: tuple[int, int]) -> np.ndarray:
+    """Pass of each site (uint8): 0 for 2×2 blocks (by, bx) both even, 1 both odd, 2 the rest. The same-colour
+    diagonal neighbours (±2, ±2) of a pass-1 site are in pass 0, the axial ones (±2, 0), (0, ±2) of a pass-2 site
+    in passes 0 and 1."""
+    by = (np.arange(shape[0]) // 2 % 2)[:, None]
+    bx = (np.arange(shape[1]) // 2 % 2)[None, :]
+    return np.where(by == bx, by, 2).astype(np.uint8)
+
+
+def _neighbour_mean(q: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Rounded mean of q at the given same-colour offsets inside the image, ⌊(2Σ + k)/(2k)⌋ (0 where k = 0):
+    integer arithmetic only."""
+    h, w = q.shape
+    total = np.zeros((h, w), np.int64)
+    count = np.zeros((h, w), np.int64)
+    for dy, dx in offsets:
+        ys, yd = slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h + min(-dy, 0))
+        xs, xd = slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w + min(-dx, 0))
+        total[yd, xd] += q[ys, xs]
+        count[yd, xd] += 1
+    return np.floor_divide(2 * total + count, 2 * np.maximum(count, 1)) * (count > 0)
+
+
+def _encode_predicted(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
+    """q = values − offset; in pass 1 and 2 (``_passes``) code q minus the rounded mean of its decoded
+    neighbours (JPEG errors are spatially correlated, so are the residuals), with context ctx + 256·pass."""
+    q = values.astype(np.int64) - offset
+    passes = _passes(q.shape)
+    e = q.copy()
+    for k, offsets in enumerate(_PASS_NEIGHBOURS, start=1):
+        sel = passes == k
+        e[sel] -= _neighbour_mean(q, offsets)[sel]
+    return _ans_code(e, ctx.astype(np.int32) + 256 * passes.ravel().astype(np.int32), 768)
+
+
+def _decode_predicted(payload: bytes, shape: tuple[int, int], offset: int, ctx: np.ndarray) -> np.ndarray:
+    passes = _passes(shape)
+    q = _ans_decode(payload, ctx.astype(np.int32) + 256 * passes.ravel().astype(np.int32), 768).reshape(shape)
+    for k, offsets in enumerate(_PASS_NEIGHBOURS, start=1):
+        sel = passes == k
+        q[sel] += _neighbour_mean(np.where(passes < k, q, 0), offsets)[sel]
+    return q + offset
+
+
+def _encode_ans(values: np.ndarray, offset: int, ctx: np.ndarray, layout: str) -> bytes:
+    """values (= q + offset) rANS-coded per context: as they are (layout SORTED) or neighbour-predicted."""
+    if layout == PREDICTED:
+        return _encode_predicted(values, offset, ctx)
+    return _ans_code(values.astype(np.int64) - offset, ctx, 256)
+
+
+def _decode_ans(payload: bytes, dtype: str, shape: tuple[int, int], offset: int, ctx: np.ndarray,
+                layout: str) -> np.ndarray:
+    if layout == PREDICTED:
+        out = _decode_predicted(payload, shape, offset, ctx)
+    else:
+        out = (_ans_decode(payload, ctx, 256) + offset).reshape(shape)
     if out.min() < 0 or out.max() >= 2**32:
         raise ValueError("ANS values out of range")
-    return out.reshape(shape).astype(dtype)
+    return out.astype(dtype)
 
 
 def _encode(values: np.ndarray, codec: str, layout: str, effort: int, offset: int = 0,
             ctx: np.ndarray | None = None) -> bytes:
     """Lossless coding of a uint16/uint32 (H, W) array (= q + offset; ``ctx`` for the sorted layout)."""
     if codec == "ans":
-        return _encode_ans(values, offset, ctx)
+        return _encode_ans(values, offset, ctx, layout)
     if layout == SORTED:
         return _encode_sorted(values, offset, ctx)
     v = np.ascontiguousarray(_planes(values) if layout == "cfa-planes" else values)
@@ -345,8 +408,8 @@ def _encode(values: np.ndarray, codec: str, layout: str, effort: int, offset: in
 
 def _decode(payload: bytes, codec: str, layout: str, dtype: str, shape: tuple[int, int], offset: int = 0,
             ctx: np.ndarray | None = None) -> np.ndarray:
-    if codec == "ans" and layout == SORTED:
-        return _decode_ans(payload, dtype, shape, offset, ctx)
+    if codec == "ans" and layout in (SORTED, PREDICTED):
+        return _decode_ans(payload, dtype, shape, offset, ctx, layout)
     if layout == SORTED:
         return _decode_sorted(payload, dtype, shape, offset, ctx)
     if codec == "jxl":
@@ -372,6 +435,7 @@ def _candidates(shape: tuple[int, int], dtype: np.dtype) -> list[tuple[str, str]
     out.append(("zstd", "mosaic"))
     out.append(("zstd", SORTED))
     out.append(("ans", SORTED))
+    out.append(("ans", PREDICTED))
     if h * w <= LZMA_MAX_PIXELS:
         out.append(("lzma", "mosaic"))
     return out
@@ -593,7 +657,7 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
         # up to FULL_TRIAL_PIXELS the sorted layout (a poor judge of itself on small samples) competes too
         tries = list(dict.fromkeys([(codec, layout)] + [("zstd", SORTED)] * (mosaic.size <= FULL_TRIAL_PIXELS)))
         tries = [t for t in tries if t in _candidates(shape, vals.dtype)] or [("zstd", "mosaic")]
-        ctx = contexts(pm, pred.base) if any(layout == SORTED for _, layout in tries) else None
+        ctx = contexts(pm, pred.base) if any(layout in (SORTED, PREDICTED) for _, layout in tries) else None
         codec, layout, data = min(((c, lay, _encode(vals, c, lay, effort, offset, ctx)) for c, lay in tries),
                                   key=lambda t: len(t[2]))
     header = {"format": FORMAT, "guarantee": int(max_error), "shape": list(shape), "sha256": sha256_mosaic(rec),
@@ -644,7 +708,7 @@ def reconstruct(header: dict, pred: Predictor, payload: bytes, rgb: np.ndarray, 
     if pm.shape != shape:
         raise LayerError(f"{name}: residual layer does not fit this JPEG (shape or value range)")
     try:
-        ctx = contexts(pm, pred.base) if header["layout"] == SORTED else None
+        ctx = contexts(pm, pred.base) if header["layout"] in (SORTED, PREDICTED) else None
         vals = _decode(payload, header["codec"], header["layout"], header["dtype"], shape, int(header["offset"]), ctx)
     except Exception as e:  # noqa: BLE001 — codecs raise their own error types on damaged data
         raise LayerError(f"{name}: residual layer is damaged (payload does not decode: {e})") from None

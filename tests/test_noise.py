@@ -139,13 +139,19 @@ def test_ans_codec_round_trip():
     q[5, 7], q[30, 2] = 90_000, -40_000  # escaped
     ctx = rng.integers(0, 40, q.size).astype(np.uint8)
     ctx[3] = 200  # a context of one site
+    yy, xx = np.mgrid[0:50, 0:70]
+    q += np.round(30 * np.sin(xx / 6) * np.cos(yy / 8)).astype(np.int64)  # correlated: neighbours predict it
     vals, offset = residual._offset(q.copy())
-    data = residual._encode(vals, "ans", residual.SORTED, 0, offset, ctx)
-    assert np.array_equal(residual._decode(data, "ans", residual.SORTED, vals.dtype.name, q.shape, offset, ctx), vals)
     other = ctx.copy()
     other[0] = (ctx[0] + 1) % 40  # contexts that do not fit the stored models
-    with pytest.raises(ValueError):
-        residual._decode(data, "ans", residual.SORTED, vals.dtype.name, q.shape, offset, other)
+    sizes = {}
+    for layout in (residual.SORTED, residual.PREDICTED):
+        data = residual._encode(vals, "ans", layout, 0, offset, ctx)
+        assert np.array_equal(residual._decode(data, "ans", layout, vals.dtype.name, q.shape, offset, ctx), vals)
+        with pytest.raises(ValueError):
+            residual._decode(data, "ans", layout, vals.dtype.name, q.shape, offset, other)
+        sizes[layout] = len(data)
+    assert sizes[residual.PREDICTED] < sizes[residual.SORTED]
 
 
 def test_integer_layers_keep_their_format():
