@@ -31,7 +31,17 @@ import numpy as np
 
 from .errors import MetadataError
 from .rawio import RawImage
-from .settings import CFA_LAYOUTS, JPEG, LINEAR_CFA, FrontEnd, Video, cfa_demosaic, cfa_rows, output_settings
+from .settings import (
+    CFA_LAYOUTS,
+    JPEG,
+    LINEAR_CFA,
+    FrontEnd,
+    Video,
+    cfa_demosaic,
+    cfa_rows,
+    dng_cfa_problem,
+    output_settings,
+)
 
 SCHEMA = "invisp/1"
 #: plausibility bounds of a stored image size (a 16000 × 12000 sensor is 192 MP)
@@ -159,6 +169,8 @@ def _raw_problem(r: dict) -> str:
     size, full, margins = r["visible_size"], r.get("raw_size", r["visible_size"]), r.get("margins", [0, 0])
     try:
         black_shape = _black_shape(r["cfa"])
+        if dng_cfa_problem(r["cfa"]):
+            return f"cfa {r['cfa']!r}"
     except (ValueError, AttributeError):
         return f"cfa {r['cfa']!r}"
     if not (_finite(size, (2,), 2, MAX_SIDE) and all(_int(v, 2, MAX_SIDE) for v in size)

@@ -55,6 +55,17 @@ def cfa_rows(cfa: str) -> tuple[str, ...]:
     return rows
 
 
+def dng_cfa_problem(cfa: str) -> str:
+    """Why a DNG of layout ``cfa`` would not read back as the same pattern ("" if it would): LibRaw's DNG reader
+    takes a 6×6 CFAPattern as X-Trans and any other as dcraw's ``filters``, a pattern of 2 columns by 1, 2, 4 or 8
+    rows (a 3×3 or 2×4 pattern comes back scrambled)."""
+    rows = cfa_rows(cfa)
+    p, q = (len(rows), len(rows[0])) if rows else (0, 0)
+    if not rows or (p, q) == (6, 6) or (q in (1, 2) and p in (1, 2, 4, 8)):
+        return ""
+    return f"a {p}×{q} colour filter array (a DNG holds 6×6, or 2 columns by 1, 2, 4 or 8 rows, for LibRaw)"
+
+
 def cfa_demosaic(cfa: str, requested: str) -> str:
     """The demosaic a file of layout ``cfa`` renders with: ``requested`` for a Bayer layout (the default for
     "none"), "none" for linear, "pattern" for any other CFA."""

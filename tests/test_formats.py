@@ -202,3 +202,20 @@ def test_xtrans_behind_a_learned_stage(tmp_path, test_registry):
     r = run("decode", jpg, "-o", dng)
     assert r.exit_code == 0, r.output
     assert _levels(dng) == _levels(src) and _raw_psnr_gamma(src, dng) > 25
+
+
+@pytest.mark.parametrize("cfa", ["RG/GB/GB/RG", "R/G/B/G", XTRANS])
+def test_other_periods_round_trip_through_libraw(tmp_path, cfa):
+    """Periods LibRaw's DNG reader keeps (6×6; 2 columns by 1, 2, 4 or 8 rows) are written and read back as the
+    same pattern; others (3×3, 2×4: LibRaw scrambles them) are refused, by the writer and in a record."""
+    raw, rgb = linear_source(real_raw(SOURCE))
+    made = as_cfa(raw.crop(0, 0, 48, 72), rgb[:48, :72], cfa)
+    rawio.write_dng(tmp_path / "p.dng", made)
+    back = rawio.read_raw(tmp_path / "p.dng")
+    assert back.cfa == cfa and np.array_equal(back.mosaic, made.mosaic)
+    for bad in ("RGB/GBR/BRG", "RGBG/GBRG"):
+        with pytest.raises(ValueError, match="colour filter array"):
+            rawio.write_dng(tmp_path / "q.dng", as_cfa(raw.crop(0, 0, 48, 72), rgb[:48, :72], bad))
+        with pytest.raises(MetadataError, match="cfa"):
+            _params(_raw_record(bad, np.full(np.shape([list(r) for r in bad.split("/")]), 64).tolist()),
+                    "pattern").validate()

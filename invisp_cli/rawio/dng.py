@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import lj92, metadata
-from ..settings import CFA_LAYOUTS, COLOUR_INDEX, LINEAR_CFA, cfa_rows
+from ..settings import CFA_LAYOUTS, COLOUR_INDEX, LINEAR_CFA, cfa_rows, dng_cfa_problem
 from .colour import cam_xyz_coeff, xyz_to_cam_from_rgb_cam
 from .image import RawImage, apply_flip, exif_to_flip, flip_to_exif
 
@@ -188,6 +188,8 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     and RawTherapee render the Kodak DC120's DNG unlike the original (31.5 / 36.6 dB without any codec)."""
     mosaic = np.asarray(raw.mosaic)
     rows = cfa_rows(raw.cfa)  # ValueError for anything but a Bayer layout, another periodic CFA or linear
+    if problem := dng_cfa_problem(raw.cfa):
+        raise ValueError(f"cannot write {problem}")
     linear = raw.cfa == LINEAR_CFA
     if mosaic.ndim != (3 if linear else 2) or mosaic.dtype != np.uint16 or (linear and mosaic.shape[2] != 3):
         raise ValueError(f"mosaic must be a {'(H, W, 3)' if linear else '2-D'} uint16 array, got {mosaic.dtype} "
@@ -195,6 +197,8 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
     h, w = mosaic.shape[:2]
     black = np.asarray(raw.black, dtype=np.float64)
     black = black.reshape(3) if linear else black.reshape(len(rows), len(rows[0]))
+    if rows and len(rows[0]) == 1:  # LibRaw's filters repeat every 2 columns: a 1-column pattern twice
+        rows, black = [r * 2 for r in rows], np.repeat(black, 2, axis=1)
     wb = np.asarray(raw.wb, dtype=np.float64).ravel()[:3]
     if not (np.all(np.isfinite(wb)) and np.all(wb > 0)):
         wb = np.ones(3)

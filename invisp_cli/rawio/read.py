@@ -15,7 +15,7 @@ import numpy as np
 from .. import metadata
 from ..errors import InputError, UnsupportedSensorError
 from ..fileio import check_input
-from ..settings import CFA_LAYOUTS, LINEAR_CFA, MAX_CFA_PERIOD, cfa_rows
+from ..settings import CFA_LAYOUTS, LINEAR_CFA, MAX_CFA_PERIOD, dng_cfa_problem
 from .colour import cam_xyz_coeff, libraw_auto_wb, xyz_to_cam_from_rgb_cam
 from .dng import rational
 from .exif import carried_metadata, read_exif
@@ -119,22 +119,29 @@ def _check_layout(raw: Any, name: str) -> tuple[np.ndarray | None, str]:
         raise UnsupportedSensorError(
             f"{name}: not supported: {pattern.shape[0]}×{pattern.shape[1]} colour filter array (period above "
             f"{MAX_CFA_PERIOD})")
-    letters = []
-    for c in pattern.ravel():
-        ch = desc[int(c)] if int(c) < len(desc) else "?"
-        letters.append(ch)
-    if any(ch not in "RGB" for ch in letters) or (raw.num_colors > 3 and desc[3:4] not in ("G", "")):
-        raise UnsupportedSensorError(
-            f"{name}: not supported: {desc} colour filters ({''.join(letters)}), not an RGB colour filter array")
-    q = pattern.shape[1]
-    rows = ["".join(letters[i : i + q]) for i in range(0, len(letters), q)]
-    cfa = "".join(rows) if pattern.shape == (2, 2) and "".join(rows) in CFA_LAYOUTS else "/".join(rows)
+    letters = np.array([desc[int(c)] if int(c) < len(desc) else "?" for c in pattern.ravel()]).reshape(pattern.shape)
+    if any(ch not in "RGB" for ch in letters.ravel()) or (raw.num_colors > 3 and desc[3:4] not in ("G", "")):
+        raise UnsupportedSensorError(f"{name}: not supported: {desc} colour filters ({''.join(letters.ravel())}), "
+                                     "not an RGB colour filter array")
+    letters = _minimal_period(letters)  # LibRaw reports dcraw's filters as 4×4 and more: the pattern's own period
+    rows = ["".join(r) for r in letters]
+    cfa = "".join(rows) if letters.shape == (2, 2) and "".join(rows) in CFA_LAYOUTS else "/".join(rows)
     try:
-        cfa_rows(cfa)
+        problem = dng_cfa_problem(cfa)
     except ValueError:
         raise UnsupportedSensorError(f"{name}: not supported: colour filter layout {cfa} is not a Bayer pattern "
                                      "nor another RGB CFA (a colour is missing)") from None
-    return pattern.astype(np.int64), cfa
+    if problem:
+        raise UnsupportedSensorError(f"{name}: not supported: {problem}")
+    return pattern[: letters.shape[0], : letters.shape[1]].astype(np.int64), cfa
+
+
+def _minimal_period(a: np.ndarray) -> np.ndarray:
+    """The smallest top-left block of which the 2-D array ``a`` is the tiling (``a`` itself if none is)."""
+    h, w = a.shape
+    p = next(p for p in range(1, h + 1) if h % p == 0 and (a == np.tile(a[:p], (h // p, 1))).all())
+    q = next(q for q in range(1, w + 1) if w % q == 0 and (a == np.tile(a[:, :q], (1, w // q))).all())
+    return a[:p, :q]
 
 
 def _float_samples(path: str) -> int:
