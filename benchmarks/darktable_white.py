@@ -12,11 +12,13 @@ render is darker by about ((w_db − b)/(w − b))^(1/2.2) and the third render 
 at the price of LibRaw (rawpy, RawTherapee's dcraw-derived decoders) then reading a different white level from the
 DNG than from the original. The last column is the Canon EOS 30D's case on this file's data: darktable's render of
 the DNG with WhiteLevel moved as far below LibRaw's as the 30D's database value is (3398 of 4095, black 127),
-relative to the DNG of its mosaic."""
+relative to the DNG of its mosaic; and whether a DNG tag darktable alone would read could make up for it: the
+DNG of the mosaic with BaselineExposure = log2(3968 / 3271) (+0.28 EV, the 30D's ratio) added."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import tempfile
@@ -28,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from converters import darktable_render  # noqa: E402
 
+from invisp_cli import metadata as md  # noqa: E402
 from invisp_cli import rawio  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
@@ -52,8 +55,10 @@ def main() -> None:
     a = ap.parse_args()
     files = a.files or sorted(p for p in DATA.iterdir() if p.name.lower().startswith("canon"))
     print("| file | LibRaw black / white | darktable's database white | dt mean: original | DNG of its mosaic "
-          "| DNG, WhiteLevel = database | predicted DNG / original | the 30D's case: DNG / DNG with the 30D's white |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| DNG, WhiteLevel = database | predicted DNG / original | the 30D's case: DNG / DNG with the 30D's white "
+          "| DNG + BaselineExposure +0.28 EV |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    b30, db30, w30 = EOS_30D
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for f in files:
@@ -63,7 +68,6 @@ def main() -> None:
             w_db = database_white(make, model)
             black = float(np.mean(raw.black))
             means = [float(darktable_render(f, work).mean())]
-            b30, db30, w30 = EOS_30D
             for white in (raw.white, w_db, round(black + (db30 - b30) / (w30 - b30) * (raw.white - black))):
                 if white is None:
                     means.append(float("nan"))
@@ -71,9 +75,14 @@ def main() -> None:
                 dng = work / "x.dng"
                 rawio.write_dng(dng, replace(raw, white=int(white)))
                 means.append(float(darktable_render(dng, work).mean()))
+            dng_tags = dict(md.unpack_ifd(raw.exif["dng"])) if raw.exif.get("dng") else {}
+            dng_tags[50730] = md.num_entry(md.SRATIONAL, [round(100 * math.log2((w30 - b30) / (db30 - b30))), 100])
+            rawio.write_dng(work / "x.dng", replace(raw, exif={**raw.exif, "dng": md.pack_ifd(dng_tags)}))
+            means.append(float(darktable_render(work / "x.dng", work).mean()))
             ratio = ((w_db - black) / (raw.white - black)) ** (1 / 2.2) if w_db else float("nan")
             print(f"| {f.name} | {black:.0f} / {raw.white} | {w_db if w_db else 'n/a (DNG tags)'} | {means[0]:.1f} "
-                  f"| {means[1]:.1f} | {means[2]:.1f} | {ratio:.3f} | {means[1] / means[3]:.3f} |", flush=True)
+                  f"| {means[1]:.1f} | {means[2]:.1f} | {ratio:.3f} | {means[1] / means[3]:.3f} | {means[4]:.1f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
