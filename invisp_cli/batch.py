@@ -99,7 +99,7 @@ def build_tasks(op: str, inputs: Sequence[Path], out_dir: Path, *, recursive: bo
     pairs: dict[Path, Path] = {}  # resolved input → output
     unreadable: dict[Path, str] = {}  # a folder that cannot be listed (or an entry that cannot be read) → why
     for p in map(Path, inputs):
-        if p.is_dir():
+        if os.path.isdir(p):  # False, not OSError, for a path past PATH_MAX: its task fails
             found = [(f, f.relative_to(p).parent, why) for f, why in _files(p, suffixes, recursive, out_dir)]
             if not found:
                 _say(f"warning: no {'RAW' if op == 'encode' else 'JPEG'} files in {p}"
@@ -330,11 +330,20 @@ class Manifest:
 
 
 def check_out_dir(out_dir: Path) -> None:
-    """Refuse an OUTDIR that is, or lies under, something other than a folder (``-d afile/sub``): OutputError."""
+    """Refuse an OUTDIR that is, or lies under, something other than a folder (``-d afile/sub``), or that cannot
+    be looked up (a path past PATH_MAX): OutputError."""
     for parent in (out_dir, *out_dir.parents):
-        if parent.exists() and not parent.is_dir():
+        try:
+            mode = os.stat(parent).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # made below; an ancestor that is a file is found on the way up
+        except OSError as e:
+            why = e.strerror or type(e).__name__
+            raise OutputError(f"{out_dir}: cannot use as the output folder ({why})") from None
+        if not stat.S_ISDIR(mode):
             raise OutputError(f"{out_dir}: {parent} is a file, not a folder" if parent != out_dir
                               else f"{out_dir}: exists and is not a folder")
+        return
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import math
+import os
 import re
 import signal
 import sys
@@ -66,7 +67,7 @@ def _errors(fn):
             click.echo("invisp: interrupted; no output written", err=True)
             sys.exit(130)
         except Exception as e:  # a bug, not bad input: still one line, and nothing half-written
-            if "--debug" in sys.argv or __import__("os").environ.get("INVISP_DEBUG"):
+            if "--debug" in sys.argv or os.environ.get("INVISP_DEBUG"):
                 raise
             click.echo(f"invisp: internal error: {type(e).__name__}: {e} (set INVISP_DEBUG=1 for a traceback)",
                        err=True)
@@ -296,7 +297,7 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
             raise click.UsageError("--exact/--max-error/--json/--look are for JPEG output; MP4 has no residual "
                                    "layer and renders LibRaw's look")
         return video_cli.encode(src, dst, model_id=model_id, tile=tile, force=force, **video)
-    if len(src) > 1 or src[0].is_dir():
+    if len(src) > 1 or os.path.isdir(src[0]):  # False, not OSError, for a path past PATH_MAX
         raise click.UsageError("several RAW files or a folder: use -d OUTDIR for one JPEG each (batch), "
                                "or -o CLIP.mp4 for a video of them")
     (src,) = src
@@ -337,7 +338,7 @@ def decode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
     if _mode(src, dst, out_dir, batch_only):
         return _run_batch("decode", src, out_dir, {"tile": tile}, **batch_only, force=force, as_json=as_json,
                           verbose=verbose)
-    if len(src) > 1 or src[0].is_dir():
+    if len(src) > 1 or os.path.isdir(src[0]):  # False, not OSError, for a path past PATH_MAX
         raise click.UsageError("several JPEGs or a folder: use -d OUTDIR for one DNG each (batch)")
     (src,) = src
     if video_cli.is_video_decode(src):  # MP4 → one DNG per frame (invisp_cli/video)

@@ -74,7 +74,7 @@ def check_output(path: PathLike, force: bool, inputs: Iterable[PathLike] = ()) -
     replaced, and a missing or unwritable directory."""
     p = Path(path)
     refuse_inputs(p, inputs)
-    if p.is_dir():
+    if os.path.isdir(p):  # os.path: False, not OSError, for a path past PATH_MAX (refused below)
         raise OutputError(f"{p}: output is a folder (name a file)")
     try:
         mode = os.lstat(p).st_mode
@@ -89,7 +89,7 @@ def check_output(path: PathLike, force: bool, inputs: Iterable[PathLike] = ()) -
         if not force:
             raise OutputError(f"{p}: output exists (use --force to overwrite)")
     parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
+    if not os.path.isdir(parent):
         raise OutputError(f"{parent}: output directory does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{parent}: output directory is not writable")

@@ -241,6 +241,15 @@ def test_a_path_longer_than_path_max_fails_that_entry(tmp_path, dng):
     assert "1 ok, 0 skipped, 1 failed of 2 files" in r.stderr
 
 
+def test_paths_longer_than_path_max_named_directly_are_one_line(tmp_path, dng):
+    long = tmp_path.joinpath(*["d" * 200] * 22)  # 4.4 kB: every look-up fails with ENAMETOOLONG
+    assert_fails(run("encode", long / "a.dng", "-o", tmp_path / "o.jpg"), InputError, "File name too long")
+    assert_fails(run("encode", dng, "-o", long / "o.jpg"), OutputError, "File name too long")
+    assert_fails(run("encode", dng, "-d", long), OutputError, "File name too long")
+    s = batch_summary(r := run("encode", long / "a.dng", dng, "-d", tmp_path / "out", "-j", "1", "--json"))
+    assert r.exit_code == SomeFilesFailed.exit_code and (s["ok"], s["failed"]) == (1, 1), r.output
+
+
 def test_an_output_sub_folder_that_cannot_be_made_fails_that_file(tmp_path, dng):
     src, out = tmp_path / "in", tmp_path / "out"
     (src / "sub").mkdir(parents=True)
