@@ -356,6 +356,30 @@ def gps_version(gps: Ifd) -> Entry:
     return num_entry(BYTE, list(max([version, *(_GPS_SINCE.get(t, (0,)) for t in gps)])))
 
 
+def jpeg_tree(tree: Tree, width: int, height: int) -> Tree:
+    """``tree`` completed as the EXIF block of a ``width`` × ``height`` sRGB JPEG needs it to validate: Orientation 1
+    (pixels stored upright), X/YResolution (72 dpi where absent), YCbCrPositioning centred (libjpeg),
+    ComponentsConfiguration Y Cb Cr, FlashpixVersion, ColorSpace sRGB, PixelX/YDimension, an R98 Interop IFD, and
+    ExifVersion and GPSVersionID as new as the tags it holds need."""
+    zeroth, exif = tree["0th"], tree["Exif"]
+    zeroth[274] = num_entry(SHORT, [1])
+    if 282 not in zeroth or 283 not in zeroth:
+        zeroth.update({282: num_entry(RATIONAL, [72, 1]), 283: num_entry(RATIONAL, [72, 1]),
+                       296: num_entry(SHORT, [2])})
+    zeroth.setdefault(296, num_entry(SHORT, [2]))
+    zeroth[531] = num_entry(SHORT, [1])
+    exif[37121] = Entry(UNDEFINED, 4, b"\x01\x02\x03\x00")
+    exif.setdefault(40960, Entry(UNDEFINED, 4, b"0100"))
+    exif[40961] = num_entry(SHORT, [1])
+    exif[40962] = num_entry(LONG, [width])
+    exif[40963] = num_entry(LONG, [height])
+    tree["Interop"] = {1: ascii_entry("R98"), 2: Entry(UNDEFINED, 4, b"0100")}
+    exif[36864] = exif_version(exif, interop=True)
+    if tree.get("GPS"):
+        tree["GPS"][0] = gps_version(tree["GPS"])
+    return tree
+
+
 #: the EXIF basics of ``RawImage.exif``/``params.camera`` as (key, IFD, tag, TIFF type)
 BASICS = (("make", "0th", 271, ASCII), ("model", "0th", 272, ASCII), ("datetime", "0th", 306, ASCII),
           ("datetime", "Exif", 36867, ASCII), ("exposure_time", "Exif", 33434, RATIONAL),

@@ -160,3 +160,13 @@ def test_exif_and_gps_versions_follow_the_tags() -> None:
     assert md.gps_version({0: gps22, 2: md.num_entry(md.RATIONAL, [1, 1] * 3)}).values() == (2, 2, 0, 0)
     assert md.gps_version({0: gps22, 0x1F: md.num_entry(md.RATIONAL, [5, 1])}).values() == (2, 3, 0, 0)
     assert md.gps_version({2: md.num_entry(md.RATIONAL, [1, 1] * 3)}).values() == (2, 3, 0, 0)
+
+
+def test_develop_jpeg_exif_validates(tmp_path) -> None:
+    src = tmp_path / "in.dng"
+    write_synthetic_dng(src, h=32, w=48, exif={**DEFAULT_EXIF, "lens": "EF-S 18-55mm"})
+    assert run("develop", src, "-o", tmp_path / "d.jpg", "--exposure", "0.5").exit_code == 0
+    tiff, exif = tiff_exif(tmp_path / "d.jpg")
+    assert tiff[exif[0xA434][2]:][:13] == b"EF-S 18-55mm\0" and int(tiff[exif[0x9000][2]:][:4]) >= 230
+    assert {0xA002, 0xA003, 0x9101} <= exif.keys()  # pixel dimensions, ComponentsConfiguration
+    exiftool_ok(tmp_path / "d.jpg")

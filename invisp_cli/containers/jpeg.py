@@ -58,25 +58,9 @@ _REQUIRED = {"0th": {271, 272, 274, 282, 283, 296, 531}, "Exif": {36864, 37121, 
 def exif_tree(params: ReconstructionParams, width: int, height: int) -> md.Tree:
     """The EXIF tree of the JPEG: the camera's own (``params.camera['exif']``), completed as a JPEG needs."""
     tree = md.camera_tree(params.camera)
-    zeroth, exif = tree["0th"], tree["Exif"]
-    zeroth.setdefault(270, md.ascii_entry(f"invisp model {params.model_id} sha256 {params.model_sha256}"))
-    zeroth.setdefault(305, md.ascii_entry(f"invisp {__version__}"))
-    zeroth[274] = md.num_entry(md.SHORT, [1])  # the pixels are stored upright
-    if 282 not in zeroth or 283 not in zeroth:
-        zeroth.update({282: md.num_entry(md.RATIONAL, [72, 1]), 283: md.num_entry(md.RATIONAL, [72, 1]),
-                       296: md.num_entry(md.SHORT, [2])})
-    zeroth.setdefault(296, md.num_entry(md.SHORT, [2]))
-    zeroth[531] = md.num_entry(md.SHORT, [1])  # YCbCrPositioning: centred (libjpeg)
-    exif[37121] = md.Entry(md.UNDEFINED, 4, b"\x01\x02\x03\x00")  # ComponentsConfiguration: Y Cb Cr
-    exif.setdefault(40960, md.Entry(md.UNDEFINED, 4, b"0100"))
-    exif[40961] = md.num_entry(md.SHORT, [1])  # ColorSpace: sRGB
-    exif[40962] = md.num_entry(md.LONG, [width])
-    exif[40963] = md.num_entry(md.LONG, [height])
-    tree["Interop"] = {1: md.ascii_entry("R98"), 2: md.Entry(md.UNDEFINED, 4, b"0100")}
-    exif[36864] = md.exif_version(exif, interop=True)  # as new as the tags copied need (BodySerialNumber: 0230)
-    if tree["GPS"]:
-        tree["GPS"][0] = md.gps_version(tree["GPS"])
-    return tree
+    tree["0th"].setdefault(270, md.ascii_entry(f"invisp model {params.model_id} sha256 {params.model_sha256}"))
+    tree["0th"].setdefault(305, md.ascii_entry(f"invisp {__version__}"))
+    return md.jpeg_tree(tree, width, height)
 
 
 def build_exif(params: ReconstructionParams, width: int, height: int) -> bytes:

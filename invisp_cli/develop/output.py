@@ -10,10 +10,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import piexif
 from PIL import Image, ImageDraw
 
 from .. import __version__
+from .. import metadata as md
 from ..containers.jpeg import SUBSAMPLING
 
 SOFTWARE = f"invisp {__version__} develop"
@@ -35,34 +35,25 @@ def _number(camera: dict, key: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and v > 0 and math.isfinite(v) else None
 
 
-def camera_exif(camera: dict) -> bytes:
-    """An EXIF block with the camera's basics (Make, Model, DateTimeOriginal, ExposureTime, FNumber, ISO,
-    FocalLength, LensModel), Software, Orientation 1 (pixels are upright). No invisp schema: an edit is not an
-    invisp JPEG and ``invisp decode`` refuses it."""
-    zeroth: dict = {piexif.ImageIFD.Software: SOFTWARE, piexif.ImageIFD.Orientation: 1}
-    exif: dict = {}
-    for key, tag in (("make", piexif.ImageIFD.Make), ("model", piexif.ImageIFD.Model)):
-        if camera.get(key):
-            zeroth[tag] = _ascii(camera[key])
-    if camera.get("datetime"):
-        zeroth[piexif.ImageIFD.DateTime] = _ascii(camera["datetime"])[:19]
-        exif[piexif.ExifIFD.DateTimeOriginal] = _ascii(camera["datetime"])[:19]
-    for key, tag in (("exposure_time", piexif.ExifIFD.ExposureTime), ("f_number", piexif.ExifIFD.FNumber),
-                     ("focal_length", piexif.ExifIFD.FocalLength)):
-        if (v := _number(camera, key)) is not None:
-            exif[tag] = _rational(v)
-    if (iso := _number(camera, "iso")) is not None and iso < 65536:
-        exif[piexif.ExifIFD.ISOSpeedRatings] = int(round(iso))
-    if camera.get("lens"):
-        exif[piexif.ExifIFD.LensModel] = _ascii(camera["lens"])
-    return piexif.dump({"0th": zeroth, "Exif": exif})
+def camera_exif(camera: dict, width: int, height: int) -> bytes:
+    """An EXIF block with the camera's basics (Make, Model, DateTime(Original), ExposureTime, FNumber, ISO,
+    FocalLength, LensModel) and Software, completed as a ``width`` × ``height`` JPEG needs it to validate
+    (``metadata.jpeg_tree``: Orientation 1, ExifVersion as new as LensModel needs, …). No invisp schema: an edit is
+    not an invisp JPEG and ``invisp decode`` refuses it."""
+    basics = {key: camera[key] for key, *_ in md.BASICS if camera.get(key) is not None}
+    if "datetime" in basics:
+        basics["datetime"] = _ascii(basics["datetime"])[:19]
+    tree = md.camera_tree(basics)
+    tree["0th"][305] = md.ascii_entry(SOFTWARE)
+    return b"Exif\0\0" + md.write_tiff(md.tree_node(md.jpeg_tree(tree, width, height)))
 
 
 def write_jpeg(path: str | os.PathLike, rgb: np.ndarray, camera: dict, icc: bytes, quality: int,
                subsampling: str) -> None:
     """8-bit sRGB JPEG with the ICC profile and the camera EXIF."""
     Image.fromarray(rgb, "RGB").save(path, "JPEG", quality=int(quality), subsampling=SUBSAMPLING[subsampling],
-                                     exif=camera_exif(camera), icc_profile=icc, optimize=True)
+                                     exif=camera_exif(camera, rgb.shape[1], rgb.shape[0]), icc_profile=icc,
+                                     optimize=True)
 
 
 def write_tiff(path: str | os.PathLike, rgb: np.ndarray, camera: dict, icc: bytes, description: str) -> None:
