@@ -97,11 +97,13 @@ def _cell(b: float | None, pixels: int) -> str:
 
 
 def _name_column(t: Table, header: str, max_width: int, fit: bool) -> None:
-    """A file or method column: cut with an ellipsis at ``max_width`` on a terminal (``fit``), in full otherwise."""
+    """A file or method column: cut with an ellipsis at ``max_width`` on a terminal (``fit``), in full otherwise (and
+    the table then at least as wide as its title, so that the title is one line of the log too)."""
     if fit:
         t.add_column(header, overflow="ellipsis", min_width=8, max_width=max_width)
     else:
         t.add_column(header, no_wrap=True)
+        t.min_width = max(t.min_width or 0, len(str(t.title or "")))
 
 
 def sizes_table(result: BenchResult, fit: bool = True) -> Table:
