@@ -219,3 +219,8 @@ def test_other_periods_round_trip_through_libraw(tmp_path, cfa):
         with pytest.raises(MetadataError, match="cfa"):
             _params(_raw_record(bad, np.full(np.shape([list(r) for r in bad.split("/")]), 64).tolist()),
                     "pattern").validate()
+
+
+def test_develop_refuses_what_it_cannot_edit(made, tmp_path):
+    for src in made.values():
+        assert_fails(run("develop", src, "-o", tmp_path / "d.jpg"), UnsupportedSensorError, "Bayer mosaics only")

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedSensorError
 from ..fileio import atomic_output, check_input, check_output
 from ..rawio import RawImage
-from ..settings import CONTAINERS, DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
+from ..settings import CFA_LAYOUTS, CONTAINERS, DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
 from . import colour, output
 from .pipeline import WB_RATIO, Edit, develop
 
@@ -50,9 +50,15 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
         how = rec.layer or "approximate RAW"
         if rec.pixels is not None and rec.pixels.state in ("transformed", "recoded", "changed"):
             how += f"; {rec.pixels.summary}"
-        return Source(rec.raw, float(rec.params.front_end.exposure_gain), f"{rec.params.model_id}, {how}")
-    raw = rawio.read_raw(p)
-    return Source(raw, libraw_gain(raw), "RAW file")
+        source = Source(rec.raw, float(rec.params.front_end.exposure_gain), f"{rec.params.model_id}, {how}")
+    else:
+        raw = rawio.read_raw(p)
+        source = Source(raw, libraw_gain(raw), "RAW file")
+    if source.raw.cfa not in CFA_LAYOUTS:  # its pipeline (MHC demosaic, clip flags) is Bayer's
+        what = "a linear image" if source.raw.linear else f"a {source.raw.cfa} colour filter array"
+        raise UnsupportedSensorError(f"{p}: develop edits Bayer mosaics only, not {what} (invisp decode gives its "
+                                     "DNG for another converter)")
+    return source
 
 
 def parse_wb(text: str) -> tuple[float | None, tuple[float, float, float] | None]:
