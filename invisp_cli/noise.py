@@ -21,7 +21,8 @@ The same runs on blocks of sites two apart (the four sub-planes plane[u::2, v::2
 σ at mid-grey is kept: for white noise both agree, but noise that is spatially correlated (raw data stored after
 lossy wavelet compression, as GoPro's VC-5) hides from the 2×2 contrast of neighbours, and a per-site bound needs
 its per-site spread (GoPro HERO6: σ(0.18) 0.00029 at spacing 1, 0.0021 at 2, 0.0030 at 4).
-``tests/test_noise.py`` checks it on synthetic mosaics with known a, b."""
+Planes above ``MAX_SITES`` sites are read in bands of ``BAND`` rows spread over the frame (a 24 MP frame in
+every 6th band). ``tests/test_noise.py`` checks it on synthetic mosaics with known a, b."""
 
 from __future__ import annotations
 
@@ -87,11 +88,19 @@ def from_noise_profile(raw: RawImage) -> NoiseModel | None:
         return None
 
 
+BAND = 64  # rows of a band of the plane that the estimate reads on large images
+MAX_SITES = 1 << 20  # per plane: larger planes are read in every k-th band of BAND rows
+
+
 def _normalised_planes(raw: RawImage) -> list[np.ndarray]:
-    """The four CFA position planes of the mosaic as float64 n (not clipped: noise below black counts)."""
+    """The four CFA position planes of the mosaic as float64 n (not clipped: noise below black counts); on large
+    images every k-th band of ``BAND`` rows only (bands spread over the frame, at most ~``MAX_SITES`` sites)."""
     black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
     m = raw.mosaic
-    return [(m[i::2, j::2].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
+    h, w = m.shape[0] // 2, m.shape[1] // 2
+    k = max(1, -(-h * w // MAX_SITES))
+    rows = np.concatenate([np.arange(y, min(y + BAND, h)) for y in range(0, h, BAND * k)]) if k > 1 else slice(None)
+    return [(m[i::2, j::2][rows].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
             for i in range(2) for j in range(2)]
 
 

@@ -307,7 +307,7 @@ def _ans_decode(payload: bytes, ctx: np.ndarray, n_ctx: int) -> np.ndarray:
     esc = np.frombuffer(imagecodecs.zstd_decode(payload[8 + n_table : at]), "<u4").astype(np.int64)
     coder = AnsCoder(np.frombuffer(payload[at:], "<u4").astype(np.uint32))
     order, bounds = _group_bounds(ctx, n_ctx)
-    z = np.zeros(ctx.size, np.int64)
+    z = np.zeros(ctx.size, np.int32)
     i = 0
     while i < table.size:
         c, size = int(table[i]), int(table[i + 1]) if i + 1 < table.size else -1
@@ -321,7 +321,7 @@ def _ans_decode(payload: bytes, ctx: np.ndarray, n_ctx: int) -> np.ndarray:
     if int(hit.sum()) != esc.size or np.any(esc < ESCAPE) or np.any(esc >= 2**21):
         raise ValueError("ANS escape stream does not fit")
     z[hit] = esc
-    out = np.empty(ctx.size, np.int64)
+    out = np.empty(ctx.size, np.int32)  # |q| < 2²⁰
     out[order] = (z >> 1) ^ -(z & 1)
     return out
 
@@ -343,8 +343,8 @@ def _neighbour_mean(q: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> np.n
     """Rounded mean of q at the given same-colour offsets inside the image, ⌊(2Σ + k)/(2k)⌋ (0 where k = 0):
     integer arithmetic only."""
     h, w = q.shape
-    total = np.zeros((h, w), np.int64)
-    count = np.zeros((h, w), np.int64)
+    total = np.zeros((h, w), np.int32)  # four |q| < 2²⁰
+    count = np.zeros((h, w), np.int32)
     for dy, dx in offsets:
         ys, yd = slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h + min(-dy, 0))
         xs, xd = slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w + min(-dx, 0))
@@ -356,29 +356,29 @@ def _neighbour_mean(q: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> np.n
 def _encode_predicted(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
     """q = values − offset; in pass 1 and 2 (``_passes``) code q minus the rounded mean of its decoded
     neighbours (JPEG errors are spatially correlated, so are the residuals), with context ctx + 256·pass."""
-    q = values.astype(np.int64) - offset
+    q = values.astype(np.int32) - offset
     passes = _passes(q.shape)
     e = q.copy()
     for k, offsets in enumerate(_PASS_NEIGHBOURS, start=1):
         sel = passes == k
         e[sel] -= _neighbour_mean(q, offsets)[sel]
-    return _ans_code(e, ctx.astype(np.int32) + 256 * passes.ravel().astype(np.int32), 768)
+    return _ans_code(e, ctx.astype(np.uint16) + 256 * passes.ravel().astype(np.uint16), 768)
 
 
 def _decode_predicted(payload: bytes, shape: tuple[int, int], offset: int, ctx: np.ndarray) -> np.ndarray:
     passes = _passes(shape)
-    q = _ans_decode(payload, ctx.astype(np.int32) + 256 * passes.ravel().astype(np.int32), 768).reshape(shape)
+    q = _ans_decode(payload, ctx.astype(np.uint16) + 256 * passes.ravel().astype(np.uint16), 768).reshape(shape)
     for k, offsets in enumerate(_PASS_NEIGHBOURS, start=1):
         sel = passes == k
         q[sel] += _neighbour_mean(np.where(passes < k, q, 0), offsets)[sel]
-    return q + offset
+    return q.astype(np.int64) + offset
 
 
 def _encode_ans(values: np.ndarray, offset: int, ctx: np.ndarray, layout: str) -> bytes:
     """values (= q + offset) rANS-coded per context: as they are (layout SORTED) or neighbour-predicted."""
     if layout == PREDICTED:
         return _encode_predicted(values, offset, ctx)
-    return _ans_code(values.astype(np.int64) - offset, ctx, 256)
+    return _ans_code(values.astype(np.int32) - offset, ctx, 256)
 
 
 def _decode_ans(payload: bytes, dtype: str, shape: tuple[int, int], offset: int, ctx: np.ndarray,
@@ -386,7 +386,7 @@ def _decode_ans(payload: bytes, dtype: str, shape: tuple[int, int], offset: int,
     if layout == PREDICTED:
         out = _decode_predicted(payload, shape, offset, ctx)
     else:
-        out = (_ans_decode(payload, ctx, 256) + offset).reshape(shape)
+        out = (_ans_decode(payload, ctx, 256).astype(np.int64) + offset).reshape(shape)
     if out.min() < 0 or out.max() >= 2**32:
         raise ValueError("ANS values out of range")
     return out.astype(dtype)
@@ -435,7 +435,8 @@ def _candidates(shape: tuple[int, int], dtype: np.dtype) -> list[tuple[str, str]
     out.append(("zstd", "mosaic"))
     out.append(("zstd", SORTED))
     out.append(("ans", SORTED))
-    out.append(("ans", PREDICTED))
+    if h * w <= FULL_TRIAL_PIXELS:  # three passes of full-size neighbour sums: kept off the largest frames
+        out.append(("ans", PREDICTED))
     if h * w <= LZMA_MAX_PIXELS:
         out.append(("lzma", "mosaic"))
     return out
