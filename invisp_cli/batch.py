@@ -154,7 +154,7 @@ def check_scheduler(address: str) -> None:
 def _record(task: Task, status: str, *, seconds: float = 0.0, model: str | None = None,
             output_bytes: int | None = None, megapixels: float | None = None, error: str | None = None,
             warning: str | None = None) -> dict:
-    """A manifest line (keys documented in README "Batch and archives")."""
+    """A manifest line (keys documented in docs/batch.md)."""
     try:
         st = os.stat(task.src)
         in_bytes, in_mtime = st.st_size, st.st_mtime_ns
@@ -383,7 +383,7 @@ def _lock(fd: int, out_dir: Path) -> None:
 
 @dataclass
 class Summary:
-    """What a batch did (the ``--json`` output; keys documented in README "Batch and archives")."""
+    """What a batch did (the ``--json`` output; keys documented in docs/batch.md)."""
 
     op: str
     files: int

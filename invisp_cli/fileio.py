@@ -1,6 +1,6 @@
 """Output safety: what invisp may write, and writing it atomically.
 
-The guarantees (README, "Safety"):
+The guarantees (docs/safety.md):
 
 * an input is never an output: the same path, the same file through a hard or symbolic link, or the same name on
   a case-insensitive file system is refused, ``--force`` or not;

@@ -91,7 +91,7 @@ TILE_RANGE = (64, 8192)
 ANALYTIC_ARCH = "frontend"
 DEMOSAIC_NAMES = ("mhc", "bilinear")
 DEFAULT_DEMOSAIC = "mhc"
-DEFAULT_KNEE = 0.8  # highlight roll-off knee of new models (measured trade-off: README, "Highlights")
+DEFAULT_KNEE = 0.8  # highlight roll-off knee of new models (measured trade-off: docs/results.md, "Highlights")
 
 #: encode's looks: "camera" (fitted to the RAW's own preview, else the camera's trained look, else the generic
 #: one) or "libraw" (no look: LibRaw's render, the seed papers' protocol); any other value names a trained look
