@@ -221,3 +221,14 @@ def test_an_exact_file_turned_is_refused_with_the_way_back(tmp_path):
     back = jpegtran(turned, "-transpose")
     assert run("decode", back, "-o", tmp_path / "b.dng").exit_code == 0
     assert np.array_equal(rawio.read_raw(tmp_path / "b.dng").mosaic, raw.mosaic)
+
+
+def test_a_near_symmetric_image_is_turned_back_by_its_pixels_not_its_grid():
+    """A mirror-symmetric scene has the same grid either way round: the sampled values decide the turn."""
+    half = _image(101, 70)
+    rgb0 = np.concatenate([half, half[:, ::-1]], axis=1)
+    data = _jpeg(rgb0)
+    rgb = _decoded(data)
+    pixels = integrity.bind(rgb, data)
+    check = integrity.check(apply_flip(rgb, 1), _jpeg(_image(seed=1)), pixels, rgb.shape[:2])
+    assert check.state == "transformed" and check.flip == 1 and np.array_equal(check.rgb, rgb)

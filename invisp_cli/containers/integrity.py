@@ -306,16 +306,17 @@ def check(rgb: np.ndarray, data: bytes, pixels: dict | None, shape: tuple[int, i
     turns = [f for f in range(8) if (rgb.shape[1::-1] if f & 4 else rgb.shape[:2]) == tuple(shape)]
     if not turns:
         return Check("foreign", rgb, 0, distance(seen, stored))
-    # the grid of the turned image is the turned grid: pick the turn by the median cell, robust to edge strips
-    best = min(turns, key=lambda f: distance(seen, stored.turned(f)).mean_median)
-    def at_sites(u: np.ndarray) -> np.ndarray | None:
-        return None if values is None else samples(u, len(values))
-
-    if best == 0:
-        tried = [(distance(seen, stored, at_sites(rgb), values), rgb)]
-    else:
-        tried = [(distance(fingerprint(u, grid), stored, at_sites(u), values), u)
-                 for u in (undo(rgb, best, v) for v in {(1, 1), seg.imcu})]
-    d, upright = min(tried, key=lambda t: (not t[0].intact, -t[0].exact, t[0].mean_max))
-    state = ("recoded" if best == 0 else "transformed") if d.intact else ("foreign" if d.gross else "changed")
-    return Check(state, upright, best, d)
+    # the grid of a turned image is the turned grid: rank the turns by the median cell (robust to jpegtran's edge
+    # strips) and try each one that nearly ties the best (a near-symmetric image) on the pixels
+    median = {f: distance(seen, stored.turned(f)).mean_median for f in turns}
+    best = min(median.values())
+    tried = []
+    for f in sorted(turns, key=median.get):
+        if median[f] > best + 0.5 + 0.1 * best:
+            break
+        for u in ([rgb] if f == 0 else [undo(rgb, f, v) for v in {(1, 1), seg.imcu}]):
+            fp = seen if f == 0 else fingerprint(u, grid)
+            tried.append((distance(fp, stored, None if values is None else samples(u, len(values)), values), f, u))
+    d, flip, upright = min(tried, key=lambda t: (not t[0].intact, -t[0].exact, t[0].mean_max))
+    state = ("recoded" if flip == 0 else "transformed") if d.intact else ("foreign" if d.gross else "changed")
+    return Check(state, upright, flip, d)
