@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/formats.py [FILES…] [--quality 90] [--look libraw] [--converters]
         [--demosaic-study] [--speed] [--json OUT]
+    .venv/bin/python benchmarks/formats.py --table OUT.json     (the JSON's rows as Markdown tables)
 
 For each real Bayer file (default: the DNGs in ../shared/data/raw), ``rawio.synthetic`` makes from LibRaw's linear
 camera-RGB demosaic of it: the same scene as a Bayer mosaic of the file's own 2×2 layout ("Bayer, synthetic": the
@@ -20,7 +21,8 @@ DNG. Each (and the real file itself) goes through ``invisp encode`` (front end, 
                                its render of the original (benchmarks/converters.py's renders)
 
 The X-Trans demosaic study (``--demosaic-study``): the normalised mosaic demosaiced by plain normalised convolution
-(every colour interpolated on its own) and by the shipped ``PatternDemosaic`` (colour differences to green),
+(every colour interpolated on its own), by colour differences to a first green (one pass) and by the shipped
+``PatternDemosaic`` (colour differences, green refined once),
 PSNR-γ (γ = 2.2, 8-pixel border left out) against the linear RGB the mosaic was sampled from, and the RAW-PSNR-γ
 at the quality of the round trip with each.
 
@@ -126,6 +128,17 @@ class PlainNC(steps.PatternDemosaic):
         return np.stack(planes, -3)
 
 
+class OnePass(steps.PatternDemosaic):
+    """Colour differences to the first green (G₁, C₁ of ``PatternDemosaic``), without the green refinement."""
+
+    def forward(self, x):
+        v = x[..., 0, :, :]
+        m, inv = steps._pattern_weights(self.cfa, *v.shape[-2:])
+        g = np.where(m[1] > 0, v, steps._tent(v * m[1], self.r[1]) * inv[1])
+        rb = [np.where(m[c] > 0, v, g + steps._tent((v - g) * m[c], self.r[c]) * inv[c]) for c in (0, 2)]
+        return np.stack([rb[0], g, rb[1]], -3)
+
+
 def demosaic_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
     """Plain normalised convolution vs the shipped PatternDemosaic on the X-Trans mosaic of ``src``."""
     raw, rgb = linear_source(src)
@@ -137,7 +150,8 @@ def demosaic_study(src: Path, quality: int, look: str, work: Path) -> list[dict]
     n = steps.Levels(xt.black, xt.white).forward(xt.mosaic[None, None].astype(np.float32))
     rows = []
     shipped = steps.DEMOSAICS["pattern"]
-    for name, cls in (("plain normalised convolution", PlainNC), ("colour differences (shipped)", shipped)):
+    for name, cls in (("plain normalised convolution", PlainNC), ("colour differences, one pass", OnePass),
+                      ("colour differences + green refinement (shipped)", shipped)):
         est = np.clip(cls(XTRANS).forward(n)[0].transpose(1, 2, 0), 0, 1)[8:-8, 8:-8] ** (1 / 2.2)
         steps.DEMOSAICS["pattern"] = cls
         try:
@@ -175,6 +189,19 @@ def speed(src: Path, quality: int, look: str, work: Path) -> list[dict]:
     return rows
 
 
+def markdown(data: dict[str, list]) -> str:
+    """Each non-empty list of rows of a ``--json`` file as a Markdown table."""
+    out = []
+    for rows in data.values():
+        if rows:
+            keys = list(rows[0])
+            out += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            out += ["| " + " | ".join("yes" if r[k] is True else "no" if r[k] is False else str(r[k]) for k in keys)
+                    + " |" for r in rows]
+            out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", type=Path)
@@ -184,7 +211,11 @@ def main() -> None:
     ap.add_argument("--demosaic-study", action="store_true", help="plain vs colour-difference X-Trans demosaic")
     ap.add_argument("--speed", action="store_true", help="encode times of a 2 × 1 tiled scene per layout")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--table", type=Path, help="print a --json file's rows as Markdown tables, measure nothing")
     args = ap.parse_args()
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return
     files = args.files or sorted(DATA.glob("*.dng"))
     out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": []}
     with tempfile.TemporaryDirectory() as tmp:

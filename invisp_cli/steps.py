@@ -453,16 +453,21 @@ def _tent(x: Array, r: int) -> Array:
 
 
 class PatternDemosaic(Step):
-    """Demosaic of any periodic one-colour-per-site CFA (X-Trans 6×6, any period), by normalised convolution with
-    colour-difference refinement; the inverse re-mosaics (each site takes its own colour's value back), exactly.
+    """Demosaic of any periodic one-colour-per-site CFA (X-Trans 6×6, any period), by normalised convolution of
+    colour differences with one refinement of green; the inverse re-mosaics (each site takes its own colour's value
+    back), exactly.
 
-    With site masks m_c and T_r the tent filter of radius r_c (``_reach``: every window holds colour c):
+    With site masks m_c, T the tent filter of radius r_c (``_reach``: every window holds colour c), ⟨f⟩_c =
+    T(f·m_c) / T(m_c) the normalised convolution of f's values at the c sites, and C = R, B:
 
-        G = x at G sites,   T(x·m_G) / T(m_G) elsewhere
-        C = x at C sites,   G + T((x − G)·m_C) / T(m_C) elsewhere   (C = R, B)
+        G₁ = x at G sites,  ⟨x⟩_G elsewhere
+        C₁ = x at C sites,  G₁ + ⟨x − G₁⟩_C elsewhere
+        G₂ = x at G sites,  x + ⟨G₁ − C₁⟩_G at a C site  (the green–C difference of the neighbouring greens)
+        C₂ = x at C sites,  G₂ + ⟨x − G₂⟩_C elsewhere;   output (C₂_R, G₂, C₂_B)
 
-    Interpolating the colour differences C − G instead of C itself keeps the edges of the dense green channel
-    (docs/formats.md measures both). Tile origins must keep the CFA phase: ``align`` is the period."""
+    Interpolating colour differences keeps the edges of the dense green channel; the refinement puts the site's
+    own value into its green (docs/formats.md measures each stage). Tile origins must keep the CFA phase:
+    ``align`` is the period."""
 
     def __init__(self, cfa: str):
         self.cfa = cfa
@@ -470,17 +475,24 @@ class PatternDemosaic(Step):
         if self.idx.ndim != 2:
             raise ValueError(f"{cfa!r} is not a colour filter array")
         self.r = [_reach(self.idx, c) for c in range(3)]
-        self.receptive_field = self.r[1] + max(self.r[0], self.r[2])
+        self.receptive_field = 2 * self.r[1] + 2 * max(self.r[0], self.r[2])
         self.align = int(np.lcm(*self.idx.shape))
 
     def forward(self, x: Array) -> Array:
         xp, v = array_module(x), x[..., 0, :, :]
         masks, inv = _pattern_weights(self.cfa, *v.shape[-2:])
-        m = [as_array(k, v) for k in masks]
-        g = xp.where(m[1] > 0, v, _tent(v * m[1], self.r[1]) * as_array(inv[1], v))
-        d = v - g
-        rb = [xp.where(m[c] > 0, v, g + _tent(d * m[c], self.r[c]) * as_array(inv[c], v)) for c in (0, 2)]
-        return xp.stack([rb[0], g, rb[1]], -3)
+        m, inv = [as_array(k, v) for k in masks], [as_array(k, v) for k in inv]
+
+        def mean(f: Array, c: int) -> Array:  # ⟨f⟩_c
+            return _tent(f * m[c], self.r[c]) * inv[c]
+
+        g1 = xp.where(m[1] > 0, v, mean(v, 1))
+        d1 = v - g1
+        c1 = [xp.where(m[c] > 0, v, g1 + mean(d1, c)) for c in (0, 2)]
+        g2 = xp.where(m[0] > 0, v + mean(g1 - c1[0], 1), xp.where(m[2] > 0, v + mean(g1 - c1[1], 1), v))
+        d2 = v - g2
+        rb = [xp.where(m[c] > 0, v, g2 + mean(d2, c)) for c in (0, 2)]
+        return xp.stack([rb[0], g2, rb[1]], -3)
 
     def inverse(self, y: Array) -> Array:
         """Re-mosaic: each site keeps the channel of its own colour."""
