@@ -23,7 +23,7 @@ class UsageError(InvispError):
 
 
 class UnsupportedSensorError(InvispError):
-    """The RAW is readable but not a Bayer mosaic (X-Trans, Foveon, linear DNG, monochrome)."""
+    """The RAW is readable but not data invisp renders (Foveon, monochrome, 4-colour filters, float samples)."""
 
     exit_code = 3
 
