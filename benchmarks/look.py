@@ -8,7 +8,11 @@ JPEG preview:
 * ``libraw``: no look (today's render); ``camera``: fitted to the file's own preview (the default);
 * ``loo``: the per-camera trained look, leave-one-out — trained on the other files of the same camera model
   (``look.train_look``), the preview of the file under test withheld; only for cameras with ≥ 2 files;
-* ``generic-loo``: the generic look trained on every other file with a preview (any camera).
+* ``generic-loo``: the generic (neutral: ``look.fit``) look trained on every other file with a preview (any
+  camera), as ``invisp train-look --camera "*"`` trains it.
+
+``--speed 24``: encode/decode time of a 24 MP frame with the camera look and with libraw against LibRaw's own
+render + JPEG (``speed``).
 
 Prints one row per file and look (ΔE at q90, RAW-PSNR-γ and bpp at q90, BD-PSNR and BD-rate against libraw) and
 the mean and worst ΔE and the mean BD-PSNR of each look."""
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +62,58 @@ def looks_for(path: Path, raw: rawio.RawImage, names: list[str], files: list[Pat
             others = [f for f in files if f != path and (name == "generic-loo"
                                                          or looks.camera_name(rawio.read_raw(f)) == camera)]
             if others:
-                out[name] = looks.train_look(others, name)[0]
+                out[name] = looks.train_look(others, name, neutral=name == "generic-loo")[0]
     return out
+
+
+def speed(megapixels: float, folder: Path) -> None:
+    """Encode and decode time of a ``megapixels`` Bayer frame (the S40 box mosaic tiled, written as a DNG) with the
+    camera look (fitted to the S40 box's preview: ``look.read_preview`` of the DNG answers with it) and with
+    ``--look libraw``, against LibRaw's own render + a q90 4:4:4 Pillow JPEG of the same DNG, in this process."""
+    import io
+    from unittest import mock
+
+    import rawpy
+    from PIL import Image
+
+    box = DATA / "canon-powershot-s40_box_CRW_0119.CRW"
+    raw, preview = rawio.read_raw(box), looks.read_preview(box)
+    w = int(round(np.sqrt(megapixels * 1e6 * 1.5) / 2)) * 2
+    h = int(round(megapixels * 1e6 / w / 2)) * 2
+    reps = (-(-h // raw.mosaic.shape[0]), -(-w // raw.mosaic.shape[1]))
+    big = dataclasses.replace(raw, mosaic=np.ascontiguousarray(np.tile(raw.mosaic, reps)[:h, :w]), exif={}, flip=0)
+    src = folder / "big.dng"
+    rawio.write_dng(src, big)
+    t0 = time.perf_counter()
+    with rawpy.imread(str(src)) as r:
+        rgb = r.postprocess(use_camera_wb=True, no_auto_bright=True)
+    Image.fromarray(rgb).save(io.BytesIO(), "JPEG", quality=90, subsampling=0)
+    libraw = time.perf_counter() - t0
+    print(f"{h}×{w} ({h * w / 1e6:.1f} MP): LibRaw render + JPEG {libraw:.2f} s")
+    for name in ("libraw", "camera"):
+        with mock.patch.object(looks, "read_preview", lambda *_a, **_k: preview):
+            t0 = time.perf_counter()
+            codec.encode_file(src, folder / f"{name}.jpg", force=True, look=name)
+            enc = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        codec.decode_file(folder / f"{name}.jpg", folder / f"{name}.dng", force=True)
+        dec = time.perf_counter() - t0
+        print(f"  --look {name}: encode {enc:.2f} s ({enc / libraw:.2f}×), decode {dec:.2f} s ({dec / libraw:.2f}×)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--looks", default="libraw,camera,loo,generic-loo")
+    ap.add_argument("--speed", type=float, default=None, metavar="MP",
+                    help="instead: time encode/decode of an MP-megapixel frame against LibRaw (``speed``)")
     a = ap.parse_args()
+    if a.speed:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            speed(a.speed, Path(tmp))
+        return
     files = a.files or sorted(p for p in DATA.iterdir() if looks.read_preview(p) is not None)
     names = a.looks.split(",")
     print(f"{'file':44s} {'look':12s} {'ΔE q90':>7s} {'γ dB q90':>8s} {'bpp q90':>7s} {'BD-PSNR':>8s} {'BD-rate':>8s}"

@@ -459,6 +459,48 @@ def models(as_json: bool) -> None:
         table.add_row(e.id, cameras, e.arch, str(e.training.get("kmac_per_px", "")), size,
                       str(e.training.get("data_summary", "")), scores)
     out.print(table)
+    from .look import list_looks
+
+    looks = Table(title="invisp looks (encode --look; camera: each file's own preview first)")
+    for col in ("ID", "cameras", "trained on", "ΔE2000 vs previews", "folder"):
+        looks.add_column(col)
+    for lk in list_looks():
+        looks.add_row(lk.id, ",".join(lk.cameras), str(lk.training.get("data_summary", "")),
+                      str(lk.metrics.get("delta_e_train_mean", "–")), str(lk.folder))
+    out.print(looks)
+
+
+@main.command("train-look")
+@click.option("--camera", required=True,
+              help='camera the look is for, as its RAW files name it ("Make Model", e.g. "Canon PowerShot S40"; '
+                   'invisp info RAW shows it), or "*" for any camera without its own look (a neutral look: one tone '
+                   'curve for all channels and a plain saturation)')
+@click.option("--data", multiple=True, required=True, type=click.Path(),
+              help="folder or file of RAWs with embedded previews (repeatable)")
+@click.option("--id", "look_id", default="", help="look ID (default: look-CAMERA)")
+@click.option("--out", default=None, type=click.Path(path_type=Path),
+              help="registry folder (default: your looks folder, which encode searches without any setting)")
+@_errors
+def train_look(camera: str, data: tuple[str, ...], look_id: str, out: Path | None) -> None:
+    """Learn a camera's look from the JPEG previews inside its RAW files (self-supervised: no other data), for
+    encoding its files that have no usable preview (converted DNGs, video frames); encode --look camera then finds
+    it by the camera's name, and --look ID by its ID.
+
+    \b
+    Example:
+      invisp train-look --camera "Canon PowerShot S40" --data card/DCIM/"""
+    import shlex
+
+    from . import look as looks
+    from .rawfiles import raw_files
+
+    look_id = look_id or "look-" + "-".join(camera.lower().replace("*", "generic").split())
+    folder = out or looks.user_looks_dir()
+    command = "invisp train-look " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    entry = looks.train_and_save(raw_files(list(data)), camera, look_id, folder, command)
+    console.print(f"look {entry.id} for {camera}: {entry.training['data_summary']}, ΔE2000 vs their previews "
+                  f"{entry.metrics['delta_e_train_mean']} (LibRaw's look: {entry.metrics['delta_e_train_libraw_mean']})"
+                  f" → {folder}", markup=False)
 
 
 @main.command()
@@ -634,17 +676,20 @@ def _wb(ctx: click.Context, param: click.Parameter, value: str) -> tuple:
               help="added to the white balance's tint (DNG-SDK scale: (u, v) moved by tint/−3000 along the "
               "isotemperature line); 0 keeps it")
 @click.option("--highlights", default=0.0, show_default=True, type=click.FloatRange(-1, 0), metavar="H",
-              help="clipped channels are rebuilt from the unclipped ones; H < 0 compresses everything above the "
-              "knee k = 1 + H/2 into [k, 1]: k + d/(1 + a·d), d = x − k, a = 1/(1 − k) − 1/(M − k), M the "
-              "brightest value; 0 clips at white")
+              help="clipped channels are rebuilt from the unclipped ones; the render's highlight roll-off moves its "
+              "knee to k = k0·(1 + H/2) (k0 = 0.8 for new files, 1 where the render has none): each site's (k, M] "
+              "onto (k, 1] by k + d/(1 + a·d), d = x − k, a = 1/(1 − k) − 1/(M − k), M its brightest value")
 @click.option("--shadows", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="S",
               help="luminance gain 1 + S·p²/(Y² + p²), p = 0.1 (S = 1: +1 EV in deep shadows)")
 @click.option("--contrast", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="C",
               help="Y' = 0.18·(Y/0.18)^(2^C), applied as a gain Y'/Y to R, G, B")
 @click.option("--saturation", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="SIGMA",
               help="RGB' = Y + (1 + SIGMA)(RGB − Y) (−1: greyscale)")
+@click.option("--look", default=DEFAULT_LOOK, show_default=True, metavar="LOOK",
+              help="the look edits start from: camera (an invisp JPEG's own; a RAW's as encode chooses it), "
+              "libraw, or a trained look's ID")
 @click.option("--linear", is_flag=True, help=".tif only: scene-referred linear light (float16, not clipped above "
-              "white, no shoulder) with a linear ICC profile")
+              "white, no roll-off, no look) with a linear ICC profile")
 @click.option("--primaries", default="rec709", show_default=True, type=click.Choice(["rec709", "prophoto"]),
               help="with --linear: Rec.709 (sRGB) or ProPhoto RGB primaries")
 @click.option("-q", "--quality", default=DEFAULT_QUALITY, show_default=True, type=click.IntRange(1, 100),
@@ -658,15 +703,15 @@ def _wb(ctx: click.Context, param: click.Parameter, value: str) -> tuple:
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @_errors
 def develop(src: Path, dst: Path, exposure: float, wb: tuple, tint: float, highlights: float, shadows: float,
-            contrast: float, saturation: float, linear: bool, primaries: str, quality: int, subsampling: str,
-            compare: Path | None, tile: int, force: bool) -> None:
+            contrast: float, saturation: float, look: str, linear: bool, primaries: str, quality: int,
+            subsampling: str, compare: Path | None, tile: int, force: bool) -> None:
     """Edit a photo on its RAW: an invisp JPEG (its RAW recovered in memory, as decode does) or any RAW file,
     developed to a JPEG or 16-bit TIFF.
 
     \b
-    Linear pipeline (docs/develop.md): levels → base exposure of the invisp render → white balance →
-    MHC demosaic → highlight reconstruction → camera matrix (→ linear Rec.709) → × 2^EV → shadows → contrast →
-    saturation → [highlight shoulder → clip → sRGB curve].
+    The invisp render's own pipeline (docs/develop.md), so no edit reproduces the invisp JPEG: levels → base
+    exposure × 2^EV → white balance → [highlight roll-off] → demosaic → highlight reconstruction → camera matrix
+    (→ linear Rec.709) → shadows → contrast → saturation → [clip → gamma → the look].
 
     \b
     Examples:
@@ -681,6 +726,6 @@ def develop(src: Path, dst: Path, exposure: float, wb: tuple, tint: float, highl
     edit = Edit(exposure=exposure, temperature=temperature, tint=tint, multipliers=multipliers,
                 highlights=highlights, shadows=shadows, contrast=contrast, saturation=saturation)
     r = develop_file(src, dst, edit, quality=quality, subsampling=subsampling, linear=linear, primaries=primaries,
-                     compare=compare, force=force, tile=tile)
+                     compare=compare, force=force, tile=tile, look=look)
     extra = f", compare {r.compare}" if r.compare else ""
     console.print(f"{src} → {r.output}  [{r.origin}{extra}, {r.seconds:.1f} s]", markup=False)

@@ -34,11 +34,13 @@ SLOPE_MIN = 0.3
 CHROMA_KNEE = 0.6
 #: the fit's resolution (longer side, pixels), how many of its pixels it uses, and the smooth fraction kept
 FIT_SIDE = 192
-FIT_PIXELS = 3000
+FIT_PIXELS = 2000
 SMOOTH_FRACTION = 0.75
 #: weights of the curves' smoothness penalty (second differences of θ) and of the colour matrix's pull to I
 SMOOTHNESS = 0.5
 MATRIX_PRIOR = 2.0
+#: weight of the RAW cost: the log of the error amplification 1/f_c'(x) of the inverse curves where the pixels are
+RAW_WEIGHT = 3.0
 #: the front end's working render for the fit (longer side, pixels)
 WORK_SIDE = 512
 #: the framing search's resolution (longer side, pixels)
@@ -147,7 +149,10 @@ def training_pairs(image: np.ndarray, preview: np.ndarray, side: int = FIT_SIDE)
     return a[keep], b[keep]
 
 
-def _unpack(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _unpack(p: np.ndarray, neutral: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(θ (3, K), M (2, 2)) of the fit's parameter vector; ``neutral``: one curve for all channels and M = s·I."""
+    if neutral:
+        return np.tile(p[:KNOTS], (3, 1)), p[KNOTS] * np.eye(2)
     return p[: 3 * KNOTS].reshape(3, KNOTS), p[3 * KNOTS:].reshape(2, 2)
 
 
@@ -163,12 +168,28 @@ def apply(theta: np.ndarray, matrix: np.ndarray, x: np.ndarray, slope_min: float
     return y[0, :, :, 0].T
 
 
+def _chroma_cost(table: np.ndarray, matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The log error amplification of the colour rendering's inverse at colours x (n, 3) after the curves
+    (``table``): log(1/g'(r)) = 2·log(1 + a·e) of the shoulder where r > k, plus log(1/σ_min(M)) where M shrinks."""
+    grid = np.linspace(0.0, 1.0, table.shape[1])
+    t = np.stack([np.interp(x[:, c], grid, table[c]) for c in range(3)])[:, :, None]
+    lum, dr, db = ChromaCompress._luma_chroma(t)
+    m = tuple(float(v) for v in matrix.ravel())
+    reach = chroma_reach(m, samples=257)
+    _, r = ChromaCompress._gauge(lum, m[0] * dr + m[1] * db, m[2] * dr + m[3] * db)
+    a = 1.0 / (1.0 - CHROMA_KNEE) - 1.0 / (reach - CHROMA_KNEE) if reach > 1.0 else 0.0
+    e = (r[:, 0].clip(None, reach) - CHROMA_KNEE).clip(0.0, None)
+    return 2.0 * np.log1p(a * e) + max(0.0, -float(np.log(np.linalg.svd(matrix, compute_uv=False).min())))
+
+
 def fit(pairs: Sequence[tuple[np.ndarray, np.ndarray]], name: str = "camera", seed: int = 0,
-        max_evaluations: int = 20) -> Look:
+        max_evaluations: int = 20, neutral: bool = False) -> Look:
     """The look that maps the front end's colours to the camera's, over one or more (x, y) pairs of (n, 3)
     colours (several: a trained look): minimises Σ soft-L1(|Lab(look(x)) − Lab(y)|) + smoothness of the curves
-    + a pull of the colour matrix to I (scipy's trust-region least squares from the identity look), with at most
-    ``FIT_PIXELS`` pixels of each pair."""
+    + ``RAW_WEIGHT`` × the inverse's log error amplification at the pixels (curves and colour shoulder) + a pull
+    of the colour matrix to I (scipy's trust-region least squares from the identity look), with at most
+    ``FIT_PIXELS`` pixels of each pair. ``neutral``: one tone curve for all channels and a plain saturation
+    M = s·I (no colour cast: the generic look for cameras without their own)."""
     from scipy.optimize import least_squares
 
     rng = np.random.default_rng(seed)
@@ -179,19 +200,23 @@ def fit(pairs: Sequence[tuple[np.ndarray, np.ndarray]], name: str = "camera", se
         ys.append(y[pick])
     x, target = np.concatenate(xs), metrics.srgb_to_lab(np.concatenate(ys))
     weight = 1.0 / np.sqrt(len(x))
+    bins = np.minimum((x * 256).astype(int), 255).T  # each colour's interval of the fit's curve tables
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        theta, m = _unpack(p)
+        theta, m = _unpack(p, neutral)
         lab = metrics.srgb_to_lab(apply(theta, m, x, intervals=256))
         smooth = SMOOTHNESS * np.diff(theta, 2, axis=1).ravel()
         gauge = theta.mean(axis=1)  # the curves do not change when θ_c shifts: fix the mean
-        return np.concatenate([(lab - target).ravel() * weight, smooth, gauge,
+        table = curve_table(theta, SLOPE_MIN, 256)
+        slope = np.take_along_axis(np.diff(table, axis=1) * 256, bins, 1)
+        raw_cost = np.log(1.0 / slope).clip(0.0, None).sum(axis=0) + _chroma_cost(table, m, x)
+        return np.concatenate([(lab - target).ravel() * weight, smooth, gauge, RAW_WEIGHT * weight * raw_cost,
                                MATRIX_PRIOR * weight * 10 * (m - np.eye(2)).ravel()])
 
-    p0 = np.concatenate([np.zeros(3 * KNOTS), np.eye(2).ravel()])
+    p0 = np.concatenate([np.zeros(KNOTS), [1.0]]) if neutral else np.concatenate([np.zeros(3 * KNOTS), [1, 0, 0, 1]])
     sol = least_squares(residuals, p0, loss="soft_l1", f_scale=3.0 * weight, max_nfev=max_evaluations,
                         diff_step=1e-3)
-    theta, m = _unpack(sol.x)
+    theta, m = _unpack(sol.x, neutral)
     chroma = tuple(float(v) for v in m.ravel())
     if abs(chroma[0] * chroma[3] - chroma[1] * chroma[2]) < 0.05:  # a degenerate fit: colour left unchanged
         chroma = (1.0, 0.0, 0.0, 1.0)
@@ -348,9 +373,10 @@ def file_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
     return training_pairs(working_image(raw, front_end_settings(raw), WORK_SIDE), preview)
 
 
-def train_look(files: Sequence[str | os.PathLike], look_id: str) -> tuple[Look, list[str]]:
+def train_look(files: Sequence[str | os.PathLike], look_id: str, neutral: bool = False) -> tuple[Look, list[str]]:
     """A look learned self-supervised from the previews of ``files`` (one fit over all their pixel pairs, each file
-    weighted equally): (the look, the files that had a usable preview). InputError if none had."""
+    weighted equally; ``neutral`` as in ``fit``): (the look, the files that had a usable preview). InputError if
+    none had."""
     pairs, used = [], []
     for f in files:
         p = file_pairs(f)
@@ -359,4 +385,39 @@ def train_look(files: Sequence[str | os.PathLike], look_id: str) -> tuple[Look, 
             used.append(str(f))
     if not pairs:
         raise InputError("no RAW file with a usable embedded preview to learn a look from")
-    return fit(pairs, name=look_id), used
+    return fit(pairs, name=look_id, neutral=neutral), used
+
+
+def preview_delta_e(look: Look | None, path: str | os.PathLike) -> float:
+    """ΔE2000 vs the camera (``metrics.delta_e_camera``) of ``look`` applied to the front end's working render of
+    ``path`` at twice the preview's size (8-bit, no JPEG): what a look learned from previews scores on one file."""
+    from .pipeline import front_end_settings
+
+    preview = read_preview(path)
+    if preview is None:
+        raise InputError(f"{Path(path).name}: no usable embedded preview")
+    raw = rawio.read_raw(path)
+    image = working_image(raw, front_end_settings(raw), 2 * max(preview.shape[:2]))
+    if look is not None:
+        image = apply(np.asarray(look.curves), np.asarray(look.chroma).reshape(2, 2), image.reshape(-1, 3),
+                      look.slope_min, look.knee).reshape(image.shape)
+    return metrics.delta_e_camera((image * 255 + 0.5).astype(np.uint8), preview)
+
+
+def train_and_save(files: Sequence[str | os.PathLike], camera: str, look_id: str, folder: Path,
+                   command: str) -> LookEntry:
+    """``train_look`` on ``files`` for ``camera`` ("Make Model", or "*": any camera — then neutral: colour casts
+    belong to a camera, not to every camera), registered in ``folder`` with its training command, data and metrics
+    (ΔE2000 vs each training file's preview before and after)."""
+    look, used = train_look(files, look_id, neutral=camera == "*")
+    before = {Path(f).name: round(preview_delta_e(None, f), 2) for f in used}
+    after = {Path(f).name: round(preview_delta_e(look, f), 2) for f in used}
+    training = {"command": command, "data": [Path(f).name for f in used],
+                "data_summary": f"{len(used)} RAW previews",
+                "method": "look.fit over all files' pixel pairs" + (", neutral" if camera == "*" else "")}
+    metrics_ = {"delta_e_train_libraw": before, "delta_e_train_look": after,
+                "delta_e_train_mean": round(float(np.mean(list(after.values()))), 2),
+                "delta_e_train_libraw_mean": round(float(np.mean(list(before.values()))), 2),
+                "delta_e_note": "ΔE2000 vs each file's own preview, front-end working render at 2× preview size, "
+                                "8-bit, no JPEG (look.preview_delta_e); training files, not held out"}
+    return save_look(look, folder, [camera], training, metrics_)

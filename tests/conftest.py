@@ -37,6 +37,12 @@ def real_raw(name: str) -> Path:
     return p
 
 
+@pytest.fixture(autouse=True)
+def _no_user_looks(tmp_path_factory, monkeypatch) -> None:
+    """Trained looks from the shipped weights/ only, never from the user's own looks folder."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 @pytest.fixture
 def test_registry(tmp_path_factory, monkeypatch) -> zoo.ModelEntry:
     """A registry with one small, perturbed (non-identity) squeeze flow for any camera ('*')."""

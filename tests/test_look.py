@@ -20,12 +20,6 @@ from invisp_cli.settings import FrontEnd, Look
 from invisp_cli.zoo import find_model
 
 
-@pytest.fixture(autouse=True)
-def _no_user_looks(tmp_path, monkeypatch):
-    """Trained looks only from a test's own folder (never the user's)."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-
-
 def a_look(seed: int = 0, matrix: tuple[float, ...] = (1.3, 0.1, -0.05, 1.2), name: str = "camera") -> Look:
     rng = np.random.default_rng(seed)
     curves = tuple(tuple(float(v) for v in rng.normal(0, 0.7, 9)) for _ in range(3))
