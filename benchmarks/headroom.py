@@ -8,12 +8,11 @@ makes it by default (``codec.encode_file``, quality 90 unless ``--quality``), th
 
 * truth    = ``invisp develop`` of the original RAW with the edit (16-bit sRGB);
 * invisp   = ``invisp develop`` of the invisp JPEG (its RAW recovered in memory) with the same edit;
-* baseline = the same edit on that JPEG's 8-bit pixels in linear light: the sRGB curve undone, white balance as
-  the 3×3 map rgb_cam·diag(m_new/m_old)·rgb_cam⁻¹, × 2^EV, the same tone and highlight functions
-  (``develop.pipeline``; the shoulder's ceiling is the JPEG's own white after the edit), sRGB curve, clip;
-* matched  = the baseline applied to a q-JPEG of develop's own no-edit render of the original RAW: the same 8-bit
-  pixel edit without the difference in look between invisp's render (BT.709 curve, highlight roll-off, flow) and
-  develop's (sRGB curve), i.e. what 8 bits alone cost.
+* baseline = the same edit on that JPEG's 8-bit pixels in linear light: its look and gamma undone, white balance
+  as the 3×3 map rgb_cam·diag(m_new/m_old)·rgb_cam⁻¹, × 2^EV, the same tone functions (``develop.pipeline``),
+  clip, gamma and look again (``develop.pipeline.display``; no highlight roll-off: the pixels have no headroom);
+* matched  = the baseline applied to a q-JPEG of develop's own no-edit render of the original RAW (the same look
+  since develop starts from the render's), i.e. what 8 bits alone cost.
 
 PSNR (peak 1, on display sRGB values) and mean CIEDE2000 (``metrics.mean_ciede2000``) of each against truth.
 Writes ``OUT/headroom.md`` (tables) and ``OUT/headroom.png`` (means per edit), and prints the tables."""
@@ -32,8 +31,9 @@ import torch
 from PIL import Image
 
 from invisp_cli import codec, metrics
-from invisp_cli.develop import Edit, Source, colour, develop, load_source
-from invisp_cli.develop.pipeline import CLIP_LEVEL, display, tone, tone_luminance, white_balance
+from invisp_cli.develop import Edit, Source, develop, load_source
+from invisp_cli.develop.pipeline import CLIP_LEVEL, display, tone, white_balance
+from invisp_cli.steps import Gamma, Look
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
 EDITS: list[tuple[str, Edit]] = [
@@ -55,7 +55,7 @@ def clipped_share(src: Source) -> float:
     b = np.tile(np.asarray(raw.black).reshape(2, 2), ((raw.mosaic.shape[0] + 1) // 2, (raw.mosaic.shape[1] + 1) // 2))
     n = (raw.mosaic - b[: raw.mosaic.shape[0], : raw.mosaic.shape[1]]) / (raw.white - b[: raw.mosaic.shape[0],
                                                                                          : raw.mosaic.shape[1]])
-    return float(np.mean(src.base_gain * n >= CLIP_LEVEL))
+    return float(np.mean(src.front.exposure_gain * n >= CLIP_LEVEL))
 
 
 @torch.inference_mode()
@@ -64,11 +64,12 @@ def pixel_edit(rgb8: np.ndarray, src: Source, edit: Edit) -> np.ndarray:
     raw = src.raw
     ratio = white_balance(raw, edit) / np.asarray(raw.wb, dtype=np.float64)
     wb_map = raw.rgb_cam @ np.diag(ratio) @ np.linalg.inv(raw.rgb_cam)
-    lin = colour.srgb_decode(torch.from_numpy(rgb8).permute(2, 0, 1)[None].float() / 255.0)
-    lin = torch.einsum("ij,njhw->nihw", torch.tensor(wb_map, dtype=torch.float32), lin) * 2.0**edit.exposure
-    ceiling = float(tone_luminance(2.0**edit.exposure * float((wb_map @ np.ones(3)).max()), edit))
-    out = display(tone(lin, edit), edit, ceiling) * 65535.0 + 0.5
-    return out[0].permute(1, 2, 0).to(torch.int32).numpy().astype(np.uint16)
+    look = src.front.look
+    v = rgb8.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0)
+    lin = Gamma().inverse(v) if look is None else Look(look).recover_linear(v)
+    lin = torch.einsum("ij,njhw->nihw", torch.tensor(wb_map, dtype=torch.float32), torch.from_numpy(lin))
+    out = display(look, u8=False)(tone(lin * 2.0**edit.exposure, edit).numpy()) * 65535.0 + 0.5
+    return out[0].transpose(1, 2, 0).astype(np.uint16)
 
 
 def jpeg_roundtrip(rgb8: np.ndarray, quality: int) -> np.ndarray:
@@ -90,17 +91,17 @@ def run_file(path: Path, quality: int, workdir: Path) -> tuple[list[dict], str, 
     truth_src, inv_src = load_source(path), load_source(jpg)
     share = clipped_share(truth_src)
     rgb8 = np.asarray(Image.open(jpg).convert("RGB"))
-    matched8 = jpeg_roundtrip(develop(truth_src.raw, truth_src.base_gain, Edit(), "srgb8"), quality)
+    matched8 = jpeg_roundtrip(develop(truth_src.raw, truth_src.front, Edit(), "srgb8"), quality)
     rows = []
     for name, edit in EDITS:
         if edit.highlights and share < CLIPPED_SHARE:
             continue
         try:
-            truth = develop(truth_src.raw, truth_src.base_gain, edit, "srgb16", description="")
+            truth = develop(truth_src.raw, truth_src.front, edit, "srgb16", description="")
         except Exception as e:  # noqa: BLE001 - e.g. no temperature for a camera without a colour matrix
             print(f"  {path.name} {name}: skipped ({e})", file=sys.stderr)
             continue
-        results = {"invisp": develop(inv_src.raw, inv_src.base_gain, edit, "srgb16", description=""),
+        results = {"invisp": develop(inv_src.raw, inv_src.front, edit, "srgb16", description=""),
                    "baseline": pixel_edit(rgb8, truth_src, edit), "matched": pixel_edit(matched8, truth_src, edit)}
         row = {"file": path.name, "edit": name}
         for method, img in results.items():

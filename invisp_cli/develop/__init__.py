@@ -2,10 +2,14 @@
 
 The input is an invisp JPEG, whose RAW is recovered in memory exactly as ``invisp decode`` does
 (``codec.recover_file``: the residual layer when present, else the file's model), or any Bayer RAW file
-(``rawio.read_raw``). The pipeline and each option's math: ``pipeline``; colour: ``colour``; files: ``output``."""
+(``rawio.read_raw``). Either starts from the file's render: an invisp JPEG's front end and look as its record
+holds them, a RAW's as ``invisp encode`` would choose them (``look.resolve``), so a develop with no edits
+reproduces the invisp JPEG. The pipeline and each option's math: ``pipeline``; colour: ``colour``; files:
+``output``."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -16,7 +20,15 @@ from pathlib import Path
 from ..errors import InputError, UnsupportedSensorError
 from ..fileio import atomic_output, check_input, check_output
 from ..rawio import RawImage
-from ..settings import CFA_LAYOUTS, CONTAINERS, DEFAULT_QUALITY, DEFAULT_SUBSAMPLING, DEFAULT_TILE
+from ..settings import (
+    CFA_LAYOUTS,
+    CONTAINERS,
+    DEFAULT_LOOK,
+    DEFAULT_QUALITY,
+    DEFAULT_SUBSAMPLING,
+    DEFAULT_TILE,
+    FrontEnd,
+)
 from . import colour, output
 from .pipeline import WB_RATIO, Edit, develop
 
@@ -29,18 +41,21 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 
 @dataclass
 class Source:
-    """A develop input: the RAW, the base exposure g₀ of its invisp render, and where it came from."""
+    """A develop input: the RAW, the front end of its invisp render (base exposure g₀, demosaic, highlight knee,
+    look), and where it came from."""
 
     raw: RawImage
-    base_gain: float
+    front: FrontEnd
     origin: str
 
 
-def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
-    """An invisp JPEG (recovered as ``invisp decode`` does; g₀ as stored in it) or a RAW file (g₀ computed as
-    ``invisp encode`` computes it, so both inputs of one photo develop alike)."""
-    from .. import codec, rawio
-    from ..steps import libraw_gain
+def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE, look: str = DEFAULT_LOOK) -> Source:
+    """An invisp JPEG (recovered as ``invisp decode`` does; its front end as stored in it) or a RAW file (its front
+    end as ``invisp encode`` chooses it: the default model's, g₀ of ``pipeline.front_end_settings``), so both inputs
+    of one photo develop alike. ``look`` as ``encode --look`` (``look.resolve``), except that "camera" keeps an
+    invisp JPEG's own look."""
+    from .. import codec, pipeline, rawio
+    from .. import look as looks
 
     p = check_input(path)
     with open(p, "rb") as fh:
@@ -50,14 +65,18 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE) -> Source:
         how = rec.layer or "approximate RAW"
         if rec.pixels is not None and rec.pixels.state in ("transformed", "recoded", "changed"):
             how += f"; {rec.pixels.summary}"
-        source = Source(rec.raw, float(rec.params.front_end.exposure_gain), f"{rec.params.model_id}, {how}")
+        source = Source(rec.raw, rec.params.front_end, f"{rec.params.model_id}, {how}")
     else:
         raw = rawio.read_raw(p)
-        source = Source(raw, libraw_gain(raw), "RAW file")
+        source = Source(raw, pipeline.front_end_settings(raw, codec.resolve_model(None, raw.exif.get("make", "")).isp),
+                        "RAW file")
     if source.raw.cfa not in CFA_LAYOUTS:  # its pipeline (MHC demosaic, clip flags) is Bayer's
         what = "a linear image" if source.raw.linear else f"a {source.raw.cfa} colour filter array"
         raise UnsupportedSensorError(f"{p}: develop edits Bayer mosaics only, not {what} (invisp decode gives its "
                                      "DNG for another converter)")
+    if not (is_jpeg and look == DEFAULT_LOOK):
+        chosen = looks.resolve(look, p, source.raw, dataclasses.replace(source.front, look=None))
+        source = dataclasses.replace(source, front=dataclasses.replace(source.front, look=chosen))
     return source
 
 
@@ -110,20 +129,20 @@ def _check_paths(src: Path, dst: Path, linear: bool, primaries: str, compare: Pa
 def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, quality: int = DEFAULT_QUALITY,
                  subsampling: str = DEFAULT_SUBSAMPLING, linear: bool = False, primaries: str = "rec709",
                  compare: str | os.PathLike | None = None, force: bool = False,
-                 tile: int = DEFAULT_TILE) -> DevelopResult:
+                 tile: int = DEFAULT_TILE, look: str = DEFAULT_LOOK) -> DevelopResult:
     """Develop ``src`` (invisp JPEG or RAW) with ``edit`` into ``dst`` (.jpg: 8-bit sRGB; .tif: 16-bit sRGB, or
     with ``linear`` float16 linear light in Rec.709/ProPhoto primaries), atomically; ``compare``: a before/after
-    PNG (before = the same input developed with no edit)."""
+    PNG (before = the same input developed with no edit); ``look``: as ``load_source``."""
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
     compare = Path(compare) if compare is not None else None
     _check_paths(src, dst, linear, primaries, compare, force)
-    source = load_source(src, tile)
-    raw, gain = source.raw, source.base_gain
+    source = load_source(src, tile, look)
+    raw, front = source.raw, source.front
     camera = dict(raw.exif)
     is_jpeg = dst.suffix.lower() in JPEG_SUFFIXES
     mode = "srgb8" if is_jpeg else "linear" if linear else "srgb16"
-    image = develop(raw, gain, edit, mode, primaries, tile)
+    image = develop(raw, front, edit, mode, primaries, tile)
     note = f"invisp develop from {src.name}: {edit}"
     with atomic_output(dst, force, inputs=[src]) as tmp:
         if is_jpeg:
@@ -132,9 +151,9 @@ def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, 
             icc = colour.linear_profile(primaries) if linear else colour.srgb_profile()
             output.write_tiff(tmp, image, camera, icc, note)
     if compare is not None:
-        after = image if mode == "srgb8" else develop(raw, gain, edit, "srgb8", tile=tile, description="after")
+        after = image if mode == "srgb8" else develop(raw, front, edit, "srgb8", tile=tile, description="after")
         del image
-        before = develop(raw, gain, Edit(), "srgb8", tile=tile, description="before")
+        before = develop(raw, front, Edit(), "srgb8", tile=tile, description="before")
         with atomic_output(compare, force, inputs=[src, dst]) as tmp:
             output.write_compare(tmp, before, after)
     return DevelopResult(dst, source.origin, time.perf_counter() - t0, compare)

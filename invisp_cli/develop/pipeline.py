@@ -1,15 +1,20 @@
 """The develop pipeline: a RAW mosaic → an edited, demosaiced image, run by tiles.
 
-    mosaic ─Levels─Exposure(g₀)─clip flags─WhiteBalance(m)─MHCDemosaic─reconstruct─ColorMatrix─×2^EV─shadows
-           ─contrast─saturation─▶ linear Rec.709 (scene-referred)  ─highlight shoulder─clip─sRGB curve─▶ display
+    mosaic ─Levels─×g₀·2^EV─clip flags─WhiteBalance(m)─[HighlightRolloff]─demosaic─reconstruct─ColorMatrix─shadows
+           ─contrast─saturation─▶ linear Rec.709 (scene-referred)  ─gamma─[the look]─▶ display
 
-Every step is per pixel except the demosaic (5×5) and the clip flags (5×5 max), so a 4-px halo makes the tiled
-result equal the untiled one. g₀ is the base exposure the invisp render used (LibRaw's ``adjust_maximum``
-brightening, ``steps.libraw_gain``): a develop with no edits is as bright as ``invisp encode``'s JPEG.
-It all runs on numpy arrays (no torch); ``tone``, ``display`` and the sRGB curve take torch tensors too."""
+With no edit this is the render of the file's front end (``settings.FrontEnd``: base exposure g₀, demosaic,
+highlight knee k₀ and look; ``steps.front_end``), so a develop with no edits reproduces the invisp JPEG: the same
+steps, the same arithmetic, the same 8-bit levels (``Gamma.forward_u8``, ``Look.render_u8``); only clipped sites
+differ (their channels rebuilt from the unclipped ones). Edits act on top of it: 2^EV with g₀ before the white
+balance (the roll-off's ceiling moves with it), the edit's multipliers m, the knee k = k₀·(1 + h/2), and the tone
+edits in linear light before the gamma. Every step is per pixel except the demosaic (5×5) and the clip flags (5×5
+max), so a 4-px halo makes the tiled result equal the untiled one. It all runs on numpy arrays (no torch);
+``tone`` takes torch tensors too."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,12 +22,17 @@ import numpy as np
 from .. import rawio
 from ..errors import InputError
 from ..rawio import RawImage
-from ..settings import DEFAULT_TILE
+from ..settings import DEFAULT_TILE, FrontEnd
+from ..settings import Look as LookSettings
 from ..steps import (
+    DEMOSAICS,
     Array,
     ColorMatrix,
     Exposure,
+    Gamma,
+    HighlightRolloff,
     Levels,
+    Look,
     MHCDemosaic,
     Step,
     WhiteBalance,
@@ -50,7 +60,8 @@ class Edit:
     temperature  K of the white balance (None: as shot); keeps the as-shot tint unless ``tint`` moves it
     tint         added to the white balance's tint (DNG-SDK units; + magenta, − green)
     multipliers  R, G, B white-balance multipliers instead of temperature/tint (G normalised to 1)
-    highlights   h ∈ [−1, 0]: shoulder knee k = 1 + h/2 compresses the headroom up to the brightest value into 1
+    highlights   h ∈ [−1, 0]: the highlight roll-off's knee k = k₀·(1 + h/2) (k₀: the render's, 1 without one;
+                 k < 1 compresses each site's headroom up to its brightest value into (k, 1], k = 1 clips)
     shadows      s ∈ [−1, 1]: luminance gain 1 + s·p²/(Y² + p²), p = 0.1
     contrast     c ∈ [−1, 1]: Y' = 0.18·(Y/0.18)^(2^c)
     saturation   σ ∈ [−1, 1]: RGB' = Y + (1 + σ)(RGB − Y)"""
@@ -125,23 +136,6 @@ def tone(x: Array, edit: Edit) -> Array:
     return x
 
 
-def shoulder(x: Array, knee: float, ceiling: float) -> Array:
-    """Highlight shoulder, the rational form of ``steps.HighlightRolloff`` on RGB: x ≤ k unchanged; (k, M] onto
-    (k, 1] by  k + d/(1 + a·d),  d = x − k,  a = 1/(1 − k) − 1/(M − k)  (C¹ at k, M ↦ 1); above M → 1.
-    Identity where k ≥ 1 or M ≤ 1 (no headroom to compress)."""
-    if knee >= 1.0 or ceiling <= 1.0:
-        return x
-    a = 1.0 / (1.0 - knee) - 1.0 / (ceiling - knee)
-    d = (x - knee).clip(0.0, ceiling - knee)
-    return array_module(x).where(x > knee, knee + d / (1.0 + a * d), x)
-
-
-def display(x: Array, edit: Edit, ceiling: float) -> Array:
-    """Scene-referred linear Rec.709 → display sRGB in [0, 1]: shoulder (knee 1 + h/2, ``ceiling`` = the brightest
-    linear value the image can hold), clip to [0, 1], sRGB transfer curve."""
-    return colour.srgb_encode(shoulder(x, 1.0 + edit.highlights / 2.0, ceiling).clip(0.0, 1.0))
-
-
 def clip_flags(n: np.ndarray, cfa: str) -> np.ndarray:
     """Per colour c, the sites within ``CLIP_REACH`` px (a 5×5 box) of a clipped site of colour c:
     flag_c = max over the box of [colour(site) = c]·[n ≥ CLIP_LEVEL], of (N, 1, H, W) → (N, 3, H, W) bool. The box
@@ -175,55 +169,71 @@ class DevelopChain(Step):
     """Mosaic in raw units (N, 1, H, W), a numpy array of any dtype → edited linear Rec.709 (N, 3, H, W) float32,
     scene-referred (not clipped); one way (no ``inverse``).
 
-    The analytic steps of ``invisp_cli.steps`` (Levels, Exposure, WhiteBalance, MHCDemosaic, ColorMatrix) with the
-    edit's multipliers and exposure g₀·2^EV, highlight reconstruction between demosaic and colour matrix, then
-    ``tone``. ``ceiling`` is where a clipped white lands: tone of g₀·2^EV·max(m) (rows of rgb_cam sum to 1)."""
+    The front end's steps (``steps.front_end``: Levels, Exposure, WhiteBalance, HighlightRolloff, its demosaic,
+    ColorMatrix) with exposure g₀·2^EV, the edit's multipliers m and, when ``rolloff``, the roll-off with knee
+    k = k₀·(1 + h/2) and ceilings g₀·2^EV·m_c (the brightest each colour's sites can be); highlight reconstruction
+    between demosaic and colour matrix (flags where g₀·n ≥ ``CLIP_LEVEL``), then ``tone``."""
 
     receptive_field = MHCDemosaic.receptive_field + CLIP_REACH
 
-    def __init__(self, raw: RawImage, base_gain: float, edit: Edit):
-        self.cfa, self.edit, self.base_gain = raw.cfa, edit, float(base_gain)
+    def __init__(self, raw: RawImage, front: FrontEnd, edit: Edit, rolloff: bool = True):
+        self.cfa, self.edit, self.base_gain = raw.cfa, edit, float(front.exposure_gain)
         self.multipliers = white_balance(raw, edit)
         self.levels = Levels(raw.black, raw.white)
-        self.wb = WhiteBalance(raw.cfa, self.multipliers)
-        self.demosaic = MHCDemosaic(raw.cfa)
-        self.matrix = ColorMatrix(raw.rgb_cam)
         self.exposure = Exposure(2.0**edit.exposure)
-        self.ceiling = float(tone_luminance(self.base_gain * self.exposure.gain * float(self.multipliers.max()), edit))
+        self.wb = WhiteBalance(raw.cfa, self.multipliers)
+        knee = (1.0 if front.highlight_knee is None else front.highlight_knee) * (1.0 + edit.highlights / 2.0)
+        ceiling = self.base_gain * self.exposure.gain * self.multipliers
+        self.rolloff = HighlightRolloff(raw.cfa, ceiling, knee) if rolloff and knee < 1.0 else None
+        self.demosaic = DEMOSAICS[front.demosaic](raw.cfa)
+        self.matrix = ColorMatrix(raw.rgb_cam)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n = self.levels(x.astype(np.float32, copy=False)) * self.base_gain
-        rgb = self.demosaic(self.wb(n))
+        s = self.wb(self.exposure(n) if self.edit.exposure else n)
+        rgb = self.demosaic(s if self.rolloff is None else self.rolloff(s))
         if np.any(n >= CLIP_LEVEL):  # else no flag: reconstruction leaves every pixel as it is
             rgb = reconstruct_highlights(rgb, clip_flags(n, self.cfa))
-        return tone(self.exposure(self.matrix(rgb)), self.edit)
+        return tone(self.matrix(rgb), self.edit)
+
+
+def display(look: LookSettings | None, u8: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """Linear Rec.709 (N, 3, H, W) → display values, as the render makes them (``pipeline.render``): clamp to
+    [0, 1], the BT.709 gamma g, then the look C∘T (``steps.Look``) when there is one; ``u8``: the 8-bit levels
+    ⌊255·v + 0.5⌋ (uint8), else v in [0, 1]."""
+    if look is not None:
+        step = Look(look)
+        return step.render_u8 if u8 else step.render_unit
+    gamma = Gamma()
+    return gamma.forward_u8 if u8 else gamma.forward_unit
 
 
 OUTPUT_MODES = ("srgb8", "srgb16", "linear")
 
 
-def develop(raw: RawImage, base_gain: float, edit: Edit, mode: str = "srgb8", primaries: str = "rec709",
+def develop(raw: RawImage, front: FrontEnd, edit: Edit, mode: str = "srgb8", primaries: str = "rec709",
             tile: int = DEFAULT_TILE, description: str = "developing") -> np.ndarray:
-    """Develop a RAW by tiles; returns the upright image (H', W', 3):
+    """Develop a RAW rendered with ``front`` (its base exposure, demosaic, highlight knee and look) by tiles;
+    returns the upright image (H', W', 3):
 
-    srgb8   uint8 display sRGB (``display``), round(255·v)
-    srgb16  uint16 display sRGB, round(65535·v)
-    linear  float16 scene-referred linear light (no shoulder, no clip above 1; negatives clipped to 0), in Rec.709
-            or (``primaries="prophoto"``) ProPhoto RGB primaries: RGB_pp = REC709_TO_PROPHOTO · RGB."""
+    srgb8   uint8 display values (``display``): with no edit, the levels ``pipeline.render`` gives
+    srgb16  uint16 display values, round(65535·v)
+    linear  float16 scene-referred linear light (no roll-off, no look, no clip above 1; negatives clipped to 0), in
+            Rec.709 or (``primaries="prophoto"``) ProPhoto RGB primaries: RGB_pp = REC709_TO_PROPHOTO · RGB."""
     if mode not in OUTPUT_MODES:
         raise ValueError(f"unknown output mode {mode!r}")
-    chain = DevelopChain(raw, base_gain, edit)
+    chain = DevelopChain(raw, front, edit, rolloff=mode != "linear")
     h, w = raw.mosaic.shape
     dtype = {"srgb8": np.uint8, "srgb16": np.uint16, "linear": np.float16}[mode]
     out = np.empty((1, h, w, 3), dtype)
     to_prophoto = ColorMatrix(colour.REC709_TO_PROPHOTO) if primaries == "prophoto" else None
+    shown = display(front.look, mode == "srgb8")
 
     def encode(t: np.ndarray) -> np.ndarray:
         if mode == "linear":
             t = t if to_prophoto is None else to_prophoto(t)
             return t.clip(0.0, 65504.0).astype(np.float16)
-        scale = 255.0 if mode == "srgb8" else 65535.0
-        return (display(t, edit, chain.ceiling) * scale + 0.5).astype(dtype)  # v + 0.5 ∈ [0.5, scale + 0.5]: ⌊·⌋
+        return shown(t) if mode == "srgb8" else (shown(t) * 65535.0 + 0.5).astype(dtype)  # v ∈ [0, 1]
 
     run_tiled(chain.forward, raw.mosaic[None, None], out.transpose(0, 3, 1, 2), tile=tile,
               halo=chain.receptive_field, align=2, post=encode, description=description)
