@@ -11,8 +11,9 @@ JPEG preview:
 * ``generic-loo``: the generic (neutral: ``look.fit``) look trained on every other file with a preview (any
   camera), as ``invisp train-look --camera "*"`` trains it.
 
-``--speed 24``: encode/decode time of a 24 MP frame with the camera look and with libraw against LibRaw's own
-render + JPEG (``speed``).
+``--set NAME=VALUE …`` overrides the fit's constants (how they were tuned: docs/look.md). ``--speed 24``:
+encode/decode time of a 24 MP frame with the camera look and with libraw against LibRaw's own render + JPEG
+(``speed``).
 
 Prints one row per file and look (ΔE at q90, RAW-PSNR-γ and bpp at q90, BD-PSNR and BD-rate against libraw) and
 the mean and worst ΔE and the mean BD-PSNR of each look."""
@@ -105,9 +106,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--looks", default="libraw,camera,loo,generic-loo")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="override the fit's constants of invisp_cli/look.py (tuning), e.g. RAW_WEIGHT=6 SLOPE_MIN=0.5")
     ap.add_argument("--speed", type=float, default=None, metavar="MP",
                     help="instead: time encode/decode of an MP-megapixel frame against LibRaw (``speed``)")
     a = ap.parse_args()
+    for setting in a.set:
+        name, value = setting.split("=")
+        setattr(looks, name, type(getattr(looks, name))(value))
     if a.speed:
         import tempfile
 

@@ -247,8 +247,8 @@ def _result_json(op: str, src: Path, r) -> None:
 @click.option("--model", "model_id", default=None, help="model ID (default: chosen from the camera make)")
 @click.option("--look", default=None, metavar="LOOK",
               help=f"{DEFAULT_LOOK} (default: the camera's own rendering, fitted to the RAW's embedded preview, else "
-                   "the camera's trained look), libraw (LibRaw's render, as files before looks), or a trained look's "
-                   "ID (invisp train-look); JPEG output")
+                   "the camera's trained look), libraw (LibRaw's render, as files before looks; the default with a "
+                   "learned --model), or a trained look's ID (invisp train-look); JPEG output")
 @click.option("-q", "--quality", default=DEFAULT_QUALITY, show_default=True, type=click.IntRange(1, 100),
               help="JPEG quality (-q is --quality; --quiet has no short form)")
 @click.option("--subsampling", default=DEFAULT_SUBSAMPLING, show_default=True, type=click.Choice(SUBSAMPLINGS),
@@ -283,7 +283,7 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
             click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP):
         quality = None  # --max-error Ks without -q: the quality that minimises JPEG + layer
     options = {"model_id": model_id, "quality": quality, "subsampling": subsampling, "tile": tile,
-               "max_error": 0 if exact else max_error, "look": look or DEFAULT_LOOK}
+               "max_error": 0 if exact else max_error, "look": look}
     from .extras import check_batch, check_model
 
     check_model(model_id)

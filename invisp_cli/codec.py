@@ -98,9 +98,10 @@ def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str | None = None,
                 quality: int | None = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING, force: bool = False,
-                tile: int = DEFAULT_TILE, max_error: int | str | None = None, look: str = DEFAULT_LOOK) -> Result:
+                tile: int = DEFAULT_TILE, max_error: int | str | None = None, look: str | None = None) -> Result:
     """Read a RAW file, render it with the chosen (or camera-matched) model and ``look`` (``look.resolve``:
-    "camera", "libraw" or a trained look's ID), write the JPEG atomically.
+    "camera", "libraw" or a trained look's ID; None: "camera" for the front end alone, "libraw" in front of a
+    learned stage, which was trained behind LibRaw's look), write the JPEG atomically.
 
     ``max_error`` N (0 = bit-exact) adds the residual layer recovering every raw value within ±N; "Ks" (e.g.
     "0.5s") within K·σ(n) of the sensor's noise (``residual.parse_max_error``), and then ``quality`` None picks
@@ -116,6 +117,8 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     raw = rawio.read_raw(src)
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_stage(entry)
+    if look is None:
+        look = DEFAULT_LOOK if pipeline.learned(model) is None else "libraw"
     chosen = looks.resolve(look, src, raw, pipeline.front_end_settings(raw, entry.isp))
     try:  # the layer's bound is stored too: decode can then tell when a re-saved file lost its layer
         settings = render_settings(raw, DEFAULT_QUALITY if quality is None else quality, subsampling, entry.isp,

@@ -39,6 +39,8 @@ SMOOTH_FRACTION = 0.75
 #: weights of the curves' smoothness penalty (second differences of θ) and of the colour matrix's pull to I
 SMOOTHNESS = 0.5
 MATRIX_PRIOR = 2.0
+#: the colour matrix M diagonal (saturation of R − Y and B − Y, no hue rotation) instead of a full 2×2
+DIAGONAL_CHROMA = False
 #: weight of the RAW cost: the log of the error amplification 1/f_c'(x) of the inverse curves where the pixels are
 RAW_WEIGHT = 3.0
 #: the front end's working render for the fit (longer side, pixels)
@@ -153,7 +155,8 @@ def _unpack(p: np.ndarray, neutral: bool = False) -> tuple[np.ndarray, np.ndarra
     """(θ (3, K), M (2, 2)) of the fit's parameter vector; ``neutral``: one curve for all channels and M = s·I."""
     if neutral:
         return np.tile(p[:KNOTS], (3, 1)), p[KNOTS] * np.eye(2)
-    return p[: 3 * KNOTS].reshape(3, KNOTS), p[3 * KNOTS:].reshape(2, 2)
+    m = p[3 * KNOTS:]
+    return p[: 3 * KNOTS].reshape(3, KNOTS), np.diag(m) if len(m) == 2 else m.reshape(2, 2)
 
 
 def apply(theta: np.ndarray, matrix: np.ndarray, x: np.ndarray, slope_min: float = SLOPE_MIN,
@@ -213,7 +216,8 @@ def fit(pairs: Sequence[tuple[np.ndarray, np.ndarray]], name: str = "camera", se
         return np.concatenate([(lab - target).ravel() * weight, smooth, gauge, RAW_WEIGHT * weight * raw_cost,
                                MATRIX_PRIOR * weight * 10 * (m - np.eye(2)).ravel()])
 
-    p0 = np.concatenate([np.zeros(KNOTS), [1.0]]) if neutral else np.concatenate([np.zeros(3 * KNOTS), [1, 0, 0, 1]])
+    m0 = [1.0] if neutral else [1.0, 1.0] if DIAGONAL_CHROMA else [1.0, 0.0, 0.0, 1.0]
+    p0 = np.concatenate([np.zeros(KNOTS if neutral else 3 * KNOTS), m0])
     sol = least_squares(residuals, p0, loss="soft_l1", f_scale=3.0 * weight, max_nfev=max_evaluations,
                         diff_step=1e-3)
     theta, m = _unpack(sol.x, neutral)
