@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_fails, run
+from PIL import Image
 from synthraw import make_raw, write_synthetic_dng
 
 from invisp_cli import codec, metrics, pipeline, rawio, steps
@@ -98,17 +99,17 @@ def test_render_recover_with_a_look_round_trips_the_raw():
     assert metrics.raw_psnr_gamma(n_hat, n) > 40  # 8-bit quantisation only, amplified ≤ 1/slope_min
 
 
-def test_fit_recovers_a_known_look_from_a_reframed_sharpened_preview():
-    raw = make_raw(400, 600, seed=5)
+def test_fit_recovers_a_known_look_from_a_reframed_sharpened_unrotated_preview():
+    raw = make_raw(400, 600, seed=5, flip=6)  # a portrait photo …
     front = pipeline.front_end_settings(raw)
     truth = a_look(6, (1.25, 0.05, 0.0, 1.15))
     lin = pipeline.render([raw], None, [front.to_json()], pixels=np.float32)
     lin_t = np.ascontiguousarray(lin.transpose(2, 0, 1)[None])
     camera = (steps.Look(truth).forward(lin_t)[0].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
-    camera = camera[6:394, 9:591]  # another framing (3 % crop) …
-    blur = metrics.box_resize(camera, (291, 194))  # … a smaller preview …
+    camera = np.rot90(camera[9:591, 6:394], -1)  # … whose preview is stored unrotated, in another framing (3 %) …
+    blur = metrics.box_resize(camera, (291, 194))  # … smaller …
     sharp = np.clip(blur + 0.5 * (blur - metrics.box_resize(metrics.box_resize(blur, (97, 65)), (291, 194))), 0, 255)
-    preview = sharp.astype(np.uint8)  # … sharpened
+    preview = sharp.astype(np.uint8)  # … and sharpened
     image = looks.working_image(raw, front, 300)
     fitted = looks.fit([looks.training_pairs(image, preview)])
     before = metrics.mean_ciede2000(*looks.training_pairs(image, preview))
@@ -139,10 +140,8 @@ def test_encode_looks_round_trip_and_libraw_is_todays_render(tmp_path):
         jpg, dng = tmp_path / f"{name}.jpg", tmp_path / f"{name}.dng"
         r = run("encode", src, "-o", jpg, "--look", name)
         assert r.exit_code == 0, r.output
-        with open(jpg, "rb") as f:
-            from PIL import Image
-
-            params = codec.jpeg.read_params(Image.open(f), "x")
+        with Image.open(jpg) as img:
+            params = codec.jpeg.read_params(img, "x")
         expected = None if name == "libraw" else "test-look"
         assert (params.front_end.look and params.front_end.look.name) == expected
         assert ("look" in params.render) == (name != "libraw")
@@ -153,3 +152,17 @@ def test_encode_looks_round_trip_and_libraw_is_todays_render(tmp_path):
         info = run("info", jpg)
         assert f"look: {expected or 'libraw'}" in info.output
     assert_fails(run("encode", src, "-o", tmp_path / "x.jpg", "--look", "nope"), InputError, "unknown look")
+
+
+def test_batch_encode_takes_the_look(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_synthetic_dng(src / "a.dng", h=32, w=48, seed=8)
+    looks.save_look(a_look(name="batch-look"), looks.user_looks_dir(), ["*"], {}, {})
+    for name, expected in (("libraw", None), ("batch-look", "batch-look")):
+        out = tmp_path / name
+        r = run("encode", src, "-d", out, "--look", name)
+        assert r.exit_code == 0, r.output
+        with Image.open(out / "a.jpg") as img:
+            look = codec.jpeg.read_params(img, "a.jpg").front_end.look
+        assert (look and look.name) == expected
