@@ -295,7 +295,7 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
     if video_cli.is_video_encode(dst):  # RAW frames → MP4 (invisp_cli/video)
         if exact or max_error is not None or as_json or look is not None:
             raise click.UsageError("--exact/--max-error/--json/--look are for JPEG output; MP4 has no residual "
-                                   "layer and renders LibRaw's look")
+                                   "layer and renders one look for the clip (the camera's trained or the generic one)")
         return video_cli.encode(src, dst, model_id=model_id, tile=tile, force=force, **video)
     if len(src) > 1 or os.path.isdir(src[0]):  # False, not OSError, for a path past PATH_MAX
         raise click.UsageError("several RAW files or a folder: use -d OUTDIR for one JPEG each (batch), "
@@ -627,9 +627,12 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
 @click.option("--out", "out_dir", default="bench_out", show_default=True, type=click.Path(path_type=Path),
               help="report folder")
 @click.option("--no-plots", is_flag=True, help="skip the PNG figures")
+@click.option("--looks", is_flag=True, help="also each model with the camera look encode uses by default "
+              "(MODEL+look; models alone render LibRaw's look, the papers' protocol); ΔE cam scores every method")
 @_errors
 def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualities: list[int], subsampling: str,
-          baselines: str | None, limit: int | None, crop: int | None, out_dir: Path, no_plots: bool) -> None:
+          baselines: str | None, limit: int | None, crop: int | None, out_dir: Path, no_plots: bool,
+          looks: bool) -> None:
     """Benchmark RAW → JPEG → RAW on RAW files or folders (default: examples/) against baselines.
 
     \b
@@ -644,7 +647,7 @@ def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualiti
     cfg = BenchConfig(inputs=list(inputs), models=list(models), auto=auto, qualities=qualities,
                       subsampling=subsampling,
                       baselines=None if baselines is None else [b.strip() for b in baselines.split(",") if b.strip()],
-                      limit=limit, crop=crop, out=out_dir, plots=not no_plots)
+                      limit=limit, crop=crop, out=out_dir, plots=not no_plots, looks=looks)
     result = run_bench(cfg)
     for w in result.warnings:
         console.print(f"warning: {w}", markup=False, highlight=False)

@@ -343,11 +343,13 @@ def align_framing(image: np.ndarray, preview: np.ndarray) -> tuple[int, int, int
     return best[1]
 
 
-def delta_e_camera(image: np.ndarray, preview: np.ndarray) -> float:
+def delta_e_camera(image: np.ndarray, preview: np.ndarray,
+                   framing: tuple[int, int, int, int, int] | None = None) -> float:
     """ΔE2000 vs camera (METRICS.md "Look"): mean CIEDE2000 between the camera preview (uint8 sRGB) and the image
-    (uint8 sRGB, e.g. the decoded invisp JPEG) cropped to the preview's framing (``align_framing``) and area
+    (uint8 sRGB, e.g. the decoded invisp JPEG) cropped to the preview's framing (``align_framing``; ``framing``: the
+    one it found on another render of the same file, to score several without searching again) and area
     downscaled to the preview's size."""
-    dy, dx, ch, cw, k = align_framing(image, preview)
+    dy, dx, ch, cw, k = align_framing(image, preview) if framing is None else framing
     cam = np.rot90(preview, k)
     crop = box_resize(np.asarray(image)[dy:dy + ch, dx:dx + cw], (cam.shape[1], cam.shape[0]))
     return mean_ciede2000(np.clip(crop / 255.0, 0.0, 1.0), np.asarray(cam, np.float64) / 255.0)

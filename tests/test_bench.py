@@ -203,3 +203,24 @@ def test_bench_cli_errors(tmp_path, identity_registry) -> None:
     assert res.exit_code == 2 and "zip" in res.output
     res = CliRunner().invoke(main, ["bench", str(src), "--quality", "0,90"])
     assert res.exit_code == 2 and "1..100" in res.output
+
+
+def test_bench_delta_e_cam_scores_every_method_against_the_preview(tmp_path, identity_registry) -> None:
+    """ΔE cam (METRICS.md "Look") for each method of a file with a preview (rawio.write_dng embeds one: a render of
+    LibRaw's look), the camera look as MODEL+look with --looks, n/a without a usable preview (too small)."""
+    big, small = tmp_path / "big.dng", tmp_path / "small.dng"
+    write_synthetic_dng(big, h=192, w=256, cfa="RGGB", bits=12, seed=3)
+    write_synthetic_dng(small, h=64, w=96, cfa="GRBG", bits=12, seed=7)
+    out = tmp_path / "report"
+    res = CliRunner().invoke(main, ["bench", str(big), str(small), "--model", "bench-identity", "--looks",
+                                    "--baselines", "analytic", "--no-plots", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "ΔE cam" in res.output
+    recs = {(r["file"], r["method"]): r["delta_e_cam"] for r in json.loads((out / "report.json").read_text())
+            ["records"]}
+    assert set(recs) == {(f, m) for f in ("big.dng", "small.dng")
+                         for m in ("bench-identity", "bench-identity+look", "analytic")}
+    assert all(recs["small.dng", m] is None or math.isnan(recs["small.dng", m])
+               for m in ("bench-identity", "analytic"))
+    assert 0 < recs["big.dng", "bench-identity"] < 3 and 0 < recs["big.dng", "analytic"] < 3
+    assert 0 < recs["big.dng", "bench-identity+look"] < 3  # a look fitted to that same preview

@@ -26,6 +26,10 @@ DEFINITIONS = {
     "rgb_psnr": "decoded JPEG vs LibRaw's 8-bit render postprocess(use_camera_wb=True, no_auto_bright=True), "
                 "upright, peak 255",
     "ssim": "SSIM averaged over the R, G, B channels (11×11 Gaussian window, σ 1.5), decoded JPEG vs LibRaw's render",
+    "delta_e_cam": "ΔE cam: ΔE2000 vs the camera's own JPEG, the preview embedded in the RAW (METRICS.md \"Look\", "
+                   "metrics.delta_e_camera; look.read_preview): the decoded JPEG cropped to the preview's framing "
+                   "(metrics.align_framing, found once per file on LibRaw's render) and area-downscaled to its size; "
+                   "n/a without a usable preview or with --crop",
     "bpp": "JPEG (or codestream) bytes × 8 / visible RAW pixels",
     "ratio_file": "original RAW file bytes / JPEG bytes (n/a with --crop)",
     "ratio_bmp": "paper's B_BMP = 54 + H·W·bits/8 (metrics.b_bmp, the RAW's bit depth) / JPEG bytes",
@@ -57,6 +61,7 @@ class BenchConfig:
     out: Path = Path("bench_out")
     plots: bool = True
     tile: int = DEFAULT_TILE
+    looks: bool = False  # also each model with the camera look (encode's default), as "<model>+look"
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Record:
     sh_frac: float = math.nan
     rgb_psnr: float = math.nan
     ssim: float = math.nan
+    delta_e_cam: float = math.nan
     encode_s: float = math.nan
     decode_s: float = math.nan
     encode_peak_rss_mb: float = math.nan

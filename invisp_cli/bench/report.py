@@ -149,11 +149,13 @@ def _q_label(r: Record) -> str:
 
 def results_table(result: BenchResult, fit: bool = True) -> Table:
     """Quality of the recovered RAW and of the JPEG, per file, method and quality, then the means."""
-    t = _table("RAW recovered from the JPEG (dB; hl/sh: RAW-PSNR-lin on highlight/shadow sites; SSIM over RGB)",
-               ("bpp", "RAW-γ", "RAW-lin", "hl", "sh", "RGB", "SSIM"), fit)
+    t = _table("RAW recovered from the JPEG (dB; hl/sh: RAW-PSNR-lin on highlight/shadow sites; SSIM over RGB; "
+               "ΔE cam: ΔE2000 vs the camera's preview)",
+               ("bpp", "RAW-γ", "RAW-lin", "hl", "sh", "RGB", "SSIM", "ΔE cam"), fit)
     for r, last in _rows(result):
         t.add_row(_label(r), r.method, _q_label(r), _f(r.bpp, "{:.3f}"), _f(r.raw_psnr_gamma), _f(r.raw_psnr_lin),
-                  _f(r.raw_psnr_lin_hl), _f(r.raw_psnr_lin_sh), _f(r.rgb_psnr), _f(r.ssim, "{:.4f}"), end_section=last)
+                  _f(r.raw_psnr_lin_hl), _f(r.raw_psnr_lin_sh), _f(r.rgb_psnr), _f(r.ssim, "{:.4f}"),
+                  _f(r.delta_e_cam), end_section=last)
     return t
 
 

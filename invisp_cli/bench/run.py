@@ -7,10 +7,14 @@ For an invisp model (one per registry entry, ``--model`` or camera-matched with 
 
 The baselines (``baselines.py``) start from LibRaw's render of the same file; the storage sizes
 (``sizes.py``) are measured once per file. Everything runs in this process, on the same (possibly cropped)
-mosaic, and is scored with ``invisp_cli.metrics`` (see ``records.DEFINITIONS``)."""
+mosaic, and is scored with ``invisp_cli.metrics`` (see ``records.DEFINITIONS``). Models render LibRaw's look (the
+papers' protocol); with ``looks`` each also as "<model>+look", with the camera look encode chooses by default
+(``look.resolve``, fitted to the file's preview: its time counts in the encode). Every decoded JPEG of a file with a
+usable preview is scored against it (ΔE cam)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import math
 import os
@@ -25,13 +29,14 @@ import torch
 from PIL import Image
 
 from .. import codec, metrics, rawio, zoo
+from .. import look as looks
 from ..errors import InputError, InvispError
 from ..flows import is_video
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawfiles import raw_files
 from ..rawio import RawImage
-from ..settings import JPEG, FrontEnd, render_record
+from ..settings import JPEG, FrontEnd, Look, render_record
 from ..steps import libraw_gain
 from . import baselines
 from .records import NUMERIC_FIELDS, BenchConfig, BenchResult, ErrorMaps, FileInfo, Record
@@ -142,6 +147,8 @@ class Case:
     ref_peak_mb: float
     window: tuple[int, int, int, int] | None
     notes: list[str]
+    preview: np.ndarray | None = None  # the camera's JPEG embedded in the file (look.read_preview); None with --crop
+    framing: tuple[int, int, int, int, int] | None = None  # its framing in LibRaw's render (metrics.align_framing)
 
 
 def load_case(path: Path, crop: int | None) -> Case:
@@ -170,8 +177,12 @@ def load_case(path: Path, crop: int | None) -> Case:
         hl, sh = metrics.highlight_mask(ref_sensor), metrics.shadow_mask(ref_sensor)
         ref = rawio.apply_flip(ref_sensor, raw.flip)
     n = metrics.normalise_mosaic(raw.mosaic, raw.black, raw.white)
+    preview = None if crop else looks.read_preview(path)
+    framing = None if preview is None or ref is None else metrics.align_framing(ref, preview)
+    if crop:
+        notes.append("ΔE cam n/a: a crop has not the preview's framing")
     return Case(path.name, path, raw, n, gain, ref, hl, sh, st_read.seconds, st_read.peak_mb, st_ref.seconds,
-                st_ref.peak_mb, window, notes)
+                st_ref.peak_mb, window, notes, preview, framing)
 
 
 # -------------------------------------------------------------------------------------------- scoring
@@ -211,6 +222,8 @@ def score(case: Case, mosaic: np.ndarray, rgb: np.ndarray | None, rec: Record, k
         rec.rgb_psnr = metrics.rgb_psnr(rgb, case.ref)
         if min(rgb.shape[:2]) >= 11:
             rec.ssim = metrics.ssim(rgb, case.ref)
+    if rgb is not None and case.preview is not None:
+        rec.delta_e_cam = metrics.delta_e_camera(rgb, case.preview, case.framing)
     if keep_map is not None:
         keep_map.maps[rec.method] = (_error_map(nh - case.n, case.raw.flip), rec.quality)
 
@@ -227,10 +240,12 @@ def _ratios(rec: Record, s: Sizes, cropped: bool) -> None:
 # ------------------------------------------------------------------------------------------- methods
 
 
-def _invisp(case: Case, entry: zoo.ModelEntry, model: torch.nn.Module, q: int, cfg: BenchConfig) -> tuple:
+def _invisp(case: Case, entry: zoo.ModelEntry, model: torch.nn.Module, q: int, cfg: BenchConfig,
+            look: Look | None = None) -> tuple:
     raw = case.raw
     with Stage() as enc:
-        settings = render_record(JPEG(q, cfg.subsampling), FrontEnd.of(entry.isp, case.gain))
+        front = dataclasses.replace(FrontEnd.of(entry.isp, case.gain), look=look)
+        settings = render_record(JPEG(q, cfg.subsampling), front)
         data = codec.encode_bytes(raw, model, ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings),
                                   cfg.tile)
     with Stage() as dec:
@@ -404,6 +419,13 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
             jobs: list[tuple[str, str, int | None, object]] = []
             for e in entries:
                 jobs += [(e.id, "invisp", q, e) for q in qualities]
+            fitted: dict[str, tuple[Look | None, float]] = {}  # the camera look of each "<model>+look", fit seconds
+            if cfg.looks and not cfg.crop:
+                for e in entries:
+                    with Stage() as st_look:
+                        camera = looks.resolve("camera", path, raw, FrontEnd.of(e.isp, case.gain))
+                    fitted[e.id + "+look"] = (camera, st_look.seconds)
+                    jobs += [(e.id + "+look", "invisp", q, e) for q in qualities]
             if case.ref is not None:
                 jobs += [(b, "baseline", q, None) for b in chosen if b in RECOVERY_BASELINES for q in qualities]
             elif n_rec:
@@ -417,7 +439,9 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
                 try:
                     if kind == "invisp":
                         assert isinstance(entry, zoo.ModelEntry)
-                        out = _invisp(case, entry, zoo.load_model(entry), int(q), cfg)
+                        look, fit_s = fitted.get(method, (None, 0.0))
+                        out = _invisp(case, entry, zoo.load_model(entry), int(q), cfg, look)
+                        out = (*out[:3], out[3] + fit_s, *out[4:])
                     elif method == "miniraw":
                         out = _miniraw(case)
                     else:
