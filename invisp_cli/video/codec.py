@@ -12,6 +12,7 @@ file beside the target and renamed at the end; a decode never removes anything i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,13 +21,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import look as looks
 from .. import pipeline, rawio
 from ..errors import InputError, ModelError
 from ..fileio import OutputFolder, atomic_output, check_output
 from ..params import ReconstructionParams
 from ..progress import progress_bar
 from ..rawio import RawImage
-from ..settings import CODECS, DEFAULT_TILE, Video, output_container, render_record
+from ..settings import CODECS, DEFAULT_TILE, Look, Video, output_container, render_record
 from ..zoo import ModelEntry, find_model, load_stage, select_model
 from . import frames as fr
 from .container import FrameInfo, Mp4Writer, VideoDoc, iter_frames, read_doc
@@ -60,14 +62,14 @@ class VideoResult:
     bytes: int
 
 
-def _read_frames(files: Sequence[Path], first: RawImage, stream: Video,
-                 isp: Mapping) -> Iterator[tuple[Path, RawImage, dict]]:
+def _read_frames(files: Sequence[Path], first: RawImage, stream: Video, isp: Mapping,
+                 look: Look | None = None) -> Iterator[tuple[Path, RawImage, dict]]:
     """Each frame's path, RAW (checked against the first) and render settings (``params.render``: the stream's
-    and the frame's front end), read one at a time."""
+    and the frame's front end, with the clip's ``look``), read one at a time."""
     for f in files:
         raw = first if f == files[0] else rawio.read_raw(f)
         fr.check_same_sequence(first, raw, f.name)
-        yield f, raw, render_record(stream, pipeline.front_end_settings(raw, isp))
+        yield f, raw, render_record(stream, dataclasses.replace(pipeline.front_end_settings(raw, isp), look=look))
 
 
 def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *, model_id: str | None = None,
@@ -91,6 +93,9 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         entry = resolve_video_model(model_id, first.exif.get("make", ""))
         loaded = entry, load_stage(entry)
     entry, model = loaded
+    look = None  # one look for the whole clip (no flicker): the camera's, for the front end alone (look.resolve)
+    if pipeline.learned(model) is None:
+        look = looks.resolve("camera", files[0], first, pipeline.front_end_settings(first, entry.isp))
     rate = Fraction(fps).limit_denominator(1001) if fps else fr.fps_from_times([fr.capture_time(f) for f in files])
     rate = rate or fr.DEFAULT_FPS
     h, w = first.mosaic.shape
@@ -100,7 +105,7 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         writer = Mp4Writer(tmp, codec, crf, pix_fmt, rate, width, height, preset)
         try:
             with progress_bar("encoding frames", total=len(files)) as advance:
-                frames = _read_frames(files, first, stream, entry.isp)
+                frames = _read_frames(files, first, stream, entry.isp, look)
                 for window in fr.sliding(frames, _window(model)):
                     path, raw, settings = window[len(window) // 2]
                     raws = [r for _, r, _ in window]
