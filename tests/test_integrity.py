@@ -232,3 +232,18 @@ def test_a_near_symmetric_image_is_turned_back_by_its_pixels_not_its_grid():
     pixels = integrity.bind(rgb, data)
     check = integrity.check(apply_flip(rgb, 1), _jpeg(_image(seed=1)), pixels, rgb.shape[:2])
     assert check.state == "transformed" and check.flip == 1 and np.array_equal(check.rgb, rgb)
+
+
+def test_zeroed_scan_bytes_are_damage_and_refused():
+    """Part of the image decodes as encoded and part is destroyed: refused, not a re-save."""
+    data = _jpeg(_image(240, 320))
+    rgb = _decoded(data)
+    pixels = integrity.bind(rgb, data)
+    sos = data.index(b"\xff\xda")
+    at = sos + (len(data) - sos) // 2
+    broken = data[:at] + bytes(64) + data[at + 64 :]
+    check = integrity.check(_decoded(broken), broken, pixels, rgb.shape[:2])
+    assert check.state == "foreign" and check.distance.damaged, check.distance
+    assert "damaged" in check.summary
+    resaved = _jpeg(rgb, 20)
+    assert integrity.check(_decoded(resaved), resaved, pixels, rgb.shape[:2]).state == "changed"

@@ -49,6 +49,12 @@ INTACT_MEAN = 0.35
 GROSS_CELL = 24.0
 #: the median cell differing by more than this: another image altogether (a spliced record)
 FOREIGN_MEDIAN = 6.0
+#: damaged image data: part of the image decodes as encoded (≥ 30 % of the samples exact; a re-save at q95 or
+#: below leaves ≤ 30 %, at q100 up to 61 % but none far off) and part is destroyed (2 or more of the 1 024 samples
+#: off by more than 64 levels, which no re-save down to quality 20 does): docs/integrity.md
+DAMAGED_EXACT = 0.3
+DAMAGED_FAR = 0.002
+FAR_STEP = 64
 
 _SOS, _EOI = 0xDA, 0xD9
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
@@ -171,6 +177,7 @@ class Distance:
     mean_median: float
     exact: float = 1.0  # fraction of the sampled values that are exactly as encode wrote them
     step: int = 0  # the largest difference of a sampled value (levels)
+    far: float = 0.0  # fraction of the sampled pixels off by more than FAR_STEP levels in some channel
 
     @property
     def intact(self) -> bool:
@@ -181,8 +188,12 @@ class Distance:
         return self.mean_median > FOREIGN_MEDIAN
 
     @property
+    def damaged(self) -> bool:
+        return self.exact >= DAMAGED_EXACT and self.far >= DAMAGED_FAR
+
+    @property
     def gross(self) -> bool:
-        return self.mean_max > GROSS_CELL or self.foreign
+        return self.mean_max > GROSS_CELL or self.foreign or self.damaged
 
     def __str__(self) -> str:
         return (f"cell means differ by up to {self.mean_max:.2f} levels (median {self.mean_median:.2f}), "
@@ -193,11 +204,11 @@ def distance(a: Fingerprint, b: Fingerprint, seen: np.ndarray | None = None,
              stored: np.ndarray | None = None) -> Distance:
     """Cells of ``a`` against ``b``; sampled values ``seen`` against ``stored`` where given."""
     dm = np.abs(a.mean - b.mean)
-    exact, step = 1.0, 0
+    exact, step, far = 1.0, 0, 0.0
     if seen is not None and stored is not None:
         diff = np.abs(seen.astype(np.int16) - stored)
-        exact, step = float(np.mean(diff == 0)), int(diff.max())
-    return Distance(float(dm.max()), float(np.median(dm)), exact, step)
+        exact, step, far = float(np.mean(diff == 0)), int(diff.max()), float(np.mean(diff.max(-1) > FAR_STEP))
+    return Distance(float(dm.max()), float(np.median(dm)), exact, step, far)
 
 
 def sample_sites(h: int, w: int, n: int = SAMPLES) -> np.ndarray:
@@ -271,6 +282,9 @@ class Check:
                         f": {self.distance}; the RAW is approximate"),
             "foreign": (f"the pixels are not this record's image ({self.distance})"
                         if self.distance is None or self.distance.foreign else
+                        f"the image data is damaged: {100 * self.distance.exact:.0f} % of the sampled values decode "
+                        f"as encoded, {100 * self.distance.far:.1f} % of the pixels are off by more than {FAR_STEP} "
+                        "levels" if self.distance.damaged else
                         f"the pixels are damaged beyond a re-save ({self.distance})"),
             "unbound": "no fingerprint: written by an older release (pixels not checked)",
         }[self.state]
