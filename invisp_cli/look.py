@@ -76,6 +76,20 @@ def read_preview(path: str | os.PathLike, side: int | None = None) -> np.ndarray
     return rgb
 
 
+def trim_borders(preview: np.ndarray, level: int = 12) -> np.ndarray:
+    """The preview without uniform near-black bars at its edges (letterboxed thumbnails): rows and columns at the
+    edges whose every value is ≤ ``level`` are cut, as long as at least half of each side remains."""
+    dark = preview.max(axis=2) <= level
+    rows, cols = np.flatnonzero(~dark.all(axis=1)), np.flatnonzero(~dark.all(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        return preview
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    h, w = preview.shape[:2]
+    if bottom - top < h // 2 or right - left < w // 2:
+        return preview
+    return preview[top:bottom, left:right]
+
+
 def working_image(raw: RawImage, front: FrontEnd, side: int) -> np.ndarray:
     """The front end's upright sRGB-gamma render (no look), clamped to [0, 1], (h, w, 3) float64, at about
     ``side`` pixels on the longer side (not below the CFA tile's resolution): each CFA phase area-averaged over
@@ -234,7 +248,7 @@ def camera_look(path: str | os.PathLike, raw: RawImage, front: FrontEnd) -> Look
     if preview is None:
         return None
     image = working_image(raw, front, WORK_SIDE)
-    return fit([training_pairs(image, preview)])
+    return fit([training_pairs(image, trim_borders(preview))])
 
 
 
@@ -374,7 +388,7 @@ def file_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
     if preview is None:
         return None
     raw = rawio.read_raw(path)
-    return training_pairs(working_image(raw, front_end_settings(raw), WORK_SIDE), preview)
+    return training_pairs(working_image(raw, front_end_settings(raw), WORK_SIDE), trim_borders(preview))
 
 
 def train_look(files: Sequence[str | os.PathLike], look_id: str, neutral: bool = False) -> tuple[Look, list[str]]:

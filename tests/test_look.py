@@ -166,3 +166,10 @@ def test_batch_encode_takes_the_look(tmp_path):
         with Image.open(out / "a.jpg") as img:
             look = codec.jpeg.read_params(img, "a.jpg").front_end.look
         assert (look and look.name) == expected
+
+
+def test_letterbox_bars_are_trimmed_from_a_preview():
+    img = np.full((120, 160, 3), 90, np.uint8)
+    img[:15], img[-15:], img[:, :3] = 0, 4, 0  # black bars of a 3:2 frame in a 4:3 thumbnail
+    assert looks.trim_borders(img).shape == (90, 157, 3)
+    assert looks.trim_borders(np.zeros((20, 30, 3), np.uint8)).shape == (20, 30, 3)  # all dark: left as it is
