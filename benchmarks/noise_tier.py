@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/noise_tier.py [FILES…] [--quality 90] [--sigma-quality auto] [--sweep 20,…,90]
                                               [--mp 24]
                                               [--json out.json] [--plot docs/noise_bpp.png]
+    .venv/bin/python benchmarks/noise_tier.py --coders [FILES…]   # layer bpp of each coder at 0.5σ
 
 For each RAW file (default: every file in ../shared/data/raw), in process, exactly as ``invisp encode`` builds
 them: the plain invisp JPEG (4:4:4, the camera-matched model, ``--quality``), the JPEG + layer at 0.25σ / 0.5σ /
@@ -22,24 +23,25 @@ the sites whose 3×3 plane mean lies within an octave of 18 % grey (n ∈ [0.127
 selection does not bias the Laplacian), compared with the model's σ at those sites' median level; and the DNG
 NoiseProfile's σ at mid-grey where the file has one.
 
-Timing (``--mp``): a synthetic frame (canon-eos-550d_colorchart.dng's mosaic tiled), encode = render + JPEG
-(+ layer), decode = the plain path's ``pipeline.recover`` against the layer's parse + reconstruct, both in this
-run."""
+Timing (``--mp``): a synthetic DNG (canon-eos-550d_colorchart.dng's mosaic tiled), ``codec.encode_file`` and
+``decode_file`` (what ``invisp encode`` / ``decode`` run: read, render or recover, write) of the plain JPEG
+(``--quality``) and of ``--max-error 0.5s`` (quality chosen), one after the other in this run."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import imagecodecs
 import numpy as np
 
-from invisp_cli import metrics, noise, pipeline, rawio, residual, zoo
+from invisp_cli import codec, metrics, noise, pipeline, rawio, residual, zoo
 from invisp_cli.bench.sizes import cfa_planes, dng_bytes, from_cfa_planes, jxl_lossless
-from invisp_cli.codec import decode_bytes, render_settings
+from invisp_cli.codec import render_settings
 from invisp_cli.containers import jpeg, layer
 from invisp_cli.params import ReconstructionParams
 
@@ -123,8 +125,9 @@ def measure(path: Path, quality: int, sweep: list[int], sigma_quality: int | Non
            "jpeg_bpp": bpp(len(plain)), "jpeg_max_sigma": None, "tiers": {}, "sweep": {}}
     for k in (*TIERS, 0):
         tol = residual.Sigma(k) if k else 0
-        q = quality if not k else sigma_quality or residual.choose_quality(raw, rgb, gain, tol, "4:4:4")
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol), raw, gain, tol)
+        bins = residual.sigma_bins(raw, tol) if k else None
+        q = quality if not k else sigma_quality or residual.choose_quality(raw, rgb, gain, bins, "4:4:4")
+        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol), raw, gain, tol, bins)
         rec = decoded_layer(data)
         mx, psnr = errors(raw, rec, sig)
         if k:
@@ -147,30 +150,52 @@ def measure(path: Path, quality: int, sweep: list[int], sigma_quality: int | Non
 
 
 def timing(mp: float, quality: int, sigma_quality: int | None) -> dict:
-    """Encode and decode seconds of the plain JPEG path and of the 0.5σ tier on a tiled synthetic frame."""
+    """Seconds of ``codec.encode_file`` / ``decode_file`` (the whole commands: read, render or recover, write) of
+    the plain JPEG path and of the 0.5σ tier on a synthetic DNG (a real mosaic tiled to ``mp`` megapixels)."""
     raw = rawio.read_raw(DATA / "canon-eos-550d_colorchart.dng")
     h = int(round(np.sqrt(mp * 1e6 * 2 / 3) / 2)) * 2
     w = int(round(h * 1.5 / 2)) * 2
     reps = (-(-h // raw.mosaic.shape[0]), -(-w // raw.mosaic.shape[1]))
     raw.mosaic = np.ascontiguousarray(np.tile(raw.mosaic, reps)[:h, :w])
-    raw.raw_size = (h, w)
+    raw.raw_size, raw.margins = (h, w), (0, 0)
     out = {"mp": h * w / 1e6}
-    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "big.dng"
+        rawio.write_dng(src, raw)
+        for name, kw in (("plain", {"quality": quality}),
+                         ("sigma", {"quality": sigma_quality, "max_error": "0.5s"})):
+            t0 = time.perf_counter()
+            r = codec.encode_file(src, Path(tmp) / f"{name}.jpg", **kw)
+            out[f"encode_{name}_s"] = time.perf_counter() - t0
+            out[f"{name}_bytes"] = r.bytes
+            t0 = time.perf_counter()
+            codec.decode_file(Path(tmp) / f"{name}.jpg", Path(tmp) / f"{name}.dng")
+            out[f"decode_{name}_s"] = time.perf_counter() - t0
+    return out
+
+
+def coder_sizes(path: Path, k: float = 0.5) -> dict:
+    """Layer payload bytes of each coder on one file's residual at k·σ (analytic predictor, the chosen quality),
+    and the empirical conditional entropy H(d | context) that a static per-context model cannot beat."""
+    raw = rawio.read_raw(path)
     rgb, entry, gain = render(raw)
-    plain = jpeg_bytes(raw, rgb, entry, quality, None)
-    out["encode_plain_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rgb, entry, gain = render(raw)
-    q = sigma_quality or residual.choose_quality(raw, rgb, gain, residual.Sigma(0.5), "4:4:4")
-    data, _ = residual.attach(jpeg_bytes(raw, rgb, entry, q, residual.Sigma(0.5)), raw, gain, residual.Sigma(0.5))
-    out["sigma_quality"] = q
-    out["encode_sigma_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    decode_bytes(plain, zoo.load_stage(entry))
-    out["decode_plain_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    decoded_layer(data)
-    out["decode_sigma_s"] = time.perf_counter() - t0
+    tol = residual.Sigma(k)
+    bins = residual.sigma_bins(raw, tol)
+    q = residual.choose_quality(raw, rgb, gain, bins, "4:4:4")
+    pred = residual.Predictor.analytic(raw, gain, bins.hi)
+    pm = pred(residual.decode_pixels(jpeg_bytes(raw, rgb, entry, q, tol)))
+    d, _ = bins.quantise(raw.mosaic, pm)
+    ctx = residual.contexts(pm, pred.base)
+    flat = d.ravel()
+    entropy = 0.0
+    for c in np.unique(ctx):
+        _, n = np.unique(flat[ctx == c], return_counts=True)
+        entropy -= float(np.sum(n * np.log2(n / n.sum())))
+    vals, offset = residual._offset(d.copy())
+    out = {"file": path.name, "quality": q, "H(d|ctx) bpp": entropy / d.size}
+    for coder, lay in residual._candidates(d.shape, vals.dtype):
+        if coder != "lzma":
+            out[f"{coder} {lay}"] = metrics.bpp(len(residual._encode(vals, coder, lay, 3, offset, ctx)), d.size)
     return out
 
 
@@ -241,20 +266,32 @@ def main() -> None:
     ap.add_argument("--mp", type=float, default=0, help="synthetic frame size for the timing (0: skip)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--coders", action="store_true", help="only: layer bpp of each coder at 0.5σ")
+    ap.add_argument("--timing-only", action="store_true", help="only the --mp timing")
     a = ap.parse_args()
     files = a.files or sorted(DATA.iterdir())
+    if a.coders:
+        rows = [coder_sizes(p) for p in files]
+        keys = list(dict.fromkeys(k for r in rows for k in r if k != "file"))
+        print("| file | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
+        for r in rows:
+            print(f"| {r['file']} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, ""))
+                                                for k in keys) + " |")
+        return
     sweep = [int(q) for q in a.sweep.split(",") if q]
     sigma_q = None if a.sigma_quality == "auto" else int(a.sigma_quality)
     rows = []
-    for p in files:
+    for p in [] if a.timing_only else files:
         t0 = time.perf_counter()
         rows.append(measure(p, a.quality, sweep, sigma_q))
         print(f"done {p.name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    table(rows, a.quality)
+    if rows:
+        table(rows, a.quality)
     out = {"rows": rows}
     if a.mp > 0:
         out["timing"] = t = timing(a.mp, a.quality, sigma_q)
-        print(f"\n{t['mp']:.1f} MP: encode plain {t['encode_plain_s']:.2f} s, 0.5σ {t['encode_sigma_s']:.2f} s "
+        print(f"\n{t['mp']:.1f} MP ({t['plain_bytes'] / 1e6:.2f} / {t['sigma_bytes'] / 1e6:.2f} MB): encode plain "
+              f"{t['encode_plain_s']:.2f} s, 0.5σ {t['encode_sigma_s']:.2f} s "
               f"(×{t['encode_sigma_s'] / t['encode_plain_s']:.2f}); decode plain {t['decode_plain_s']:.2f} s, "
               f"0.5σ {t['decode_sigma_s']:.2f} s (×{t['decode_sigma_s'] / t['decode_plain_s']:.2f})")
     if a.json:

@@ -219,15 +219,22 @@ def _jxl_effort(pixels: int) -> int:
     return 3 if pixels <= 8_000_000 else 2
 
 
+_OCTAVE = np.frexp(np.arange(1 << 16, dtype=np.float64))[1].astype(np.uint8)  # bit length of 0…65535
+
+
 def contexts(pm: np.ndarray, base: int) -> np.ndarray:
     """Coding context of each site (flattened, uint8): 17·(CFA position) + bit length of max(p − base, 0).
 
-    Integer-exact (frexp returns the exponent of an exactly representable value), so encoder and decoder agree on
-    any machine."""
+    Integer-exact (a table of frexp's exponents of exactly representable values), so encoder and decoder agree
+    on any machine."""
     h, w = pm.shape
-    octave = np.frexp(np.maximum(pm.astype(np.int64) - base, 0).astype(np.float64))[1]
-    pos = (np.arange(h) % 2)[:, None] * 2 + (np.arange(w) % 2)[None, :]
-    return (pos * 17 + octave).astype(np.uint8).ravel()
+    v = pm.astype(np.int32)
+    v -= base
+    octave = _OCTAVE[_clip(v, 0, (1 << 16) - 1)]
+    octave[0::2, 1::2] += 17
+    octave[1::2, 0::2] += 34
+    octave[1::2, 1::2] += 51
+    return octave.ravel()
 
 
 def _encode_sorted(values: np.ndarray, offset: int, ctx: np.ndarray) -> bytes:
@@ -756,19 +763,27 @@ def decode_pixels(data: bytes) -> np.ndarray:
         return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str) -> tuple[bytes, int]:
+def sigma_bins(raw: RawImage, tol: Sigma) -> SigmaBins:
+    """The quantiser of the bound K·σ(n) for ``raw`` (its noise model: ``noise.noise_model``)."""
+    hi = max(int(raw.white), int(raw.mosaic.max()))
+    return SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
+
+
+def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
+           bins: SigmaBins | None = None) -> tuple[bytes, int]:
     """An encoded invisp JPEG plus a layer recovering ``raw.mosaic`` within ±max_error, or within K·σ(n) of the
-    noise model (``noise.noise_model``) for Sigma(K): (bytes, layer bytes)."""
+    noise model for Sigma(K) (``bins``: its ``sigma_bins``, if already made): (bytes, layer bytes)."""
     tol = parse_max_error(max_error)
     if isinstance(tol, int) and tol < 0:
         raise ValueError("max_error must be ≥ 0")
     hi = max(int(raw.white), int(raw.mosaic.max()))
-    bins = None
-    if isinstance(tol, Sigma):
-        if raw.cfa not in CFA_LAYOUTS:
-            raise UnsupportedSensorError(f"--max-error {tol}: the noise-bounded layer needs a Bayer mosaic, not "
-                                         f"{'a linear image' if raw.linear else 'CFA ' + raw.cfa}")
-        bins = SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
+    if not isinstance(tol, Sigma):
+        bins = None
+    elif raw.cfa not in CFA_LAYOUTS:
+        raise UnsupportedSensorError(f"--max-error {tol}: the noise-bounded layer needs a Bayer mosaic, not "
+                                     f"{'a linear image' if raw.linear else 'CFA ' + raw.cfa}")
+    elif bins is None:
+        bins = sigma_bins(raw, tol)
     idx, samples = _positions(raw)
     blob = build_layer(_flat(raw.mosaic), decode_pixels(data), [Predictor.analytic(raw, gain, hi),
                                                                 Predictor.none(raw.flip, hi, idx.shape, samples)],
@@ -777,19 +792,18 @@ def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str) 
     return out, len(out) - len(data)
 
 
-#: the JPEG qualities ``choose_quality`` tries for the noise-bounded tier: the total keeps falling below q40
-#: (docs/noise.md), but the JPEG is meant to be looked at; ``-q`` sets any quality
-QUALITIES = (40, 50, 60, 70, 80, 90)
+#: the JPEG qualities ``choose_quality`` tries for the noise-bounded tier: on the files of docs/noise.md the
+#: total is lowest at q40–50 and flat below (q20–q40 within 3 %), and the JPEG is meant to be looked at; ``-q``
+#: sets any quality
+QUALITIES = (40, 50, 60, 70)
 
 
-def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, tol: Sigma, subsampling: str,
+def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, bins: SigmaBins, subsampling: str,
                    qualities: tuple[int, ...] = QUALITIES) -> int:
-    """The JPEG quality minimising JPEG + layer bytes at bound ``tol``, judged on a sample: four crops of the
+    """The JPEG quality minimising JPEG + layer bytes under ``bins``, judged on a sample: four crops of the
     render (in sensor orientation, at even offsets) tiled into one image, coded at each quality (Pillow, as
     ``containers.jpeg``), predicted, quantised with the sigma bins and coded with ANS in the sorted layout."""
-    hi = max(int(raw.white), int(raw.mosaic.max()))
-    bins = SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
-    pred = Predictor.analytic(raw, gain, hi)
+    pred = Predictor.analytic(raw, gain, bins.hi)
     pred = Predictor(pred.kind, 0, pred.lut, pred.coef, pred.bias, pred.clip)  # the sample is in sensor order
     mosaic = _sample(np.ascontiguousarray(raw.mosaic, dtype=np.uint16))
     sensor = rawio.undo_flip(np.asarray(rgb, np.uint8), raw.flip)

@@ -154,6 +154,16 @@ def test_ans_codec_round_trip():
     assert sizes[residual.PREDICTED] < sizes[residual.SORTED]
 
 
+def test_contexts_as_old_layers_coded_them():
+    """The coding contexts (a table lookup now) equal the formula old layers were written with."""
+    rng = np.random.default_rng(0)
+    pm = rng.integers(0, 1 << 16, (57, 81)).astype(np.uint16)
+    pos = (np.arange(57) % 2)[:, None] * 2 + (np.arange(81) % 2)[None, :]
+    for base in (0, 2056, 65535):
+        octave = np.frexp(np.maximum(pm.astype(np.int64) - base, 0).astype(np.float64))[1]
+        assert np.array_equal(residual.contexts(pm, base), (pos * 17 + octave).astype(np.uint8).ravel())
+
+
 def test_integer_layers_keep_their_format():
     raw = make_raw(32, 48, seed=1)
     rgb = np.zeros((32, 48, 3), np.uint8)
