@@ -221,6 +221,8 @@ def fit(pairs: Sequence[tuple[np.ndarray, np.ndarray]], name: str = "camera", se
 
     def residuals(p: np.ndarray) -> np.ndarray:
         theta, m = _unpack(p, neutral)
+        if abs(np.linalg.det(m)) < 0.05:  # a step towards a singular matrix: evaluated at a weak, valid one
+            m = 0.25 * np.eye(2)
         lab = metrics.srgb_to_lab(apply(theta, m, x, intervals=256))
         smooth = SMOOTHNESS * np.diff(theta, 2, axis=1).ravel()
         gauge = theta.mean(axis=1)  # the curves do not change when θ_c shifts: fix the mean
@@ -243,12 +245,15 @@ def fit(pairs: Sequence[tuple[np.ndarray, np.ndarray]], name: str = "camera", se
 
 
 def camera_look(path: str | os.PathLike, raw: RawImage, front: FrontEnd) -> Look | None:
-    """The look fitted to ``path``'s own preview (None without a usable one)."""
+    """The look fitted to ``path``'s own preview (None without a usable one, or where the fit finds none)."""
     preview = read_preview(path, WORK_SIDE)
     if preview is None:
         return None
     image = working_image(raw, front, WORK_SIDE)
-    return fit([training_pairs(image, trim_borders(preview))])
+    try:
+        return fit([training_pairs(image, trim_borders(preview))])
+    except (ValueError, np.linalg.LinAlgError):  # a degenerate preview (blank, tiny): the trained look instead
+        return None
 
 
 
