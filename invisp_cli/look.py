@@ -179,20 +179,21 @@ def apply(theta: np.ndarray, matrix: np.ndarray, x: np.ndarray, slope_min: float
     (``steps.Look``; the fit evaluates its curves on a coarser table of ``intervals`` and the reach on 257 points
     per cube edge, within 1e-4 of it)."""
     m = tuple(float(v) for v in matrix.ravel())
-    table, grid = curve_table(theta, slope_min, intervals), np.linspace(0.0, 1.0, intervals + 1)
-    t = np.stack([np.interp(x[:, c], grid, table[c]) for c in range(3)])[None, :, :, None]  # (N, C, H, W)
-    y = ChromaCompress(m, knee, chroma_reach(m, samples=257)).forward(t)
-    return y[0, :, :, 0].T
+    t = _tone(curve_table(theta, slope_min, intervals), x)
+    return ChromaCompress(m, knee, chroma_reach(m, samples=257)).forward(t[None, :, :, None])[0, :, :, 0].T
 
 
-def _chroma_cost(table: np.ndarray, matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The log error amplification of the colour rendering's inverse at colours x (n, 3) after the curves
-    (``table``): log(1/g'(r)) = 2·log(1 + a·e) of the shoulder where r > k, plus log(1/σ_min(M)) where M shrinks."""
+def _tone(table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The tone curves of ``table`` (3, n + 1) on colours x (n, 3): (3, n)."""
     grid = np.linspace(0.0, 1.0, table.shape[1])
-    t = np.stack([np.interp(x[:, c], grid, table[c]) for c in range(3)])[:, :, None]
-    lum, dr, db = ChromaCompress._luma_chroma(t)
-    m = tuple(float(v) for v in matrix.ravel())
-    reach = chroma_reach(m, samples=257)
+    return np.stack([np.interp(x[:, c], grid, table[c]) for c in range(3)])
+
+
+def _chroma_cost(t: np.ndarray, matrix: np.ndarray, reach: float) -> np.ndarray:
+    """The log error amplification of the colour rendering's inverse at colours t (3, n) after the curves:
+    log(1/g'(r)) = 2·log(1 + a·e) of the shoulder where r > k, plus log(1/σ_min(M)) where M shrinks."""
+    lum, dr, db = ChromaCompress._luma_chroma(t[:, :, None])
+    m = matrix.ravel()
     _, r = ChromaCompress._gauge(lum, m[0] * dr + m[1] * db, m[2] * dr + m[3] * db)
     a = 1.0 / (1.0 - CHROMA_KNEE) - 1.0 / (reach - CHROMA_KNEE) if reach > 1.0 else 0.0
     e = (r[:, 0].clip(None, reach) - CHROMA_KNEE).clip(0.0, None)
@@ -223,12 +224,14 @@ def fit(pairs: Sequence[tuple[np.ndarray, np.ndarray]], name: str = "camera", se
         theta, m = _unpack(p, neutral)
         if abs(np.linalg.det(m)) < 0.05:  # a step towards a singular matrix: evaluated at a weak, valid one
             m = 0.25 * np.eye(2)
-        lab = metrics.srgb_to_lab(apply(theta, m, x, intervals=256))
+        table = curve_table(theta, SLOPE_MIN, 256)  # the look as ``apply`` evaluates it, each part once
+        t, mt = _tone(table, x), tuple(float(v) for v in m.ravel())
+        reach = chroma_reach(mt, samples=257)
+        lab = metrics.srgb_to_lab(ChromaCompress(mt, CHROMA_KNEE, reach).forward(t[None, :, :, None])[0, :, :, 0].T)
         smooth = SMOOTHNESS * np.diff(theta, 2, axis=1).ravel()
         gauge = theta.mean(axis=1)  # the curves do not change when θ_c shifts: fix the mean
-        table = curve_table(theta, SLOPE_MIN, 256)
         slope = np.take_along_axis(np.diff(table, axis=1) * 256, bins, 1)
-        raw_cost = np.log(1.0 / slope).clip(0.0, None).sum(axis=0) + _chroma_cost(table, m, x)
+        raw_cost = np.log(1.0 / slope).clip(0.0, None).sum(axis=0) + _chroma_cost(t, m, reach)
         return np.concatenate([(lab - target).ravel() * weight, smooth, gauge, RAW_WEIGHT * weight * raw_cost,
                                MATRIX_PRIOR * weight * 10 * (m - np.eye(2)).ravel()])
 
