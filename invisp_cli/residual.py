@@ -764,7 +764,11 @@ def decode_pixels(data: bytes) -> np.ndarray:
 
 
 def sigma_bins(raw: RawImage, tol: Sigma) -> SigmaBins:
-    """The quantiser of the bound K·σ(n) for ``raw`` (its noise model: ``noise.noise_model``)."""
+    """The quantiser of the bound K·σ(n) for ``raw`` (its noise model: ``noise.noise_model``); Bayer mosaics only
+    (UnsupportedSensorError otherwise)."""
+    if raw.cfa not in CFA_LAYOUTS:
+        raise UnsupportedSensorError(f"--max-error {tol}: the noise-bounded layer needs a Bayer mosaic, not "
+                                     f"{'a linear image' if raw.linear else 'CFA ' + raw.cfa}")
     hi = max(int(raw.white), int(raw.mosaic.max()))
     return SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
 
@@ -779,9 +783,6 @@ def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
     hi = max(int(raw.white), int(raw.mosaic.max()))
     if not isinstance(tol, Sigma):
         bins = None
-    elif raw.cfa not in CFA_LAYOUTS:
-        raise UnsupportedSensorError(f"--max-error {tol}: the noise-bounded layer needs a Bayer mosaic, not "
-                                     f"{'a linear image' if raw.linear else 'CFA ' + raw.cfa}")
     elif bins is None:
         bins = sigma_bins(raw, tol)
     idx, samples = _positions(raw)
