@@ -146,8 +146,9 @@ def main() -> None:
     for name, rows in summary.items():
         if rows:
             de, bd = np.array(rows).T
-            print(f"{name}: ΔE mean {de.mean():.2f}, worst {de.max():.2f}; BD-PSNR mean {np.nanmean(bd):+.2f} dB "
-                  f"(worst {np.nanmin(bd) if np.isfinite(bd).any() else float('nan'):+.2f}) over {len(rows)} files")
+            bd = bd[np.isfinite(bd)] if np.isfinite(bd).any() else np.array([np.nan])
+            print(f"{name}: ΔE mean {de.mean():.2f}, worst {de.max():.2f}; BD-PSNR mean {bd.mean():+.2f} dB "
+                  f"(worst {bd.min():+.2f}) over {len(rows)} files")
 
 
 if __name__ == "__main__":
