@@ -7,7 +7,8 @@ JPEG preview:
 
 * ``libraw``: no look (today's render); ``camera``: fitted to the file's own preview (the default);
 * ``loo``: the per-camera trained look, leave-one-out — trained on the other files of the same camera model
-  (``look.train_look``), the preview of the file under test withheld; only for cameras with ≥ 2 files;
+  (``look.train_look``), the preview of the file under test withheld, then adapted to the file (``look.adapt``)
+  as encode does for a file without a preview; only for cameras with ≥ 2 files;
 * ``generic-loo``: the generic (neutral: ``look.fit``) look trained on every other file with a preview (any
   camera), as ``invisp train-look --camera "*"`` trains it.
 
@@ -62,8 +63,9 @@ def looks_for(path: Path, raw: rawio.RawImage, names: list[str], files: list[Pat
         else:
             others = [f for f in files if f != path and (name == "generic-loo"
                                                          or looks.camera_name(rawio.read_raw(f)) == camera)]
-            if others:
-                out[name] = looks.train_look(others, name, neutral=name == "generic-loo")[0]
+            if others:  # trained without the file, then adapted to it as encode --look camera does
+                trained = looks.train_look(others, name, neutral=name == "generic-loo")[0]
+                out[name] = looks.adapt(trained, raw, pipeline.front_end_settings(raw))
     return out
 
 

@@ -352,10 +352,23 @@ def trained_look(camera: str) -> LookEntry | None:
         (e for e in entries if "*" in e.cameras), None)
 
 
+def adapt(look: Look, raw: RawImage, front: FrontEnd, seed: int = 0) -> Look:
+    """A trained ``look`` refitted to this file: ``fit`` with the trained look's colours of the file's own working
+    render as the target (what the camera would make of it, as far as the trained look knows) and the RAW cost on
+    the file's own pixels, so the slope budget goes where this image has its pixels. Keeps the trained look's
+    name (the record says where it came from)."""
+    image = working_image(raw, front, WORK_SIDE).reshape(-1, 3)
+    rng = np.random.default_rng(seed)
+    x = image[rng.choice(len(image), min(len(image), 4 * FIT_PIXELS), replace=False)]
+    target = apply(np.asarray(look.curves), np.asarray(look.chroma).reshape(2, 2), x, look.slope_min, look.knee)
+    return fit([(x, target)], name=look.name, seed=seed)
+
+
 def resolve(name: str, src: str | os.PathLike, raw: RawImage, front: FrontEnd) -> Look | None:
     """The look encode renders ``src`` with: "libraw" → None (LibRaw's look); "camera" → fitted to the file's own
-    preview, else the camera's trained look, else the generic one (never LibRaw's dark render by default, unless
-    no look is installed at all); any other name → that trained look (InputError if unknown)."""
+    preview, else the camera's trained look, else the generic one, adapted to the file (``adapt``; never LibRaw's
+    dark render by default, unless no look is installed at all); any other name → that trained look as trained
+    (InputError if unknown)."""
     if name == "libraw":
         return None
     if name != "camera":
@@ -364,7 +377,7 @@ def resolve(name: str, src: str | os.PathLike, raw: RawImage, front: FrontEnd) -
     if fitted is not None:
         return fitted
     entry = trained_look(camera_name(raw))
-    return None if entry is None else entry.load()
+    return None if entry is None else adapt(entry.load(), raw, front)
 
 
 def save_look(look: Look, folder: Path, cameras: list[str], training: dict, metrics_: dict) -> LookEntry:
