@@ -17,8 +17,8 @@ DNG. Each (and the real file itself) goes through ``invisp encode`` (front end, 
     encode s                   wall time of the encode, the least of REPEAT runs (this machine, OMP_NUM_THREADS as set)
     exact                      ``--exact`` encode + decode: the DNG's samples equal the original's (rawpy), layer MB
     LibRaw type                raw type and CFA period LibRaw reads from the decoded DNG (must be the original's)
-    rawpy / darktable dB       ``--converters``: PSNR (8-bit) of each converter's render of the decoded DNG against
-                               its render of the original (benchmarks/converters.py's renders)
+    rawpy / dcraw / darktable  ``--converters [LIST]``: PSNR (8-bit, dB) of each converter's render of the decoded
+                               DNG against its render of the original (benchmarks/converters.py's renders)
 
 The X-Trans demosaic study (``--demosaic-study``): the normalised mosaic demosaiced by plain normalised convolution
 (every colour interpolated on its own), by colour differences to a first green (one pass) and by the shipped
@@ -70,12 +70,16 @@ def _same_samples(a: Path, b: Path) -> bool:
         return bool(np.array_equal(x.raw_image_visible, y.raw_image_visible))
 
 
-def _converters(orig: Path, dng: Path, work: Path) -> dict[str, float | str]:
+CONVERTERS = ("rawpy", "dcraw", "darktable")
+
+
+def _converters(orig: Path, dng: Path, work: Path, names: list[str]) -> dict[str, float | str]:
     sys.path.insert(0, str(Path(__file__).parent))
     import converters
 
     out: dict[str, float | str] = {}
-    for name, render in (("rawpy", converters.rawpy_render), ("darktable", converters.darktable_render)):
+    for name in names:
+        render = getattr(converters, f"{name}_render")
         try:
             a, b = converters._to_u8(render(orig, work)), converters._to_u8(render(dng, work))
         except Exception as e:  # noqa: BLE001 - a converter that cannot open a file: say so in the table
@@ -86,7 +90,7 @@ def _converters(orig: Path, dng: Path, work: Path) -> dict[str, float | str]:
     return out
 
 
-def measure(src: Path, quality: int, look: str, work: Path, with_converters: bool) -> list[dict]:
+def measure(src: Path, quality: int, look: str, work: Path, with_converters: list[str]) -> list[dict]:
     """One row per variant of ``src``: real Bayer, synthetic Bayer, synthetic X-Trans, synthetic linear."""
     raw, rgb = linear_source(src)
     variants = {"Bayer (real)": src}
@@ -112,7 +116,7 @@ def measure(src: Path, quality: int, look: str, work: Path, with_converters: boo
                "exact": _same_samples(path, xdng), "layer MB": round((layer.bytes - jpg.stat().st_size) / 1e6, 2),
                "LibRaw type": _libraw_type(dng), "original type": _libraw_type(path)}
         if with_converters:
-            row.update(_converters(path, dng, work))
+            row.update(_converters(path, dng, work, with_converters))
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
     return rows
@@ -207,7 +211,8 @@ def main() -> None:
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--look", default="libraw", help="encode --look (libraw, camera, a trained look's ID)")
-    ap.add_argument("--converters", action="store_true", help="also render with rawpy and darktable")
+    ap.add_argument("--converters", nargs="?", const=",".join(CONVERTERS), default="",
+                    help=f"also render with these converters (default: {','.join(CONVERTERS)})")
     ap.add_argument("--demosaic-study", action="store_true", help="plain vs colour-difference X-Trans demosaic")
     ap.add_argument("--speed", action="store_true", help="encode times of a 2 × 1 tiled scene per layout")
     ap.add_argument("--json", type=Path)
@@ -225,7 +230,8 @@ def main() -> None:
             elif args.demosaic_study:
                 out["demosaic"] += demosaic_study(f, args.quality, args.look, Path(tmp))
             else:
-                out["matrix"] += measure(f, args.quality, args.look, Path(tmp), args.converters)
+                out["matrix"] += measure(f, args.quality, args.look, Path(tmp),
+                                         [c for c in args.converters.split(",") if c])
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False))
 

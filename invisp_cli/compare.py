@@ -52,7 +52,7 @@ def compare_files(original: Path, recovered: Path, jpeg: Path | None = None) -> 
     if jpeg is not None:
         ref = rawio.render_reference(original)
         img = np.asarray(Image.open(jpeg).convert("RGB"))
-        res["bpp"] = metrics.bpp(jpeg.stat().st_size, n.size)
+        res["bpp"] = metrics.bpp(jpeg.stat().st_size, n.shape[0] * n.shape[1])  # pixels, also for a linear image
         res["compression ratio (RAW file / JPEG)"] = metrics.compression_ratio(original.stat().st_size,
                                                                                jpeg.stat().st_size)
         if img.shape == ref.shape:
