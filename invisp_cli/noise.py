@@ -20,7 +20,7 @@ group's median μ. a, b come from a least-squares fit of σ̂² against μ weigh
 The same runs on blocks of sites two apart (the four sub-planes plane[u::2, v::2]) and the fit with the larger
 σ at mid-grey is kept: for white noise both agree, but noise that is spatially correlated (raw data stored after
 lossy wavelet compression, as GoPro's VC-5) hides from the 2×2 contrast of neighbours, and a per-site bound needs
-its per-site spread (GoPro HERO6: σ(0.18) 0.00029 at spacing 1, 0.0021 at 2, 0.0030 at 4).
+its per-site spread (docs/noise.md, the GoPro rows).
 Planes above ``MAX_SITES`` sites are read in bands of ``BAND`` rows spread over the frame (a 24 MP frame in
 every 6th band). ``tests/test_noise.py`` checks it on synthetic mosaics with known a, b."""
 
