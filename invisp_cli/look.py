@@ -280,7 +280,9 @@ class LookEntry:
     folder: Path = Path()
 
     def matches(self, camera: str) -> bool:
-        return any(c != "*" and c.lower() == camera.lower() for c in self.cameras)
+        """Whether the look is for ``camera`` ("Make Model"; case and a repeated make, as in "Canon Canon
+        PowerShot S40", do not matter)."""
+        return any(c != "*" and _norm(c) == _norm(camera) for c in self.cameras)
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "folder"}
@@ -299,6 +301,11 @@ class LookEntry:
                         tuple(float(v) for v in t["chroma"]), knee, reach)  # type: ignore[arg-type]
         except Exception as e:  # noqa: BLE001 - safetensors and the Look's validation raise several types
             raise ModelError(f"look {self.id}: {path.name} is not a valid look ({type(e).__name__})") from None
+
+
+def _norm(camera: str) -> str:
+    words = camera.lower().split()
+    return " ".join(w for i, w in enumerate(words) if i == 0 or w != words[i - 1])
 
 
 def user_looks_dir() -> Path:

@@ -125,6 +125,7 @@ def test_trained_looks_are_found_without_environment_variables(tmp_path):
     assert looks.find_look("my-s40").load() == look
     raw = make_raw(32, 48, exif={"make": "Canon", "model": "Canon PowerShot S40"})
     assert looks.trained_look(looks.camera_name(raw)).id == "my-s40"
+    assert entry.matches("canon canon  PowerShot S40") and not entry.matches("Canon PowerShot S45")
     with pytest.raises(InputError, match="unknown look 'nope'"):
         looks.find_look("nope")
     (folder / entry.file).write_bytes(b"replaced")
