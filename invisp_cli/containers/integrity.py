@@ -39,8 +39,8 @@ from ..rawio.image import apply_flip, exif_to_flip, flip_to_exif
 
 GRID = 16
 SAMPLES = 1024
-#: a lossless turn keeps ≥ 90 % of the sampled values exactly, the rest within 3 levels (measured on jpegtran's
-#: transposes: 97 % and 3); a re-save keeps far fewer (docs/integrity.md)
+#: a lossless turn keeps ≥ 90 % of the sampled values exactly, the rest within 4 levels (measured on jpegtran's
+#: transposes: ≥ 95.9 % and 2); a re-save keeps ≤ 60 %, a doubled quantisation entry ≤ 78.5 % (docs/integrity.md)
 INTACT_EXACT = 0.9
 INTACT_STEP = 4
 #: per-cell tolerance (8-bit levels) of a lossless turn (jpegtran: ≤ 0.16, docs/integrity.md)
@@ -50,7 +50,7 @@ GROSS_CELL = 24.0
 #: the median cell differing by more than this: another image altogether (a spliced record)
 FOREIGN_MEDIAN = 6.0
 #: damaged image data: part of the image decodes as encoded (≥ 30 % of the samples exact; a re-save at q95 or
-#: below leaves ≤ 30 %, at q100 up to 61 % but none far off) and part is destroyed (2 or more of the 1 024 samples
+#: below leaves ≤ 30 %, at q100 up to 60 % but none far off) and part is destroyed (2 or more of the 1 024 samples
 #: off by more than 64 levels, which no re-save down to quality 20 does): docs/integrity.md
 DAMAGED_EXACT = 0.3
 DAMAGED_FAR = 0.002
