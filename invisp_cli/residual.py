@@ -77,7 +77,8 @@ from .fileio import atomic_output, check_input
 from .params import ReconstructionParams
 from .rawio import RawImage
 from .settings import CFA_LAYOUTS, output_container
-from .steps import Gamma, cfa_index
+from .settings import Look as LookSettings
+from .steps import Gamma, Look, cfa_index
 from .threads import thread_count
 
 FORMAT = "invisp-residual/1"
@@ -110,9 +111,17 @@ class Predictor:
     samples: int = 1
 
     @classmethod
-    def analytic(cls, raw: RawImage, gain: float, hi: int) -> Predictor:
-        """The fixed-point analytic inverse for ``raw``'s metadata and exposure ``gain``; clip range [0, hi]."""
-        lut = np.round(Gamma().inverse(np.arange(256, dtype=np.float64) / 255) * 2**16)
+    def analytic(cls, raw: RawImage, gain: float, hi: int, look: LookSettings | None = None) -> Predictor:
+        """The fixed-point analytic inverse for ``raw``'s metadata and exposure ``gain``; clip range [0, hi].
+
+        With a camera ``look`` the table is one per channel, 3 × 256: its tone curves and gamma inverted channel
+        by channel (``steps.Look.recover_linear`` of grey levels; the look's chroma rendering, which mixes the
+        channels, is left out of the prediction and so left to the residual)."""
+        v = np.arange(256, dtype=np.float64) / 255
+        if look is None:
+            lut = np.round(Gamma().inverse(v) * 2**16)
+        else:
+            lut = np.round(Look(look).recover_linear(np.broadcast_to(v, (1, 3, 1, 256)).copy()) * 2**16).ravel()
         m_inv = np.linalg.inv(np.asarray(raw.rgb_cam, dtype=np.float64))
         idx, samples = _positions(raw)
         black = np.asarray(raw.black, dtype=np.float64).reshape(idx.shape)
@@ -147,8 +156,8 @@ class Predictor:
         out = np.full((h, w * self.samples), lo, np.uint16)
         if self.kind == "none":
             return out
-        lut = np.asarray(self.lut, dtype=np.int64)
-        tables = [[c * lut for c in row] for row in self.coef]  # exact int64 products
+        lut = np.asarray(self.lut, dtype=np.int64).reshape(-1, 256)  # one table, or one per channel
+        tables = [[c * lut[k % len(lut)] for k, c in enumerate(row)] for row in self.coef]  # exact int64 products
         pp, pq = self.period
         for y0 in range(0, h, ROWS):
             blk = s[y0 : y0 + ROWS]
@@ -181,7 +190,7 @@ class Predictor:
                 (int(d["clip"][0]), int(d["clip"][1])), tuple(int(v) for v in d.get("period", (2, 2))),
                 int(d.get("samples", 1)))
         n = p.period[0] * p.period[1] if len(p.period) == 2 and all(1 <= v <= 16 for v in p.period) else 0
-        ok = (p.kind in ("analytic", "none") and p.flip in range(8) and len(p.lut) == 256
+        ok = (p.kind in ("analytic", "none") and p.flip in range(8) and len(p.lut) in (256, 768)
               and all(0 <= v <= 2**17 for v in p.lut) and len(p.coef) == n and all(len(r) == 3 for r in p.coef)
               and len(p.bias) == n and 0 <= p.clip[0] <= p.clip[1] < 2**16 and p.usable()
               and (p.samples == 1 or (p.samples == 3 and p.period == (1, 3))))
@@ -774,9 +783,10 @@ def sigma_bins(raw: RawImage, tol: Sigma) -> SigmaBins:
 
 
 def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
-           bins: SigmaBins | None = None) -> tuple[bytes, int]:
+           bins: SigmaBins | None = None, look: LookSettings | None = None) -> tuple[bytes, int]:
     """An encoded invisp JPEG plus a layer recovering ``raw.mosaic`` within ±max_error, or within K·σ(n) of the
-    noise model for Sigma(K) (``bins``: its ``sigma_bins``, if already made): (bytes, layer bytes)."""
+    noise model for Sigma(K) (``bins``: its ``sigma_bins``, if already made); ``look``: the JPEG's camera look,
+    whose channel-wise inverse is tried as a predictor too: (bytes, layer bytes)."""
     tol = parse_max_error(max_error)
     if isinstance(tol, int) and tol < 0:
         raise ValueError("max_error must be ≥ 0")
@@ -786,7 +796,8 @@ def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
     elif bins is None:
         bins = sigma_bins(raw, tol)
     idx, samples = _positions(raw)
-    blob = build_layer(_flat(raw.mosaic), decode_pixels(data), [Predictor.analytic(raw, gain, hi),
+    preds = [Predictor.analytic(raw, gain, hi)] + ([Predictor.analytic(raw, gain, hi, look)] if look else [])
+    blob = build_layer(_flat(raw.mosaic), decode_pixels(data), [*preds,
                                                                 Predictor.none(raw.flip, hi, idx.shape, samples)],
                        0 if bins is not None else tol, bins)
     out = layer.insert_layer(data, blob)
@@ -800,11 +811,11 @@ QUALITIES = (40, 50, 60, 70)
 
 
 def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, bins: SigmaBins, subsampling: str,
-                   qualities: tuple[int, ...] = QUALITIES) -> int:
+                   qualities: tuple[int, ...] = QUALITIES, look: LookSettings | None = None) -> int:
     """The JPEG quality minimising JPEG + layer bytes under ``bins``, judged on a sample: four crops of the
     render (in sensor orientation, at even offsets) tiled into one image, coded at each quality (Pillow, as
     ``containers.jpeg``), predicted, quantised with the sigma bins and coded with ANS in the sorted layout."""
-    pred = Predictor.analytic(raw, gain, bins.hi)
+    pred = Predictor.analytic(raw, gain, bins.hi, look)
     pred = Predictor(pred.kind, 0, pred.lut, pred.coef, pred.bias, pred.clip)  # the sample is in sensor order
     mosaic = _sample(np.ascontiguousarray(raw.mosaic, dtype=np.uint16))
     sensor = rawio.undo_flip(np.asarray(rgb, np.uint8), raw.flip)
@@ -848,7 +859,9 @@ def describe_layer(data: bytes, name: str) -> str:
     except LayerError as e:
         return f"damaged: {str(e).removeprefix(name + ': ')}"
     _, removed = layer.strip_layer(data, name)
-    return (f"{guarantee_text(guarantee(header))}, {removed / 1e6:.2f} MB "
+    bins = header.get("sigma")
+    noise_from = f", noise model {bins.model.source}" if bins is not None else ""
+    return (f"{guarantee_text(guarantee(header))}{noise_from}, {removed / 1e6:.2f} MB "
             f"({header['codec']} {header['layout']}, {pred.kind} predictor, sha256 {header['sha256'][:16]}…)")
 
 
