@@ -40,10 +40,12 @@ import imagecodecs
 import numpy as np
 
 from invisp_cli import codec, metrics, noise, pipeline, rawio, residual, zoo
+from invisp_cli import look as looks
 from invisp_cli.bench.sizes import cfa_planes, dng_bytes, from_cfa_planes, jxl_lossless
 from invisp_cli.codec import render_settings
 from invisp_cli.containers import jpeg, layer
 from invisp_cli.params import ReconstructionParams
+from invisp_cli.settings import DEFAULT_LOOK, Look
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
 TIERS = (0.25, 0.5, 1.0)
@@ -78,18 +80,22 @@ def independent_sigma(raw: rawio.RawImage, model: noise.NoiseModel) -> tuple[flo
     return 1.4826 * float(np.median(lap)) / 6, float(np.median(ms)), float(np.median(lev)), int(lap.size)
 
 
-def render(raw: rawio.RawImage) -> tuple[np.ndarray, zoo.ModelEntry, float]:
-    """(upright uint8 render, model entry, exposure gain) as ``invisp encode`` makes them."""
+LOOK = {"name": DEFAULT_LOOK}  # --look: the look every JPEG here is rendered with (resolved per file)
+
+
+def render(raw: rawio.RawImage, path: Path) -> tuple[np.ndarray, zoo.ModelEntry, float, Look | None]:
+    """(upright uint8 render, model entry, exposure gain, look) as ``invisp encode --look LOOK`` makes them."""
     entry = zoo.select_model(raw.exif.get("make", ""))
-    settings = render_settings(raw, 90, isp=entry.isp)
+    look = looks.resolve(LOOK["name"], path, raw, pipeline.front_end_settings(raw, entry.isp))
+    settings = render_settings(raw, 90, isp=entry.isp, look=look)
     rgb = pipeline.render([raw], zoo.load_stage(entry), [settings])
-    return rgb, entry, float(settings["exposure_gain"])
+    return rgb, entry, float(settings["exposure_gain"]), look
 
 
 def jpeg_bytes(raw: rawio.RawImage, rgb: np.ndarray, entry: zoo.ModelEntry, quality: int,
-               tol: residual.Tolerance | None) -> bytes:
+               tol: residual.Tolerance | None, look: Look | None) -> bytes:
     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256,
-                                           render_settings(raw, quality, isp=entry.isp, layer=tol))
+                                           render_settings(raw, quality, isp=entry.isp, layer=tol, look=look))
     return jpeg.encode_jpeg(rgb, params)
 
 
@@ -115,8 +121,8 @@ def measure(path: Path, quality: int, sweep: list[int], sigma_quality: int | Non
     t_model = time.perf_counter() - t0
     sig = noise.sigma_raw(model, raw.mosaic.astype(np.float64), raw.black, raw.white)
     ind, mod, lev, n_sites = independent_sigma(raw, model)
-    rgb, entry, gain = render(raw)
-    plain = jpeg_bytes(raw, rgb, entry, quality, None)
+    rgb, entry, gain, look = render(raw, path)
+    plain = jpeg_bytes(raw, rgb, entry, quality, None, look)
     row = {"file": path.name, "mp": sites / 1e6, "bits": int(raw.bits), "model": entry.id,
            "noise": {**model.to_json(), "sigma_mid": noise.mid_grey_sigma(model), "seconds": t_model},
            "independent": {"sigma": ind, "model_sigma": mod, "level": lev, "sites": n_sites,
@@ -126,8 +132,8 @@ def measure(path: Path, quality: int, sweep: list[int], sigma_quality: int | Non
     for k in (*TIERS, 0):
         tol = residual.Sigma(k) if k else 0
         bins = residual.sigma_bins(raw, tol) if k else None
-        q = quality if not k else sigma_quality or residual.choose_quality(raw, rgb, gain, bins, "4:4:4")
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol), raw, gain, tol, bins)
+        q = quality if not k else sigma_quality or residual.choose_quality(raw, rgb, gain, bins, "4:4:4", look=look)
+        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol, look), raw, gain, tol, bins, look)
         rec = decoded_layer(data)
         mx, psnr = errors(raw, rec, sig)
         if k:
@@ -137,7 +143,8 @@ def measure(path: Path, quality: int, sweep: list[int], sigma_quality: int | Non
         row["tiers"][f"{k:g}s" if k else "exact"] = {"bpp": bpp(len(data)), "layer_bpp": bpp(lb), "max_sigma": mx,
                                                      "psnr": psnr, "quality": q}
     for q in sweep:
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, residual.Sigma(0.5)), raw, gain, residual.Sigma(0.5))
+        tol = residual.Sigma(0.5)
+        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol, look), raw, gain, tol, look=look)
         row["sweep"][q] = {"bpp": bpp(len(data)), "jpeg_bpp": bpp(len(data) - lb)}
     row["jxl_lossless_bpp"] = bpp(jxl_lossless(raw.mosaic)[0])
     row["lj92_dng_bpp"] = bpp(dng_bytes(raw))  # rawio.write_dng: lossless-JPEG tiles, as invisp decode writes
@@ -163,8 +170,8 @@ def timing(mp: float, quality: int, sigma_quality: int | None, repeats: int = 3)
         src = Path(tmp) / "big.dng"
         rawio.write_dng(src, raw)
         for _ in range(repeats):  # alternating, the fastest of each kept: the machine is shared
-            for name, kw in (("plain", {"quality": quality}),
-                             ("sigma", {"quality": sigma_quality, "max_error": "0.5s"})):
+            for name, kw in (("plain", {"quality": quality, "look": LOOK["name"]}),
+                             ("sigma", {"quality": sigma_quality, "max_error": "0.5s", "look": LOOK["name"]})):
                 t0 = time.perf_counter()
                 r = codec.encode_file(src, Path(tmp) / f"{name}.jpg", force=True, **kw)
                 enc = time.perf_counter() - t0
@@ -181,12 +188,12 @@ def coder_sizes(path: Path, k: float = 0.5) -> dict:
     """Layer payload bytes of each coder on one file's residual at k·σ (analytic predictor, the chosen quality),
     and the empirical conditional entropy H(d | context) that a static per-context model cannot beat."""
     raw = rawio.read_raw(path)
-    rgb, entry, gain = render(raw)
+    rgb, entry, gain, look = render(raw, path)
     tol = residual.Sigma(k)
     bins = residual.sigma_bins(raw, tol)
-    q = residual.choose_quality(raw, rgb, gain, bins, "4:4:4")
-    pred = residual.Predictor.analytic(raw, gain, bins.hi)
-    pm = pred(residual.decode_pixels(jpeg_bytes(raw, rgb, entry, q, tol)))
+    q = residual.choose_quality(raw, rgb, gain, bins, "4:4:4", look=look)
+    pred = residual.Predictor.analytic(raw, gain, bins.hi, look)
+    pm = pred(residual.decode_pixels(jpeg_bytes(raw, rgb, entry, q, tol, look)))
     d, _ = bins.quantise(raw.mosaic, pm)
     ctx = residual.contexts(pm, pred.base)
     flat = d.ravel()
@@ -273,7 +280,9 @@ def main() -> None:
     ap.add_argument("--coders", action="store_true", help="only: layer bpp of each coder at 0.5σ")
     ap.add_argument("--timing-only", action="store_true", help="only the --mp timing")
     ap.add_argument("--from-json", type=Path, default=None, help="table and plot of an earlier --json")
+    ap.add_argument("--look", default=DEFAULT_LOOK, help="the look of every JPEG (as invisp encode --look)")
     a = ap.parse_args()
+    LOOK["name"] = a.look
     files = a.files or sorted(DATA.iterdir())
     if a.coders:
         rows = [coder_sizes(p) for p in files]
