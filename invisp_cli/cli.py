@@ -91,13 +91,14 @@ def _knee(text: str) -> float | None:
 
 def _max_error(text: str) -> int | str:
     """``--max-error``: N raw units (an int) or Ks, K·σ of the sensor noise (kept as its text, e.g. "0.5s", which
-    batch manifests record); usage error (exit 2) otherwise."""
+    batch manifests record); otherwise one ``invisp: error:`` line, exit 2 (InputError, as a usage error)."""
+    from .errors import InputError
     from .residual import parse_max_error  # numpy only, no torch
 
     try:
         value = parse_max_error(text)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--max-error") from None
+        raise InputError(f"--max-error {e}") from None
     return value if isinstance(value, int) else str(value)
 
 
@@ -256,7 +257,7 @@ def _result_json(op: str, src: Path, r) -> None:
 @click.option("--tile", default=DEFAULT_TILE, show_default=True, type=click.IntRange(*TILE_RANGE),
               help="tile size (px)")
 @click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
-@click.option("--max-error", type=_max_error, default=None, metavar="N|Ks",
+@click.option("--max-error", default=None, metavar="N|Ks",
               help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact), or within "
                    "K·σ of the sensor's noise at its level with Ks (e.g. 0.5s; without -q, the JPEG quality "
                    "that minimises JPEG + layer is chosen)")
@@ -277,6 +278,7 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
       invisp encode photo.CR2 -o photo.jpg --quality 95
       invisp encode card/DCIM/ -r -d jpegs/ --jobs 4       # batch; rerun to resume
       invisp encode frames/ -o clip.mp4 --crf 20           # video"""
+    max_error = None if max_error is None else _max_error(max_error)
     if exact and max_error:
         raise click.UsageError("--exact and --max-error N > 0 contradict each other")
     if isinstance(max_error, str) and click.get_current_context().get_parameter_source("quality") in (
@@ -679,18 +681,19 @@ def _wb(ctx: click.Context, param: click.Parameter, value: str) -> tuple:
               help="added to the white balance's tint (DNG-SDK scale: (u, v) moved by tint/−3000 along the "
               "isotemperature line); 0 keeps it")
 @click.option("--highlights", default=0.0, show_default=True, type=click.FloatRange(-1, 0), metavar="H",
-              help="clipped channels are rebuilt from the unclipped ones; the render's highlight roll-off moves its "
-              "knee to k = k0·(1 + H/2) (k0 = 0.8 for new files, 1 where the render has none): each site's (k, M] "
-              "onto (k, 1] by k + d/(1 + a·d), d = x − k, a = 1/(1 − k) − 1/(M − k), M its brightest value")
+              help="H < 0: clipped channels are rebuilt from the unclipped ones and the render's highlight roll-off "
+              "moves its knee to k = k0·(1 + H/2) (k0 = 0.8 for new files, 1 where the render has none): each "
+              "site's (k, M] onto (k, 1] by k + d/(1 + a·d), d = x − k, a = 1/(1 − k) − 1/(M − k), M its brightest "
+              "value")
 @click.option("--shadows", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="S",
               help="luminance gain 1 + S·p²/(Y² + p²), p = 0.1 (S = 1: +1 EV in deep shadows)")
 @click.option("--contrast", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="C",
               help="Y' = 0.18·(Y/0.18)^(2^C), applied as a gain Y'/Y to R, G, B")
 @click.option("--saturation", default=0.0, show_default=True, type=click.FloatRange(-1, 1), metavar="SIGMA",
               help="RGB' = Y + (1 + SIGMA)(RGB − Y) (−1: greyscale)")
-@click.option("--look", default=DEFAULT_LOOK, show_default=True, metavar="LOOK",
-              help="the look edits start from: camera (an invisp JPEG's own; a RAW's as encode chooses it), "
-              "libraw, or a trained look's ID")
+@click.option("--look", default=None, metavar="LOOK",
+              help="the look edits start from (default: an invisp JPEG's own, a RAW's as encode chooses it): "
+              f"{DEFAULT_LOOK} (fitted to a RAW's preview), libraw, or a trained look's ID")
 @click.option("--linear", is_flag=True, help=".tif only: scene-referred linear light (float16, not clipped above "
               "white, no roll-off, no look) with a linear ICC profile")
 @click.option("--primaries", default="rec709", show_default=True, type=click.Choice(["rec709", "prophoto"]),
@@ -706,7 +709,7 @@ def _wb(ctx: click.Context, param: click.Parameter, value: str) -> tuple:
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @_errors
 def develop(src: Path, dst: Path, exposure: float, wb: tuple, tint: float, highlights: float, shadows: float,
-            contrast: float, saturation: float, look: str, linear: bool, primaries: str, quality: int,
+            contrast: float, saturation: float, look: str | None, linear: bool, primaries: str, quality: int,
             subsampling: str, compare: Path | None, tile: int, force: bool) -> None:
     """Edit a photo on its RAW: an invisp JPEG (its RAW recovered in memory, as decode does) or any RAW file,
     developed to a JPEG or 16-bit TIFF.

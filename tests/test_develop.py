@@ -159,6 +159,7 @@ def test_highlights_option_recovers_a_clipped_patch(tmp_path):
     for img in (flat, soft):  # every site at its ceiling: white, neutral
         assert np.all(img[14:26, 24:40] == 65535)
     delta = soft.astype(int) - flat
+    delta[6:34, 16:48] = 0  # the patch and its 5×5 clip flags: rebuilt channels
     changed = np.abs(delta).max(axis=-1) > 1  # camera R and B (ceilings 2, 1.6) compressed from the lower knee
     assert 0.1 < changed.mean() < 0.5 and delta[changed].mean() < -10  # the rest: every site below the knee
 
@@ -171,7 +172,7 @@ def test_channels_saturating_below_the_white_level_count_as_clipped():
     patch = raw.mosaic[10:30, 20:44]
     patch[:] = np.round(black + 0.93 * (raw.white - black))
     patch[::2, ::2] = raw.white  # R sites of RGGB
-    out = develop(raw, FrontEnd(1.0), Edit(), "srgb16")
+    out = develop(raw, FrontEnd(1.0), Edit(highlights=-0.1), "srgb16")  # a highlight edit rebuilds them
     sky = out[14:26, 24:40].astype(int)
     assert np.abs(sky - sky[..., 1:2]).max() <= 1 and sky.min() == 65535
 
@@ -311,23 +312,26 @@ def test_no_edit_develop_reproduces_the_invisp_jpeg(tmp_path, dng, generic_look)
     jpg = tmp_path / "photo.jpg"
     assert run("encode", dng, "-o", jpg).exit_code == 0
     with Image.open(jpg) as img:
-        assert jpeg.read_params(img, "photo.jpg").front_end.look == generic_look
+        assert jpeg.read_params(img, "photo.jpg").front_end.look.name == generic_look.name  # adapted to the file
         photo = np.asarray(img.convert("RGB"))
-    assert metrics.psnr(developed(tmp_path, jpg, "a.jpg"), photo, 255.0) >= 37  # its RAW recovered (38.30 dB)
-    assert metrics.psnr(developed(tmp_path, dng, "b.jpg"), photo, 255.0) >= 50  # the look encode chooses
+    assert metrics.psnr(developed(tmp_path, jpg, "a.jpg"), photo, 255.0) >= 45  # from its pixels
+    np.testing.assert_array_equal(developed(tmp_path, dng, "b.jpg"), photo)  # the look encode chooses: the same JPEG
     assert metrics.psnr(developed(tmp_path, dng, "c.jpg", "--look", "libraw"), photo, 255.0) < 30
     brighter = developed(tmp_path, jpg, "d.jpg", "--exposure", "1")
     assert brighter.mean() > photo.mean() + 20  # edits act on top of the look
+    options = ("--exposure", "-0.5", "--wb", "4000K")
+    edited, truth = developed(tmp_path, jpg, "e.tif", *options), developed(tmp_path, dng, "f.tif", *options)
+    assert metrics.psnr(edited, truth, 65535.0) > 33  # against the same edit of the RAW (measured 35.17 dB)
 
 
 def test_real_raw_develops_to_its_default_look_render(tmp_path):
     """A Canon S40 CRW: develop of the RAW and of its invisp JPEG (the look fitted to the CRW's preview) against
-    that JPEG (measured 49.98 and 39.67 dB; the LibRaw-look develop 24.8 dB before develop had the look)."""
+    that JPEG: the same JPEG, and 65.36 dB (24.85 and 24.83 dB before develop had the look)."""
     src, jpg = real_raw("canon-powershot-s40_box_CRW_0119.CRW"), tmp_path / "box.jpg"
     assert run("encode", src, "-o", jpg).exit_code == 0
     photo = np.asarray(Image.open(jpg).convert("RGB"))
-    assert metrics.psnr(developed(tmp_path, src, "a.jpg"), photo, 255.0) >= 48
-    assert metrics.psnr(developed(tmp_path, jpg, "b.jpg"), photo, 255.0) >= 39
+    np.testing.assert_array_equal(developed(tmp_path, src, "a.jpg"), photo)
+    assert metrics.psnr(developed(tmp_path, jpg, "b.jpg"), photo, 255.0) >= 60
 
 
 # ------------------------------------------------------------------------------------------- refusals

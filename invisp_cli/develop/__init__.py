@@ -4,8 +4,9 @@ The input is an invisp JPEG, whose RAW is recovered in memory exactly as ``invis
 (``codec.recover_file``: the residual layer when present, else the file's model), or any Bayer RAW file
 (``rawio.read_raw``). Either starts from the file's render: an invisp JPEG's front end and look as its record
 holds them, a RAW's as ``invisp encode`` would choose them (``look.resolve``), so a develop with no edits
-reproduces the invisp JPEG. The pipeline and each option's math: ``pipeline``; colour: ``colour``; files:
-``output``."""
+reproduces the invisp JPEG; one of the analytic front end without an exact layer develops from its full-colour
+camera image (``pipeline.camera_image``: the three channels the JPEG holds at every pixel, not the recovered
+mosaic's one). The pipeline and each option's math: ``pipeline``; colour: ``colour``; files: ``output``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import InputError, UnsupportedSensorError
 from ..fileio import atomic_output, check_input, check_output
@@ -30,7 +33,7 @@ from ..settings import (
     FrontEnd,
 )
 from . import colour, output
-from .pipeline import WB_RATIO, Edit, develop
+from .pipeline import WB_RATIO, Edit, camera_image, develop
 
 __all__ = ["Edit", "Source", "develop", "develop_file", "load_source", "parse_wb"]
 
@@ -47,14 +50,15 @@ class Source:
     raw: RawImage
     front: FrontEnd
     origin: str
+    pixels: np.ndarray | None = None  # the render's camera image (pipeline.camera_image), else develop the mosaic
 
 
-def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE, look: str = DEFAULT_LOOK) -> Source:
+def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE, look: str | None = None) -> Source:
     """An invisp JPEG (recovered as ``invisp decode`` does; its front end as stored in it) or a RAW file (its front
     end as ``invisp encode`` chooses it: the default model's, g₀ of ``pipeline.front_end_settings``), so both inputs
-    of one photo develop alike. ``look`` as ``encode --look`` (``look.resolve``), except that "camera" keeps an
-    invisp JPEG's own look."""
-    from .. import codec, pipeline, rawio
+    of one photo develop alike. ``look`` as ``encode --look`` (``look.resolve``); None: the JPEG's own, or for a RAW
+    encode's default (the camera look for the analytic front end, LibRaw's in front of a learned stage)."""
+    from .. import codec, pipeline, rawio, zoo
     from .. import look as looks
 
     p = check_input(path)
@@ -68,13 +72,18 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE, look: str = D
         source = Source(rec.raw, rec.params.front_end, f"{rec.params.model_id}, {how}")
     else:
         raw = rawio.read_raw(p)
-        source = Source(raw, pipeline.front_end_settings(raw, codec.resolve_model(None, raw.exif.get("make", "")).isp),
-                        "RAW file")
+        entry = codec.resolve_model(None, raw.exif.get("make", ""))
+        source = Source(raw, pipeline.front_end_settings(raw, entry.isp), "RAW file")
+        look = look or (DEFAULT_LOOK if entry.arch == zoo.ANALYTIC_ARCH else "libraw")
     if source.raw.cfa not in CFA_LAYOUTS:  # its pipeline (MHC demosaic, clip flags) is Bayer's
         what = "a linear image" if source.raw.linear else f"a {source.raw.cfa} colour filter array"
         raise UnsupportedSensorError(f"{p}: develop edits Bayer mosaics only, not {what} (invisp decode gives its "
                                      "DNG for another converter)")
-    if not (is_jpeg and look == DEFAULT_LOOK):
+    if is_jpeg and not rec.layer and rec.pixels is not None and (
+            zoo.find_model(rec.params.model_id).arch == zoo.ANALYTIC_ARCH):  # its pixels are all the render had
+        source.pixels = camera_image(rec.pixels.rgb, source.raw, source.front)
+        source.origin += ", from its pixels"
+    if look is not None:
         chosen = looks.resolve(look, p, source.raw, dataclasses.replace(source.front, look=None))
         source = dataclasses.replace(source, front=dataclasses.replace(source.front, look=chosen))
     return source
@@ -129,7 +138,7 @@ def _check_paths(src: Path, dst: Path, linear: bool, primaries: str, compare: Pa
 def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, quality: int = DEFAULT_QUALITY,
                  subsampling: str = DEFAULT_SUBSAMPLING, linear: bool = False, primaries: str = "rec709",
                  compare: str | os.PathLike | None = None, force: bool = False,
-                 tile: int = DEFAULT_TILE, look: str = DEFAULT_LOOK) -> DevelopResult:
+                 tile: int = DEFAULT_TILE, look: str | None = None) -> DevelopResult:
     """Develop ``src`` (invisp JPEG or RAW) with ``edit`` into ``dst`` (.jpg: 8-bit sRGB; .tif: 16-bit sRGB, or
     with ``linear`` float16 linear light in Rec.709/ProPhoto primaries), atomically; ``compare``: a before/after
     PNG (before = the same input developed with no edit); ``look``: as ``load_source``."""
@@ -142,7 +151,7 @@ def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, 
     camera = dict(raw.exif)
     is_jpeg = dst.suffix.lower() in JPEG_SUFFIXES
     mode = "srgb8" if is_jpeg else "linear" if linear else "srgb16"
-    image = develop(raw, front, edit, mode, primaries, tile)
+    image = develop(raw, front, edit, mode, primaries, tile, pixels=source.pixels)
     note = f"invisp develop from {src.name}: {edit}"
     with atomic_output(dst, force, inputs=[src]) as tmp:
         if is_jpeg:
@@ -151,9 +160,10 @@ def develop_file(src: str | os.PathLike, dst: str | os.PathLike, edit: Edit, *, 
             icc = colour.linear_profile(primaries) if linear else colour.srgb_profile()
             output.write_tiff(tmp, image, camera, icc, note)
     if compare is not None:
-        after = image if mode == "srgb8" else develop(raw, front, edit, "srgb8", tile=tile, description="after")
+        after = image if mode == "srgb8" else develop(raw, front, edit, "srgb8", tile=tile, description="after",
+                                                               pixels=source.pixels)
         del image
-        before = develop(raw, front, Edit(), "srgb8", tile=tile, description="before")
+        before = develop(raw, front, Edit(), "srgb8", tile=tile, description="before", pixels=source.pixels)
         with atomic_output(compare, force, inputs=[src, dst]) as tmp:
             output.write_compare(tmp, before, after)
     return DevelopResult(dst, source.origin, time.perf_counter() - t0, compare)

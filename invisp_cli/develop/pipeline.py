@@ -3,11 +3,16 @@
     mosaic ─Levels─×g₀·2^EV─clip flags─WhiteBalance(m)─[HighlightRolloff]─demosaic─reconstruct─ColorMatrix─shadows
            ─contrast─saturation─▶ linear Rec.709 (scene-referred)  ─gamma─[the look]─▶ display
 
+An invisp JPEG of the analytic front end without an exact layer can instead give its full-colour camera image (the
+render's state after the demosaic, ``camera_image``: the JPEG's pixels through the inverse look, gamma and colour
+matrix), which keeps the JPEG's three channels where the recovered mosaic keeps one: the chain then starts by undoing
+its white balance and roll-off per channel, and skips the demosaic.
+
 With no edit this is the render of the file's front end (``settings.FrontEnd``: base exposure g₀, demosaic,
 highlight knee k₀ and look; ``steps.front_end``), so a develop with no edits reproduces the invisp JPEG: the same
-steps, the same arithmetic, the same 8-bit levels (``Gamma.forward_u8``, ``Look.render_u8``); only clipped sites
-differ (their channels rebuilt from the unclipped ones). Edits act on top of it: 2^EV with g₀ before the white
-balance (the roll-off's ceiling moves with it), the edit's multipliers m, the knee k = k₀·(1 + h/2), and the tone
+steps, the same arithmetic, the same 8-bit levels (``Gamma.forward_u8``, ``Look.render_u8``). Edits act on top of
+it: 2^EV with g₀ before the white balance (the roll-off's ceiling moves with it), the edit's multipliers m, a
+highlight edit h < 0 (clipped channels rebuilt from the unclipped ones, the knee k = k₀·(1 + h/2)), and the tone
 edits in linear light before the gamma. Every step is per pixel except the demosaic (5×5) and the clip flags (5×5
 max), so a 4-px halo makes the tiled result equal the untiled one. It all runs on numpy arrays (no torch);
 ``tone`` takes torch tensors too."""
@@ -22,7 +27,7 @@ import numpy as np
 from .. import rawio
 from ..errors import InputError
 from ..rawio import RawImage
-from ..settings import DEFAULT_TILE, FrontEnd
+from ..settings import DEFAULT_TILE, LINEAR_CFA, FrontEnd
 from ..settings import Look as LookSettings
 from ..steps import (
     DEMOSAICS,
@@ -60,8 +65,9 @@ class Edit:
     temperature  K of the white balance (None: as shot); keeps the as-shot tint unless ``tint`` moves it
     tint         added to the white balance's tint (DNG-SDK units; + magenta, − green)
     multipliers  R, G, B white-balance multipliers instead of temperature/tint (G normalised to 1)
-    highlights   h ∈ [−1, 0]: the highlight roll-off's knee k = k₀·(1 + h/2) (k₀: the render's, 1 without one;
-                 k < 1 compresses each site's headroom up to its brightest value into (k, 1], k = 1 clips)
+    highlights   h ∈ [−1, 0]: h < 0 rebuilds clipped channels from the unclipped ones and moves the highlight
+                 roll-off's knee to k = k₀·(1 + h/2) (k₀: the render's, 1 without one; k < 1 compresses each
+                 site's headroom up to its brightest value into (k, 1], k = 1 clips)
     shadows      s ∈ [−1, 1]: luminance gain 1 + s·p²/(Y² + p²), p = 0.1
     contrast     c ∈ [−1, 1]: Y' = 0.18·(Y/0.18)^(2^c)
     saturation   σ ∈ [−1, 1]: RGB' = Y + (1 + σ)(RGB − Y)"""
@@ -138,11 +144,15 @@ def tone(x: Array, edit: Edit) -> Array:
 
 def clip_flags(n: np.ndarray, cfa: str) -> np.ndarray:
     """Per colour c, the sites within ``CLIP_REACH`` px (a 5×5 box) of a clipped site of colour c:
-    flag_c = max over the box of [colour(site) = c]·[n ≥ CLIP_LEVEL], of (N, 1, H, W) → (N, 3, H, W) bool. The box
-    max is separable: an OR of the slices shifted by |s| ≤ r along rows, then along columns (outside: False)."""
+    flag_c = max over the box of [colour(site) = c]·[n ≥ CLIP_LEVEL], of (N, 1, H, W) → (N, 3, H, W) bool
+    (``LINEAR_CFA``: n is (N, 3, H, W), each channel its own sites). The box max is separable: an OR of the slices
+    shifted by |s| ≤ r along rows, then along columns (outside: False)."""
     h, w = n.shape[-2:]
-    site = np.tile(cfa_index(cfa), ((h + 1) // 2, (w + 1) // 2))[:h, :w]
-    flags = (n >= CLIP_LEVEL) & (site == np.arange(3)[:, None, None])
+    if cfa == LINEAR_CFA:
+        flags = n >= CLIP_LEVEL
+    else:
+        site = np.tile(cfa_index(cfa), ((h + 1) // 2, (w + 1) // 2))[:h, :w]
+        flags = (n >= CLIP_LEVEL) & (site == np.arange(3)[:, None, None])
     src = flags.copy()
     for s in range(1, CLIP_REACH + 1):
         flags[..., s:, :] |= src[..., :-s, :]
@@ -167,32 +177,43 @@ def reconstruct_highlights(rgb: np.ndarray, clipped: np.ndarray) -> np.ndarray:
 
 class DevelopChain(Step):
     """Mosaic in raw units (N, 1, H, W), a numpy array of any dtype → edited linear Rec.709 (N, 3, H, W) float32,
-    scene-referred (not clipped); one way (no ``inverse``).
+    scene-referred (not clipped); one way (no ``inverse``). ``full_colour``: the input is instead the render's
+    camera image (N, 3, H, W) (``camera_image``), n = WB₀⁻¹(roll-off₀⁻¹(x)) per channel, and no demosaic.
 
     The front end's steps (``steps.front_end``: Levels, Exposure, WhiteBalance, HighlightRolloff, its demosaic,
     ColorMatrix) with exposure g₀·2^EV, the edit's multipliers m and, when ``rolloff``, the roll-off with knee
-    k = k₀·(1 + h/2) and ceilings g₀·2^EV·m_c (the brightest each colour's sites can be); highlight reconstruction
-    between demosaic and colour matrix (flags where g₀·n ≥ ``CLIP_LEVEL``), then ``tone``."""
+    k = k₀·(1 + h/2) and ceilings g₀·2^EV·m_c (the brightest each colour's sites can be); with h < 0 highlight
+    reconstruction between demosaic and colour matrix (flags where g₀·n ≥ ``CLIP_LEVEL``); then ``tone``."""
 
     receptive_field = MHCDemosaic.receptive_field + CLIP_REACH
 
-    def __init__(self, raw: RawImage, front: FrontEnd, edit: Edit, rolloff: bool = True):
-        self.cfa, self.edit, self.base_gain = raw.cfa, edit, float(front.exposure_gain)
+    def __init__(self, raw: RawImage, front: FrontEnd, edit: Edit, rolloff: bool = True, full_colour: bool = False):
+        self.cfa, self.edit, self.base_gain = LINEAR_CFA if full_colour else raw.cfa, edit, float(front.exposure_gain)
         self.multipliers = white_balance(raw, edit)
         self.levels = Levels(raw.black, raw.white)
         self.exposure = Exposure(2.0**edit.exposure)
-        self.wb = WhiteBalance(raw.cfa, self.multipliers)
+        self.wb = WhiteBalance(self.cfa, self.multipliers)
         knee = (1.0 if front.highlight_knee is None else front.highlight_knee) * (1.0 + edit.highlights / 2.0)
         ceiling = self.base_gain * self.exposure.gain * self.multipliers
-        self.rolloff = HighlightRolloff(raw.cfa, ceiling, knee) if rolloff and knee < 1.0 else None
-        self.demosaic = DEMOSAICS[front.demosaic](raw.cfa)
+        self.rolloff = HighlightRolloff(self.cfa, ceiling, knee) if rolloff and knee < 1.0 else None
+        self.demosaic = None if full_colour else DEMOSAICS[front.demosaic](raw.cfa)
         self.matrix = ColorMatrix(raw.rgb_cam)
+        wb0 = np.asarray(raw.wb, np.float64)  # the render's, undone on its camera image
+        self.undo = None if not full_colour else [WhiteBalance(LINEAR_CFA, wb0), *(
+            [] if front.highlight_knee is None else
+            [HighlightRolloff(LINEAR_CFA, self.base_gain * wb0, front.highlight_knee)])]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        n = self.levels(x.astype(np.float32, copy=False)) * self.base_gain
+        if self.undo is None:
+            n = self.levels(x.astype(np.float32, copy=False)) * self.base_gain
+        else:
+            n = x.astype(np.float32, copy=False)
+            for step in reversed(self.undo):
+                n = step.inverse(n)
         s = self.wb(self.exposure(n) if self.edit.exposure else n)
-        rgb = self.demosaic(s if self.rolloff is None else self.rolloff(s))
-        if np.any(n >= CLIP_LEVEL):  # else no flag: reconstruction leaves every pixel as it is
+        s = s if self.rolloff is None else self.rolloff(s)
+        rgb = s if self.demosaic is None else self.demosaic(s)
+        if self.edit.highlights and np.any(n >= CLIP_LEVEL):  # else no flag: every pixel stays as it is
             rgb = reconstruct_highlights(rgb, clip_flags(n, self.cfa))
         return tone(self.matrix(rgb), self.edit)
 
@@ -211,10 +232,20 @@ def display(look: LookSettings | None, u8: bool) -> Callable[[np.ndarray], np.nd
 OUTPUT_MODES = ("srgb8", "srgb16", "linear")
 
 
+def camera_image(rgb: np.ndarray, raw: RawImage, front: FrontEnd) -> np.ndarray:
+    """The render's camera image (after white balance, roll-off and demosaic; sensor orientation, (1, 3, H, W)
+    float32) that gives the upright 8-bit pixels ``rgb`` (H', W', 3): M⁻¹·g⁻¹(v/255) without a look,
+    M⁻¹·(C∘T∘g)⁻¹(v/255) with one (``Look.recover_linear``), M = rgb_cam — the inverse ``pipeline.recover``
+    runs down to the demosaic, before it keeps one channel per site."""
+    v = rawio.undo_flip(rgb, raw.flip).transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
+    linear = Gamma().inverse(v) if front.look is None else Look(front.look).recover_linear(v)
+    return ColorMatrix(raw.rgb_cam).inverse(linear).astype(np.float32)
+
+
 def develop(raw: RawImage, front: FrontEnd, edit: Edit, mode: str = "srgb8", primaries: str = "rec709",
-            tile: int = DEFAULT_TILE, description: str = "developing") -> np.ndarray:
-    """Develop a RAW rendered with ``front`` (its base exposure, demosaic, highlight knee and look) by tiles;
-    returns the upright image (H', W', 3):
+            tile: int = DEFAULT_TILE, description: str = "developing", pixels: np.ndarray | None = None) -> np.ndarray:
+    """Develop a RAW rendered with ``front`` (its base exposure, demosaic, highlight knee and look) by tiles, from
+    its mosaic or (``pixels``) its render's camera image (``camera_image``); returns the upright image (H', W', 3):
 
     srgb8   uint8 display values (``display``): with no edit, the levels ``pipeline.render`` gives
     srgb16  uint16 display values, round(65535·v)
@@ -222,8 +253,9 @@ def develop(raw: RawImage, front: FrontEnd, edit: Edit, mode: str = "srgb8", pri
             Rec.709 or (``primaries="prophoto"``) ProPhoto RGB primaries: RGB_pp = REC709_TO_PROPHOTO · RGB."""
     if mode not in OUTPUT_MODES:
         raise ValueError(f"unknown output mode {mode!r}")
-    chain = DevelopChain(raw, front, edit, rolloff=mode != "linear")
-    h, w = raw.mosaic.shape
+    chain = DevelopChain(raw, front, edit, rolloff=mode != "linear", full_colour=pixels is not None)
+    source = raw.mosaic[None, None] if pixels is None else pixels
+    h, w = source.shape[-2:]
     dtype = {"srgb8": np.uint8, "srgb16": np.uint16, "linear": np.float16}[mode]
     out = np.empty((1, h, w, 3), dtype)
     to_prophoto = ColorMatrix(colour.REC709_TO_PROPHOTO) if primaries == "prophoto" else None
@@ -235,6 +267,6 @@ def develop(raw: RawImage, front: FrontEnd, edit: Edit, mode: str = "srgb8", pri
             return t.clip(0.0, 65504.0).astype(np.float16)
         return shown(t) if mode == "srgb8" else (shown(t) * 65535.0 + 0.5).astype(dtype)  # v ∈ [0, 1]
 
-    run_tiled(chain.forward, raw.mosaic[None, None], out.transpose(0, 3, 1, 2), tile=tile,
+    run_tiled(chain.forward, source, out.transpose(0, 3, 1, 2), tile=tile,
               halo=chain.receptive_field, align=2, post=encode, description=description)
     return np.ascontiguousarray(rawio.apply_flip(out[0], raw.flip))
