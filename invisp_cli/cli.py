@@ -91,13 +91,14 @@ def _knee(text: str) -> float | None:
 
 def _max_error(text: str) -> int | str:
     """``--max-error``: N raw units (an int) or Ks, K·σ of the sensor noise (kept as its text, e.g. "0.5s", which
-    batch manifests record); usage error (exit 2) otherwise."""
+    batch manifests record); otherwise one ``invisp: error:`` line, exit 2 (InputError, as a usage error)."""
+    from .errors import InputError
     from .residual import parse_max_error  # numpy only, no torch
 
     try:
         value = parse_max_error(text)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--max-error") from None
+        raise InputError(f"--max-error {e}") from None
     return value if isinstance(value, int) else str(value)
 
 
@@ -256,7 +257,7 @@ def _result_json(op: str, src: Path, r) -> None:
 @click.option("--tile", default=DEFAULT_TILE, show_default=True, type=click.IntRange(*TILE_RANGE),
               help="tile size (px)")
 @click.option("--exact", is_flag=True, help="add a residual layer: decode then recovers the RAW bit-exactly")
-@click.option("--max-error", type=_max_error, default=None, metavar="N|Ks",
+@click.option("--max-error", default=None, metavar="N|Ks",
               help="add a residual layer: decode then recovers every raw value within ±N (0 = --exact), or within "
                    "K·σ of the sensor's noise at its level with Ks (e.g. 0.5s; without -q, the JPEG quality "
                    "that minimises JPEG + layer is chosen)")
@@ -277,6 +278,7 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
       invisp encode photo.CR2 -o photo.jpg --quality 95
       invisp encode card/DCIM/ -r -d jpegs/ --jobs 4       # batch; rerun to resume
       invisp encode frames/ -o clip.mp4 --crf 20           # video"""
+    max_error = None if max_error is None else _max_error(max_error)
     if exact and max_error:
         raise click.UsageError("--exact and --max-error N > 0 contradict each other")
     if isinstance(max_error, str) and click.get_current_context().get_parameter_source("quality") in (
