@@ -8,12 +8,12 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import run
+from conftest import assert_fails, run
 from synthraw import make_raw, write_synthetic_dng
 
 from invisp_cli import metadata, noise, rawio, residual
 from invisp_cli.containers import layer
-from invisp_cli.errors import MetadataError
+from invisp_cli.errors import InputError, MetadataError
 
 
 def noisy_raw(a: tuple, b: tuple, h: int = 512, w: int = 768, bits: int = 14, seed: int = 0):
@@ -197,7 +197,8 @@ def test_bad_max_error(tmp_path, bad):
     src = tmp_path / "in.dng"
     write_synthetic_dng(src, h=32, w=32)
     r = run("encode", src, "-o", tmp_path / "x.jpg", "--max-error", bad)
-    assert r.exit_code == 2 and "--max-error" in r.output and not (tmp_path / "x.jpg").exists()
+    assert_fails(r, InputError, "--max-error", repr(bad))  # one line, exit 2
+    assert not (tmp_path / "x.jpg").exists()
     assert residual.parse_max_error("0.5s") == residual.Sigma(0.5) and residual.parse_max_error("4") == 4
 
 
