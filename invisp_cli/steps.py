@@ -648,10 +648,11 @@ def _lerp_table(x: Array, table: np.ndarray) -> Array:
     out = _empty(x, x.shape)
     for c in range(3):
         xc = x[..., c, :, :] * n
-        if isinstance(x, np.ndarray):
-            j = np.minimum(xc.astype(np.intp), n - 1)
+        if isinstance(x, np.ndarray):  # j = n (x = 1) reads the end value with a zero difference
+            j = xc.astype(np.intp)
             t0 = table[c].astype(x.dtype)
-            out[..., c, :, :] = t0[j] + (xc - j) * (t0[j + 1] - t0[j])
+            step = np.append(np.diff(t0), t0.dtype.type(0))
+            out[..., c, :, :] = t0[j] + np.subtract(xc, j, dtype=x.dtype) * step[j]
         else:
             t0 = as_array(table[c], x)
             j = xc.floor().clamp(0, n - 1).long()
@@ -739,8 +740,8 @@ class ChromaCompress(Step):
         xp = array_module(lum)
         ug = -(LUMA[0] * ur + LUMA[2] * ub) / LUMA[1]
         up, down = 1.0 / (1.0 - lum).clip(_EPS, None), 1.0 / lum.clip(_EPS, None)
-        r = xp.maximum(xp.maximum(ur * up, -ur * down), xp.maximum(ug * up, -ug * down))
-        return ug, xp.maximum(r, xp.maximum(ub * up, -ub * down))
+        high, low = xp.maximum(xp.maximum(ur, ug), ub), xp.minimum(xp.minimum(ur, ug), ub)
+        return ug, xp.maximum(high * up, -low * down)  # = max_c max(u_c·up, −u_c·down): up, down > 0
 
     def _assemble(self, x: Array, lum: Array, ur: Array, ub: Array, ug: Array, scale: Array) -> Array:
         out = _empty(x, x.shape)
@@ -750,22 +751,22 @@ class ChromaCompress(Step):
         return out
 
     def forward(self, x: Array) -> Array:
-        xp, k, m = array_module(x), self.knee, self.m
+        k, m = self.knee, self.m
         x = x.clip(0.0, 1.0)
         lum, dr, db = self._luma_chroma(x)
         ur, ub = m[0, 0] * dr + m[0, 1] * db, m[1, 0] * dr + m[1, 1] * db
         ug, r = self._gauge(lum, ur, ub)
-        e = r.clip(None, self.reach) - k
-        scale = xp.where(r > k, (k + e / (1.0 + self.a * e)) / r.clip(k, None), as_array(1.0, r))
+        e = r.clip(k, self.reach) - k  # 0 at and below the knee, where the scale is k/k = 1
+        scale = (k + e / (1.0 + self.a * e)) / r.clip(k, None)
         return self._assemble(x, lum, ur, ub, ug, scale)
 
     def inverse(self, y: Array) -> Array:
-        xp, k, m = array_module(y), self.knee, self.m_inv
+        k, m = self.knee, self.m_inv
         y = y.clip(0.0, 1.0)
         lum, vr, vb = self._luma_chroma(y)
         _, rho = self._gauge(lum, vr, vb)
-        f = rho.clip(k, 1.0) - k
-        scale = xp.where(rho > k, (k + f / (1.0 - self.a * f)) / rho.clip(k, None), as_array(1.0, rho))
+        f = rho.clip(k, 1.0) - k  # as in forward: scale 1 at and below the knee
+        scale = (k + f / (1.0 - self.a * f)) / rho.clip(k, None)
         ur, ub = vr * scale, vb * scale
         dr, db = m[0, 0] * ur + m[0, 1] * ub, m[1, 0] * ur + m[1, 1] * ub
         return self._assemble(y, lum, dr, db, -(LUMA[0] * dr + LUMA[2] * db) / LUMA[1], 1.0)
