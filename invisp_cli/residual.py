@@ -53,6 +53,7 @@ payload_sha256: damage is reported before decoding), payload."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -645,6 +646,21 @@ def _quantised(mosaic: np.ndarray, pred: np.ndarray, max_error: int, clip: tuple
     return _quantise(mosaic, pred, max_error, clip) if bins is None else bins.quantise(mosaic, pred)
 
 
+def _sample_predictions(rgb: np.ndarray, predictors: list[Predictor],
+                        shape: tuple[int, ...]) -> list[np.ndarray] | None:
+    """Each predictor's prediction of the sample (= ``_sample(p(rgb))``), computed from the sample of the
+    un-flipped pixels alone (a prediction is per site and the sample's offsets are even, so the 2×2 phases stay);
+    None where that does not hold (another CFA period, a linear image, mixed flips, a size mismatch)."""
+    if not predictors or any(p.period != (2, 2) or p.samples != 1 or p.flip != predictors[0].flip
+                             for p in predictors):
+        return None
+    s = rawio.undo_flip(np.asarray(rgb, dtype=np.uint8), predictors[0].flip)
+    if s.shape[:2] != tuple(shape):
+        return None
+    img = np.stack([_sample(np.ascontiguousarray(s[..., c])) for c in range(3)], axis=-1)
+    return [dataclasses.replace(p, flip=0)(img) for p in predictors]
+
+
 def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor], max_error: int,
                 bins: SigmaBins | None = None) -> bytes:
     """The layer blob that turns ``rgb`` (the JPEG's decoded pixels) back into ``mosaic`` within ±max_error (or
@@ -654,20 +670,26 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
     shape = mosaic.shape
     effort = _jxl_effort(mosaic.size)
     whole = _sample(mosaic) is mosaic
-    preds = [(p, p(rgb)) for p in predictors if p.usable()]
-    if any(pm.shape != shape for _, pm in preds):
-        raise ValueError("JPEG pixels and mosaic differ in size")
+    usable = [p for p in predictors if p.usable()]
+    full = None
+    sampled = _sample_predictions(rgb, usable, shape)
+    if sampled is None:
+        full = [p(rgb) for p in usable]
+        if any(pm.shape != shape for pm in full):
+            raise ValueError("JPEG pixels and mosaic differ in size")
+        sampled = [_sample(pm) for pm in full]
     trials = []
-    for rank, (pred, pm) in enumerate(preds):
-        q, _ = _quantised(_sample(mosaic), _sample(pm), max_error, pred.clip, bins)
+    for rank, (pred, spm) in enumerate(zip(usable, sampled, strict=True)):
+        q, _ = _quantised(_sample(mosaic), spm, max_error, pred.clip, bins)
         vals, offset = _offset(q)
-        ctx = contexts(_sample(pm), pred.base)
+        ctx = contexts(spm, pred.base)
         for codec, layout in _candidates(shape, vals.dtype):
             data = _encode(vals, codec, layout, effort, offset, ctx)
             trials.append((len(data), rank, codec, layout, data))
     trials.sort(key=lambda t: t[:2])
     _, rank, codec, layout, data = trials[0]
-    pred, pm = preds[rank]
+    pred = usable[rank]
+    pm = full[rank] if full is not None else pred(rgb)  # only the winner over the whole frame
     q, rec = _quantised(mosaic, pm, max_error, pred.clip, bins)
     vals, offset = _offset(q)
     if not whole:

@@ -184,6 +184,17 @@ def test_look_predictor_inverts_the_curves_channel_by_channel():
     assert np.array_equal(residual.reconstruct(header, p, payload, rgb, "x"), raw.mosaic)
 
 
+@pytest.mark.parametrize("flip", [0, 3, 6])
+def test_sample_predictions_equal_the_sample_of_full_predictions(flip):
+    """The coder trials predict only the sample's sites: the same values as cutting the sample from the whole."""
+    h, w = 1100, 1201  # above 2·SAMPLE² sites: a real sample of four crops; an odd width
+    raw = make_raw(h, w, flip=flip, seed=1)
+    preds = [residual.Predictor.analytic(raw, 1.3, raw.white), residual.Predictor.none(flip, raw.white)]
+    up = np.random.default_rng(0).integers(0, 256, ((w, h) if flip >= 5 else (h, w)) + (3,)).astype(np.uint8)
+    got = residual._sample_predictions(up, preds, (h, w))
+    assert got is not None and all(np.array_equal(g, residual._sample(p(up))) for p, g in zip(preds, got, strict=True))
+
+
 def test_integer_layers_keep_their_format():
     raw = make_raw(32, 48, seed=1)
     rgb = np.zeros((32, 48, 3), np.uint8)
