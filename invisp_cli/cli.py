@@ -440,7 +440,7 @@ def models(as_json: bool) -> None:
 
     \b
     Example:
-      INVISP_WEIGHTS=my-nikon invisp models --json"""
+      invisp models --json          # shipped models, those invisp train wrote, and $INVISP_WEIGHTS folders"""
     from .zoo import list_models
 
     if as_json:
@@ -574,8 +574,11 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
     else:
         entry = run(cfg, device=device)
     if entry is not None:
+        from .zoo import trained_list
+
         console.print(f"saved {entry.id} → {entry.path} (sha256 {entry.sha256[:12]}…); metrics {entry.metrics}")
-        console.print(f"use it with: INVISP_WEIGHTS={out} invisp encode … --model {entry.id}")
+        console.print(f"encode, decode and models find it from now on (listed in {trained_list()}): "
+                      f"invisp encode … --model {entry.id}")
 
 
 @main.command()

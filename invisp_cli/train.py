@@ -40,7 +40,7 @@ from .rawio import RawImage
 from .settings import FrontEnd
 from .simulators.jpeg import DiffJPEG
 from .steps import DEFAULT_DEMOSAIC, DEFAULT_KNEE, Chain, Gamma, front_end, libraw_gain
-from .zoo import ModelEntry, read_registry, save_checkpoint, write_registry
+from .zoo import ModelEntry, read_registry, remember_trained, save_checkpoint, write_registry
 
 
 @dataclass
@@ -457,4 +457,5 @@ def register_model(cfg: TrainConfig, flow: nn.Module, samples: list[Sample], tra
     )
     entries = [e for e in read_registry(out) if e.id != model_id] + [entry]
     write_registry(out, entries)
+    remember_trained(out)  # encode, decode and models find it from now on, with no INVISP_WEIGHTS
     return entry

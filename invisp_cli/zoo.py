@@ -62,13 +62,43 @@ class ModelEntry:
         return {k: v for k, v in self.__dict__.items() if k != "folder"}
 
 
+def trained_list() -> Path:
+    """The list of folders ``invisp train`` wrote models into, one per line: $XDG_DATA_HOME/invisp/models.txt
+    (default ~/.local/share/invisp/models.txt). Encode, decode and ``models`` search them with no setting."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "invisp" / "models.txt"
+
+
+def trained_dirs() -> list[Path]:
+    """The folders of ``trained_list`` that still hold a registry (a moved or deleted one is skipped)."""
+    try:
+        lines = trained_list().read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [Path(p) for p in dict.fromkeys(lines) if p.strip() and (Path(p) / REGISTRY).is_file()]
+
+
+def remember_trained(folder: Path) -> None:
+    """Add ``folder`` (absolute) to ``trained_list``, atomically, once."""
+    folder = Path(folder).resolve()
+    listed = trained_list()
+    known = [str(p) for p in trained_dirs()]
+    if str(folder) in known:
+        return
+    listed.parent.mkdir(parents=True, exist_ok=True)
+    tmp = listed.with_name(listed.name + f".{os.getpid()}.part")
+    tmp.write_text("".join(f"{p}\n" for p in [*known, str(folder)]), "utf-8")
+    os.replace(tmp, listed)
+
+
 def registry_dirs() -> list[Path]:
-    """``$INVISP_WEIGHTS`` folders (each must exist), then the shipped ``weights/``."""
+    """``$INVISP_WEIGHTS`` folders (each must exist), then the folders ``invisp train`` wrote models into
+    (``trained_dirs``, newest last), then the shipped ``weights/``."""
     extra = [Path(p) for p in os.environ.get("INVISP_WEIGHTS", "").split(os.pathsep) if p]
     for p in extra:
         if not p.is_dir():
             raise ModelError(f"INVISP_WEIGHTS names {p}, which is not a folder")
-    return [*extra, WEIGHTS_DIR]
+    return list(dict.fromkeys([*extra, *reversed(trained_dirs()), WEIGHTS_DIR]))
 
 
 def read_registry(folder: Path) -> list[ModelEntry]:
@@ -109,7 +139,8 @@ def find_model(model_id: str) -> ModelEntry:
         if e.id == model_id:
             return e
     known = ", ".join(sorted(e.id for e in list_models())) or "none"
-    raise ModelError(f"unknown model ID {model_id!r} (installed: {known})")
+    raise ModelError(f"unknown model ID {model_id!r} (installed: {known}; a model trained elsewhere is found with "
+                     "INVISP_WEIGHTS=<the folder invisp train wrote it into>)")
 
 
 def select_model(make: str, video: bool = False) -> ModelEntry:

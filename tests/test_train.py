@@ -46,9 +46,10 @@ def test_train_writes_checkpoint_and_registry(tmp_path, raw_folder, monkeypatch)
     assert {"val_raw_psnr_gamma", "val_rgb_psnr"} <= set(reg["metrics"])
     assert reg["isp"] == {"demosaic": "mhc", "highlight_knee": DEFAULT_KNEE}  # the front end it learnt behind
     assert (tmp_path / "run" / reg["file"]).is_file() and reg["file"].startswith("testcam-squeeze-")
-    # the new model is usable through the zoo, verified by hash
-    monkeypatch.setenv("INVISP_WEIGHTS", str(tmp_path / "run"))
+    # the new model is usable through the zoo, verified by hash, with no INVISP_WEIGHTS (the trained-models list)
+    monkeypatch.delenv("INVISP_WEIGHTS", raising=False)
     entry = zoo.find_model("testcam-squeeze")
+    assert zoo.trained_dirs() == [(tmp_path / "run").resolve()]
     assert zoo.select_model("TestCam Corp").id == "testcam-squeeze"
     zoo.load_model(entry)
 

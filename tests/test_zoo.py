@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from invisp_cli import zoo
@@ -99,3 +100,21 @@ def test_front_end_encode_and_decode_never_import_torch(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "b.dng").stat().st_size > 0
+
+
+def test_trained_folders_are_remembered_once_and_forgotten_when_gone(tmp_path, monkeypatch):
+    """``invisp train`` remembers its --out folder; a folder moved away is skipped, not an error."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("INVISP_WEIGHTS", raising=False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+        zoo.write_registry(folder, [])
+        zoo.remember_trained(folder)
+    zoo.remember_trained(a)
+    assert zoo.trained_dirs() == [a.resolve(), b.resolve()]
+    assert zoo.registry_dirs()[:2] == [b.resolve(), a.resolve()]  # the newest first, then the shipped weights
+    (a / "registry.json").unlink()
+    assert zoo.trained_dirs() == [b.resolve()]
+    with pytest.raises(zoo.ModelError, match="INVISP_WEIGHTS"):
+        zoo.find_model("no-such-model")
