@@ -286,7 +286,8 @@ def encode(src: tuple[Path, ...], dst: Path | None, out_dir: Path | None, recurs
         quality = None  # --max-error Ks without -q: the quality that minimises JPEG + layer
     options = {"model_id": model_id, "quality": quality, "subsampling": subsampling, "tile": tile,
                "max_error": 0 if exact else max_error, "look": look}
-    from .extras import check_batch, check_model
+    from .extras import check_batch
+    from .zoo import check_model
 
     check_model(model_id)
     check_batch(scheduler)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import InvispError, ModelError
+from .errors import InvispError
 
 
 def require(module: str, extra: str, what: str, error: type[InvispError] = InvispError) -> None:
@@ -16,16 +16,6 @@ def require(module: str, extra: str, what: str, error: type[InvispError] = Invis
         importlib.import_module(module)
     except ImportError:
         raise error(f"{what} needs {module}: pip install 'invisp[{extra}]'") from None
-
-
-def check_model(model_id: str | None) -> None:
-    """``--model ID`` of encode: a learned model needs torch (``[learned]``); checked before any file is read, so a
-    batch does not fail file by file (an unknown ID is left to encode, which reports it after its input)."""
-    from .zoo import ANALYTIC_ARCH, list_models
-
-    for entry in list_models():
-        if entry.id == model_id and entry.arch != ANALYTIC_ARCH:
-            require("torch", "learned", f"model {entry.id} (a learned {entry.arch} network)", ModelError)
 
 
 def check_batch(scheduler: str | None) -> None:

@@ -270,3 +270,11 @@ def save_checkpoint(model: torch.nn.Module, folder: Path, model_id: str) -> tupl
     name = f"{model_id}-{sha[:8]}.safetensors"
     os.replace(tmp, folder / name)
     return name, sha
+
+
+def check_model(model_id: str | None) -> None:
+    """``--model ID`` of encode: a learned model needs torch (``[learned]``); checked before any file is read, so a
+    batch does not fail file by file (an unknown ID is left to encode, which reports it after its input)."""
+    for entry in list_models():
+        if entry.id == model_id and entry.arch != ANALYTIC_ARCH:
+            require("torch", "learned", f"model {entry.id} (a learned {entry.arch} network)", ModelError)
