@@ -39,6 +39,8 @@ SMOOTH_FRACTION = 0.75
 #: weights of the curves' smoothness penalty (second differences of θ) and of the colour matrix's pull to I
 SMOOTHNESS = 0.5
 MATRIX_PRIOR = 2.0
+#: least-squares iterations of ``adapt`` (its target is a look, smooth and noise-free: fewer than a fit's)
+ADAPT_EVALUATIONS = 10
 #: the colour matrix M diagonal (saturation of R − Y and B − Y, no hue rotation) instead of a full 2×2
 DIAGONAL_CHROMA = False
 #: weight of the RAW cost: the log of the error amplification 1/f_c'(x) of the inverse curves where the pixels are
@@ -366,9 +368,9 @@ def adapt(look: Look, raw: RawImage, front: FrontEnd, seed: int = 0) -> Look:
     name (the record says where it came from)."""
     image = working_image(raw, front, WORK_SIDE).reshape(-1, 3)
     rng = np.random.default_rng(seed)
-    x = image[rng.choice(len(image), min(len(image), 4 * FIT_PIXELS), replace=False)]
+    x = image[rng.choice(len(image), min(len(image), FIT_PIXELS), replace=False)]
     target = apply(np.asarray(look.curves), np.asarray(look.chroma).reshape(2, 2), x, look.slope_min, look.knee)
-    return fit([(x, target)], name=look.name, seed=seed)
+    return fit([(x, target)], name=look.name, seed=seed, max_evaluations=ADAPT_EVALUATIONS)
 
 
 def resolve(name: str, src: str | os.PathLike, raw: RawImage, front: FrontEnd) -> Look | None:
