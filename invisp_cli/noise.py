@@ -1,10 +1,13 @@
-"""The sensor's noise model σ²(n) = a_c·n + b_c, per CFA position (row-major 2×2), in normalised units
-n = (v − black_π) / (white − black_π); the near-lossless tier (``--max-error Ks``) bounds the error by K·σ(n).
+"""The sensor's noise model σ²(n) = a_π·n + b_π, per position π of the CFA's period (row-major: 2×2 Bayer, 6×6
+X-Trans, any periodic CFA; a linear image's 3 samples per pixel, as the (H, 3W) array of its interleaved samples:
+period (1, 3), π = channel), in normalised units n = (v − black_π) / (white − black_π); the near-lossless tier
+(``--max-error Ks``) bounds the error by K·σ(n).
 
 **Source.** The DNG ``NoiseProfile`` tag (51041: pairs (S, O) with variance S·x + O of the linear signal
 x ∈ [0, 1], one pair for all planes or one per CFA colour) when the file has one; otherwise ``estimate``.
 
-**Estimator** (``estimate``, from the mosaic alone). Each CFA position's plane is cut into 2×2 blocks
+**Estimator** (``estimate``, from the mosaic alone). Each position's plane (the sites m[i::p, j::q] of a
+period-(p, q) array) is cut into 2×2 blocks
 x₀₀ x₀₁ / x₁₀ x₁₁ (4×4 sites of the mosaic). Their Hadamard contrasts
 
     μ = (x₀₀ + x₀₁ + x₁₀ + x₁₁)/4,   e = (x₀₀ − x₀₁ − x₁₀ + x₁₁)/2,
@@ -41,21 +44,37 @@ SCALES = (1, 2)  # block spacings of the estimate (plane sites); the larger σ a
 LEVELS = 16
 MIN_BLOCKS = 32  # a level group needs this many flat blocks (small images get fewer groups)
 UNIT = "normalised"
+MAX_POSITIONS = 256  # positions of a period: settings.MAX_CFA_PERIOD² at most
+
+
+def period(raw: RawImage) -> tuple[int, int]:
+    """The period (p, q) of the positions of the coded array: the CFA tile; (1, 3) for a linear image (its
+    (H, 3W) interleaved samples, ``flat``)."""
+    if raw.linear:
+        return (1, 3)
+    p, q = cfa_index(raw.cfa).shape
+    return int(p), int(q)
+
+
+def flat(mosaic: np.ndarray) -> np.ndarray:
+    """A mosaic as it is coded: (H, W) as it is; a linear (H, W, 3) image as (H, 3W) interleaved samples (a view)."""
+    return mosaic.reshape(mosaic.shape[0], -1)
 
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """σ²(n) = a[π]·n + b[π] for CFA position π (row-major 2×2), n normalised; ``source`` says where it came
-    from ("NoiseProfile" or "estimated")."""
+    """σ²(n) = a[π]·n + b[π] for position π of the period (row-major; 4 for Bayer, 36 for X-Trans, 3 for a linear
+    image), n normalised; ``source`` says where it came from ("NoiseProfile" or "estimated")."""
 
-    a: tuple[float, float, float, float]
-    b: tuple[float, float, float, float]
+    a: tuple[float, ...]
+    b: tuple[float, ...]
     source: str
 
     def __post_init__(self) -> None:
         vals = (*self.a, *self.b)
-        if len(self.a) != 4 or len(self.b) != 4 or not all(isinstance(v, float) and math.isfinite(v) for v in vals):
-            raise ValueError("noise model: a and b need 4 finite numbers each")
+        if not (1 <= len(self.a) == len(self.b) <= MAX_POSITIONS) or not all(
+                isinstance(v, float) and math.isfinite(v) for v in vals):
+            raise ValueError(f"noise model: a and b need the same number (1…{MAX_POSITIONS}) of finite numbers")
         if not all(0.0 <= v < 1.0 for v in self.a) or not all(0.0 < v < 1.0 for v in self.b):
             raise ValueError("noise model: a must lie in [0, 1) and b in (0, 1)")
 
@@ -93,15 +112,17 @@ MAX_SITES = 1 << 20  # per plane: larger planes are read in every k-th band of B
 
 
 def _normalised_planes(raw: RawImage) -> list[np.ndarray]:
-    """The four CFA position planes of the mosaic as float64 n (not clipped: noise below black counts); on large
-    images every k-th band of ``BAND`` rows only (bands spread over the frame, at most ~``MAX_SITES`` sites)."""
-    black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2)
-    m = raw.mosaic
-    h, w = m.shape[0] // 2, m.shape[1] // 2
+    """The position planes of the mosaic (``period``, row-major) as float64 n (not clipped: noise below black
+    counts); on large images every k-th band of ``BAND`` rows only (bands spread over the frame, at most
+    ~``MAX_SITES`` sites)."""
+    p, q = period(raw)
+    black = np.asarray(raw.black, dtype=np.float64).reshape(p, q)
+    m = flat(raw.mosaic)
+    h, w = m.shape[0] // p, m.shape[1] // q
     k = max(1, -(-h * w // MAX_SITES))
     rows = np.concatenate([np.arange(y, min(y + BAND, h)) for y in range(0, h, BAND * k)]) if k > 1 else slice(None)
-    return [(m[i::2, j::2][rows].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
-            for i in range(2) for j in range(2)]
+    return [(m[i::p, j::q][rows].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
+            for i in range(p) for j in range(q)]
 
 
 def level_variances(plane: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,7 +170,7 @@ def fit_line(levels: np.ndarray, variances: np.ndarray, counts: np.ndarray, floo
 
 def estimate(raw: RawImage) -> NoiseModel:
     """The noise model estimated from ``raw``'s mosaic (module docstring, "Estimator")."""
-    black = np.asarray(raw.black, dtype=np.float64).reshape(2, 2).ravel()
+    black = np.asarray(raw.black, dtype=np.float64).ravel()
     a, b = [], []
     for pos, plane in enumerate(_normalised_planes(raw)):
         floor = 1.0 / (12.0 * (raw.white - black[pos]) ** 2)
@@ -172,8 +193,8 @@ PROFILE_TRUST = 1.5
 
 
 def mid_grey_sigma(model: NoiseModel) -> float:
-    """Mean over CFA positions of σ(MID_GREY), normalised."""
-    return float(np.mean([model.sigma(MID_GREY, p) for p in range(4)]))
+    """Mean over the period's positions of σ(MID_GREY), normalised."""
+    return float(np.mean([model.sigma(MID_GREY, p) for p in range(len(model.a))]))
 
 
 def noise_model(raw: RawImage) -> NoiseModel:
@@ -187,10 +208,15 @@ def noise_model(raw: RawImage) -> NoiseModel:
 
 
 def sigma_raw(model: NoiseModel, mosaic: np.ndarray, black: np.ndarray, white: int) -> np.ndarray:
-    """σ(n) of every site of ``mosaic`` in raw units: σ_π(n)·(white − black_π), n = (v − black_π)/(white − black_π)."""
-    black = np.asarray(black, dtype=np.float64).reshape(2, 2)
-    out = np.empty(mosaic.shape, np.float64)
-    for pos, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        span = white - black[i, j]
-        out[i::2, j::2] = model.sigma((mosaic[i::2, j::2] - black[i, j]) / span, pos) * span
+    """σ(n) of every site of ``mosaic`` in raw units: σ_π(n)·(white − black_π), n = (v − black_π)/(white − black_π);
+    ``black`` per position of the CFA tile, (p, q), or per channel (3,) of a linear (H, W, 3) image."""
+    m = np.asarray(mosaic, dtype=np.float64)
+    black = np.asarray(black, dtype=np.float64).reshape((1, 3) if m.ndim == 3 else np.shape(black))
+    p, q = black.shape
+    out = np.empty(m.shape, np.float64)
+    fm, fo = flat(m), flat(out)
+    for i in range(p):
+        for j in range(q):
+            span = white - black[i, j]
+            fo[i::p, j::q] = model.sigma((fm[i::p, j::q] - black[i, j]) / span, i * q + j) * span
     return out

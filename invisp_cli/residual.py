@@ -73,12 +73,12 @@ from . import noise, rawio
 from .containers import layer
 from .containers.jpeg import SUBSAMPLING
 from .containers.layer import LayerError
-from .errors import OutputError, UnsupportedSensorError
+from .errors import OutputError
 from .fileio import atomic_output, check_input
 from .params import ReconstructionParams
 from .rawio import RawImage
-from .settings import CFA_LAYOUTS, output_container
 from .settings import Look as LookSettings
+from .settings import output_container
 from .steps import Gamma, Look, cfa_index
 from .threads import thread_count
 
@@ -508,12 +508,10 @@ def parse_max_error(value: str | int) -> Tolerance:
     return int(text)
 
 
-_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
-
-
 @dataclass(frozen=True)
 class SigmaBins:
-    """A fixed scalar quantiser of raw values per CFA position π: bin j = [lower_j, lower_{j+1}) with the
+    """A fixed scalar quantiser of raw values per position π of the period (``noise.period``: the CFA tile, or a
+    linear image's 3 interleaved samples): bin j = [lower_j, lower_{j+1}) with the
     representative rep_j, built so that every integer v of a bin satisfies |v − rep_j| ≤ t_π(v),
 
         t_π(v) = ⌊K·σ_π(n(v))·(white − black_π)⌋,   n(v) = (v − black_π)/(white − black_π),
@@ -525,20 +523,24 @@ class SigmaBins:
 
     k: float
     model: noise.NoiseModel
-    lower: tuple[np.ndarray, ...]  # per CFA position: int32, lower[0] = 0, strictly increasing
+    lower: tuple[np.ndarray, ...]  # per position: int32, lower[0] = 0, strictly increasing
     rep: tuple[np.ndarray, ...]
     hi: int
+    period: tuple[int, int] = (2, 2)  # (p, q) of the positions on the coded (H, W) array; len(lower) = p·q
 
     @staticmethod
     def tolerance(k: float, model: noise.NoiseModel, black: np.ndarray, white: int, hi: int) -> np.ndarray:
-        """t_π(v) for v = 0…hi, shape (4, hi + 1), int64."""
-        black = np.asarray(black, dtype=np.float64).reshape(2, 2).ravel()
+        """t_π(v) for v = 0…hi, shape (positions, hi + 1), int64; ``black`` per position (any shape, row-major)."""
+        black = np.asarray(black, dtype=np.float64).ravel()
         v = np.arange(hi + 1, dtype=np.float64)
         return np.stack([np.floor(k * model.sigma((v - b) / (white - b), p) * (white - b))
                          for p, b in enumerate(black)]).astype(np.int64)
 
     @classmethod
-    def build(cls, k: float, model: noise.NoiseModel, black: np.ndarray, white: int, hi: int) -> SigmaBins:
+    def build(cls, k: float, model: noise.NoiseModel, black: np.ndarray, white: int, hi: int,
+              period: tuple[int, int] = (2, 2)) -> SigmaBins:
+        if len(model.a) != period[0] * period[1] or np.size(black) != len(model.a):
+            raise ValueError(f"noise model of {len(model.a)} positions for a period {period[0]}×{period[1]}")
         lowers, reps = [], []
         for t in cls.tolerance(k, model, black, white, hi).tolist():
             lower, rep, lo = [], [], 0
@@ -552,7 +554,7 @@ class SigmaBins:
                 lo = u + 1
             lowers.append(np.array(lower, np.int32))
             reps.append(np.array(rep, np.int32))
-        bins = cls(float(k), model, tuple(lowers), tuple(reps), int(hi))
+        bins = cls(float(k), model, tuple(lowers), tuple(reps), int(hi), (int(period[0]), int(period[1])))
         v = np.arange(hi + 1)
         if any(np.any(np.abs(bins.rep[p][bins.index(p)] - v) > t) for p, t in enumerate(cls.tolerance(
                 k, model, black, white, hi))):
@@ -560,7 +562,7 @@ class SigmaBins:
         return bins
 
     def index(self, pos: int) -> np.ndarray:
-        """Bin index of every value 0…hi at CFA position ``pos`` (int32)."""
+        """Bin index of every value 0…hi at position ``pos`` (int32)."""
         widths = np.diff(np.append(self.lower[pos], self.hi + 1))
         return np.repeat(np.arange(len(widths), dtype=np.int32), widths)
 
@@ -568,42 +570,48 @@ class SigmaBins:
         """(d, m̂): bin-index residuals (int32) and the reconstruction (uint16) of a mosaic within [0, hi]."""
         d = np.empty(mosaic.shape, np.int32)
         rec = np.empty(mosaic.shape, np.uint16)
-        for pos, (i, j) in enumerate(_PHASES):
+        p, q = self.period
+        for pos, (i, j) in enumerate(np.ndindex(p, q)):
             idx = self.index(pos)
-            jm = idx[mosaic[i::2, j::2]]
-            d[i::2, j::2] = jm - idx[pred[i::2, j::2]]
-            rec[i::2, j::2] = self.rep[pos][jm]
+            jm = idx[mosaic[i::p, j::q]]
+            d[i::p, j::q] = jm - idx[pred[i::p, j::q]]
+            rec[i::p, j::q] = self.rep[pos][jm]
         return d, rec
 
     def reconstruct(self, d: np.ndarray, pred: np.ndarray) -> np.ndarray:
         """m̂ = rep[clip(j(p) + d)] (uint16); a damaged d gives a wrong m̂, which the SHA-256 check catches."""
         rec = np.empty(pred.shape, np.uint16)
-        for pos, (i, j) in enumerate(_PHASES):
-            jj = self.index(pos)[pred[i::2, j::2]] + d[i::2, j::2]
-            rec[i::2, j::2] = self.rep[pos][_clip(jj, 0, len(self.rep[pos]) - 1)]
+        p, q = self.period
+        for pos, (i, j) in enumerate(np.ndindex(p, q)):
+            jj = self.index(pos)[pred[i::p, j::q]] + d[i::p, j::q]
+            rec[i::p, j::q] = self.rep[pos][_clip(jj, 0, len(self.rep[pos]) - 1)]
         return rec
 
     def to_json(self) -> dict:
-        """{"k", "noise", "hi", "tables"}: tables = base64(zstd(int32le: 4 bin counts, then per position the
-        differences of ``lower`` and rep − lower))."""
+        """{"k", "noise", "hi", "tables"} (+ "period" unless 2×2): tables = base64(zstd(int32le: the bin count of
+        each position, then per position the differences of ``lower`` and rep − lower))."""
         parts = [np.array([len(x) for x in self.lower], np.int32)]
         for lo, rep in zip(self.lower, self.rep, strict=True):
             parts += [np.diff(lo, prepend=0), rep - lo]
         blob = imagecodecs.zstd_encode(np.concatenate(parts).astype("<i4").tobytes(), level=ZSTD_LEVEL)
-        return {"k": self.k, "noise": self.model.to_json(), "hi": self.hi,
+        period = {} if self.period == (2, 2) else {"period": list(self.period)}
+        return {"k": self.k, "noise": self.model.to_json(), "hi": self.hi, **period,
                 "tables": base64.b64encode(blob).decode("ascii")}
 
     @classmethod
     def from_json(cls, d: dict) -> SigmaBins:
         """The stored quantiser, checked: bins cover 0…hi in order, each representative inside its bin."""
         k, hi = float(d["k"]), int(d["hi"])
-        if not (math.isfinite(k) and 0.0 < k <= MAX_K and 0 <= hi < 2**16):
+        model = noise.NoiseModel.from_json(d["noise"])
+        p, q = (int(v) for v in d.get("period", (2, 2)))
+        n = len(model.a)
+        if not (math.isfinite(k) and 0.0 < k <= MAX_K and 0 <= hi < 2**16 and p * q == n):
             raise ValueError("sigma quantiser parameters out of range")
         v = np.frombuffer(imagecodecs.zstd_decode(base64.b64decode(d["tables"], validate=True)), "<i4")
-        counts = v[:4].astype(np.int64)
-        if v.size < 4 or not all(1 <= c <= hi + 1 for c in counts) or v.size != 4 + 2 * int(counts.sum()):
+        counts = v[:n].astype(np.int64)
+        if v.size < n or not all(1 <= c <= hi + 1 for c in counts) or v.size != n + 2 * int(counts.sum()):
             raise ValueError("sigma quantiser tables have the wrong length")
-        lowers, reps, at = [], [], 4
+        lowers, reps, at = [], [], n
         for c in counts:
             lo = np.cumsum(v[at : at + c], dtype=np.int64)
             rep = lo + v[at + c : at + 2 * c]
@@ -613,7 +621,7 @@ class SigmaBins:
             lowers.append(lo.astype(np.int32))
             reps.append(rep.astype(np.int32))
             at += 2 * c
-        return cls(k, noise.NoiseModel.from_json(d["noise"]), tuple(lowers), tuple(reps), hi)
+        return cls(k, model, tuple(lowers), tuple(reps), hi, (p, q))
 
 
 def _offset(q: np.ndarray) -> tuple[np.ndarray, int]:
@@ -623,15 +631,17 @@ def _offset(q: np.ndarray) -> tuple[np.ndarray, int]:
     return q.astype(np.uint16 if int(q.max()) < 2**16 else np.uint32), -lo
 
 
-def _sample(a: np.ndarray) -> np.ndarray:
-    """What the coders are tried on: the whole (H, W) array if small, else SAMPLE × SAMPLE made of four
-    SAMPLE/2 crops centred on the image's quarter points, tiled 2×2 (even offsets: CFA positions kept)."""
+def _sample(a: np.ndarray, align: tuple[int, int] = (2, 2)) -> np.ndarray:
+    """What the coders are tried on: the whole (H, W) array if small, else about SAMPLE × SAMPLE made of four
+    SAMPLE/2 crops centred on the image's quarter points, tiled 2×2 (offsets and crop sizes multiples of
+    ``align``, the period: every site keeps its position)."""
     h, w = a.shape
     if h * w <= 2 * SAMPLE * SAMPLE:
         return a
-    sh, sw = min(h // 2, SAMPLE // 2) & ~1, min(w // 2, SAMPLE // 2) & ~1
-    ys = [(h * f // 4 - sh // 2) & ~1 for f in (1, 3)]
-    xs = [(w * f // 4 - sw // 2) & ~1 for f in (1, 3)]
+    ay, ax = align
+    sh, sw = min(h // 2, SAMPLE // 2) // ay * ay, min(w // 2, SAMPLE // 2) // ax * ax
+    ys = [(h * f // 4 - sh // 2) // ay * ay for f in (1, 3)]
+    xs = [(w * f // 4 - sw // 2) // ax * ax for f in (1, 3)]
     return np.block([[a[y : y + sh, x : x + sw] for x in xs] for y in ys])
 
 
@@ -669,7 +679,8 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
     mosaic = np.ascontiguousarray(mosaic, dtype=np.uint16)
     shape = mosaic.shape
     effort = _jxl_effort(mosaic.size)
-    whole = _sample(mosaic) is mosaic
+    al = predictors[0].period
+    whole = _sample(mosaic, al) is mosaic
     usable = [p for p in predictors if p.usable()]
     full = None
     sampled = _sample_predictions(rgb, usable, shape)
@@ -677,10 +688,10 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
         full = [p(rgb) for p in usable]
         if any(pm.shape != shape for pm in full):
             raise ValueError("JPEG pixels and mosaic differ in size")
-        sampled = [_sample(pm) for pm in full]
+        sampled = [_sample(pm, al) for pm in full]
     trials = []
     for rank, (pred, spm) in enumerate(zip(usable, sampled, strict=True)):
-        q, _ = _quantised(_sample(mosaic), spm, max_error, pred.clip, bins)
+        q, _ = _quantised(_sample(mosaic, al), spm, max_error, pred.clip, bins)
         vals, offset = _offset(q)
         ctx = contexts(spm, pred.base)
         for codec, layout in _candidates(shape, vals.dtype):
@@ -730,8 +741,8 @@ def parse_layer(blob: bytes, name: str) -> tuple[dict, Predictor, bytes]:
         pred = Predictor.from_json(header["predictor"])
         if "sigma" in header:
             header["sigma"] = SigmaBins.from_json(header["sigma"])
-            if header["sigma"].hi != pred.clip[1] or pred.clip[0] != 0:
-                raise ValueError("sigma quantiser and predictor disagree on the value range")
+            if header["sigma"].hi != pred.clip[1] or pred.clip[0] != 0 or header["sigma"].period != pred.period:
+                raise ValueError("sigma quantiser and predictor disagree on the value range or the period")
         return header, pred, payload
     except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
             RuntimeError) as e:  # RuntimeError: imagecodecs.ZstdError of damaged sigma tables
@@ -795,13 +806,10 @@ def decode_pixels(data: bytes) -> np.ndarray:
 
 
 def sigma_bins(raw: RawImage, tol: Sigma) -> SigmaBins:
-    """The quantiser of the bound K·σ(n) for ``raw`` (its noise model: ``noise.noise_model``); Bayer mosaics only
-    (UnsupportedSensorError otherwise)."""
-    if raw.cfa not in CFA_LAYOUTS:
-        raise UnsupportedSensorError(f"--max-error {tol}: the noise-bounded layer needs a Bayer mosaic, not "
-                                     f"{'a linear image' if raw.linear else 'CFA ' + raw.cfa}")
+    """The quantiser of the bound K·σ(n) for ``raw`` (its noise model: ``noise.noise_model``), per position of
+    its period: any periodic CFA, or a linear image per channel."""
     hi = max(int(raw.white), int(raw.mosaic.max()))
-    return SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi)
+    return SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi, noise.period(raw))
 
 
 def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
@@ -837,11 +845,12 @@ def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, bins: SigmaBins,
     """The JPEG quality minimising JPEG + layer bytes under ``bins``, judged on a sample: four crops of the
     render (in sensor orientation, at even offsets) tiled into one image, coded at each quality (Pillow, as
     ``containers.jpeg``), predicted, quantised with the sigma bins and coded with ANS in the sorted layout."""
-    pred = Predictor.analytic(raw, gain, bins.hi, look)
-    pred = Predictor(pred.kind, 0, pred.lut, pred.coef, pred.bias, pred.clip)  # the sample is in sensor order
-    mosaic = _sample(np.ascontiguousarray(raw.mosaic, dtype=np.uint16))
+    pred = dataclasses.replace(Predictor.analytic(raw, gain, bins.hi, look), flip=0)  # the sample: sensor order
+    al = (2, 2) if raw.linear else bins.period  # crops aligned to the CFA period (a linear image: per pixel)
+    m = np.ascontiguousarray(raw.mosaic, dtype=np.uint16)
+    mosaic = _flat(np.stack([_sample(m[..., c], al) for c in range(3)], -1)) if raw.linear else _sample(m, al)
     sensor = rawio.undo_flip(np.asarray(rgb, np.uint8), raw.flip)
-    img = np.stack([_sample(np.ascontiguousarray(sensor[..., c])) for c in range(3)], axis=-1)
+    img = np.stack([_sample(np.ascontiguousarray(sensor[..., c]), al) for c in range(3)], axis=-1)
     best = None
     for q in qualities:
         buf = io.BytesIO()

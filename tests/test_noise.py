@@ -218,3 +218,46 @@ def test_exact_and_sigma_contradict(tmp_path):
     write_synthetic_dng(src, h=32, w=32)
     r = run("encode", src, "-o", tmp_path / "x.jpg", "--exact", "--max-error", "0.5s")
     assert r.exit_code == 2 and "contradict" in r.output
+
+
+@pytest.mark.parametrize("kind", ["xtrans", "linear"])
+def test_sigma_tier_on_xtrans_and_linear(tmp_path, test_registry, kind):
+    """--max-error Ks on the synthetic X-Trans / linear frames of ``rawio.synthetic`` (here from a noisy smooth
+    camera-RGB scene): a model per position of the period (36 / 3), every site within K·σ after decode."""
+    from invisp_cli.rawio.synthetic import as_cfa, as_linear
+
+    rng = np.random.default_rng(4)
+    base = make_raw(96, 120, bits=12, seed=4)
+    y, x = np.mgrid[0:96, 0:120] / np.array([96, 120])[:, None, None]
+    n = np.stack([0.05 + 0.8 * x * (0.7 + 0.3 * c * y) for c in (0.5, 1.0, 1.5)], -1)
+    rgb = np.clip(np.round(300 + (n + rng.normal(0, 1, n.shape) * np.sqrt(2e-4 * n + 1e-6)) * (base.white - 300)),
+                  0, base.white).astype(np.uint16)
+    src = tmp_path / f"{kind}.dng"
+    rawio.write_dng(src, as_cfa(base, rgb) if kind == "xtrans" else as_linear(base, rgb))
+    orig = rawio.read_raw(src)
+    for k in (0.5, 2.0):
+        jpg, dng = tmp_path / f"{k}.jpg", tmp_path / f"{k}.dng"
+        r = run("encode", src, "-o", jpg, "--max-error", f"{k:g}s")
+        assert r.exit_code == 0 and f"within {k:g}σ" in r.output, r.output + r.stderr
+        info = json.loads(run("info", jpg, "--json").output)["record"]
+        model = noise.NoiseModel.from_json(info["noise"])
+        assert len(model.a) == (36 if kind == "xtrans" else 3)
+        assert run("decode", jpg, "-o", dng).exit_code == 0 and "σ" in run("verify", jpg).output
+        err = np.abs(rawio.read_raw(dng).mosaic.astype(np.int64) - orig.mosaic)
+        sig = noise.sigma_raw(model, orig.mosaic, orig.black, orig.white)
+        assert np.all(err <= k * sig + 1e-9) and err.max() > 0
+
+
+def test_sigma_bins_of_another_period():
+    """A 6×6 quantiser: each position keeps its own tables through JSON; a model of the wrong size is refused."""
+    model = noise.NoiseModel(tuple(float(v) for v in np.linspace(1e-5, 3e-4, 36)), (1e-6,) * 36, "test")
+    black, white, hi = np.full((6, 6), 256.0), 4095, 4095
+    bins = residual.SigmaBins.build(1.0, model, black, white, hi, (6, 6))
+    back = residual.SigmaBins.from_json(json.loads(json.dumps(bins.to_json())))
+    assert back.period == (6, 6) and len(back.rep) == 36 and len(bins.rep[0]) > len(bins.rep[35])
+    m = np.random.default_rng(2).integers(0, hi + 1, (30, 42)).astype(np.uint16)
+    d, rec = bins.quantise(m, np.zeros_like(m))
+    assert np.array_equal(back.reconstruct(d, np.zeros_like(m)), rec)
+    assert np.all(np.abs(rec.astype(np.int64) - m) <= noise.sigma_raw(model, m, black, white) + 1e-9)
+    with pytest.raises(ValueError):
+        residual.SigmaBins.build(1.0, model, black, white, hi, (2, 2))
