@@ -55,11 +55,16 @@ PREVIEW_MIN_SIDE = 96
 
 def read_preview(path: str | os.PathLike, side: int | None = None) -> np.ndarray | None:
     """The camera's JPEG (or bitmap) preview embedded in a RAW file as uint8 (H, W, 3), None if it has none
-    usable (absent, unreadable, smaller than ``PREVIEW_MIN_SIDE``). ``side``: a JPEG may be decoded at a reduced
-    scale (1/2, 1/4, 1/8: libjpeg's draft mode) keeping at least ``side`` pixels on the longer side."""
+    usable (absent, unreadable, smaller than ``PREVIEW_MIN_SIDE``, or a DNG invisp wrote). ``side``: a JPEG may be
+    decoded at a reduced scale (1/2, 1/4, 1/8: libjpeg's draft mode) keeping at least ``side`` pixels on the longer
+    side."""
     import rawpy
     from PIL import Image
 
+    from .rawio.dng import is_invisp_dng
+
+    if is_invisp_dng(path):  # its preview is invisp's own plain render (``write_dng``), not the camera's
+        return None
     try:
         with rawpy.imread(str(path)) as r:
             thumb = r.extract_thumb()

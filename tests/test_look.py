@@ -174,3 +174,8 @@ def test_letterbox_bars_are_trimmed_from_a_preview():
     img[:15], img[-15:], img[:, :3] = 0, 4, 0  # black bars of a 3:2 frame in a 4:3 thumbnail
     assert looks.trim_borders(img).shape == (90, 157, 3)
     assert looks.trim_borders(np.zeros((20, 30, 3), np.uint8)).shape == (20, 30, 3)  # all dark: left as it is
+
+
+def test_the_preview_of_a_dng_invisp_wrote_is_not_the_cameras(tmp_path):
+    write_synthetic_dng(tmp_path / "a.dng", h=600, w=900, seed=9)  # write_dng embeds its own ≤ 256-px plain render
+    assert looks.read_preview(tmp_path / "a.dng") is None
