@@ -5,15 +5,16 @@
                                               [--json out.json] [--plot docs/noise_bpp.png]
     .venv/bin/python benchmarks/noise_tier.py --coders [FILES…]   # layer bpp of each coder at 0.5σ
 
-For each RAW file (default: every file in ../shared/data/raw), in process, exactly as ``invisp encode`` builds
-them: the plain invisp JPEG (4:4:4, the camera-matched model, ``--quality``), the JPEG + layer at 0.25σ / 0.5σ /
-1σ (JPEG quality ``--sigma-quality``; "auto": ``residual.choose_quality``, as ``invisp encode --max-error Ks``
-without -q) and exact (``--quality``), the 0.5σ total over ``--sweep`` JPEG qualities, JPEG XL lossless of the
-mosaic (best of mosaic / CFA planes, effort 7), JPEG XL lossy of the four CFA planes (tiled 2×2, distance 0.2,
-effort 7: the recipe of Adobe's lossy DNG) and the lossless-JPEG DNG ``rawio.write_dng`` writes (as ``invisp
-decode``). For each: bpp (``metrics.bpp``: bytes·8 / visible sites), max error in σ (max over sites of
-|m̂ − m| / σ(n(m)), σ of the file's noise model) and RAW-PSNR-lin (``metrics.raw_psnr_lin``). The layer's
-decode is checked against the bound at every site.
+For each RAW file (default: every file in ../shared/data/raw), ``invisp_cli.bench.tiers.measure`` (what
+``invisp bench --tiers`` runs; this script adds the quality sweep, the markdown tables and the timing), in process,
+exactly as ``invisp encode`` builds them: the plain invisp JPEG (4:4:4, the camera-matched model, ``--quality``),
+the JPEG + layer at 0.25σ / 0.5σ / 1σ (JPEG quality ``--sigma-quality``; "auto": ``residual.choose_quality``, as
+``invisp encode --max-error Ks`` without -q) and exact (``--quality``), the 0.5σ total over ``--sweep`` JPEG
+qualities, JPEG XL lossless of the mosaic (best of mosaic / CFA planes, effort 7), JPEG XL lossy of the four CFA
+planes (tiled 2×2, distance 0.2, effort 7: the recipe of Adobe's lossy DNG) and the lossless-JPEG DNG
+``rawio.write_dng`` writes (as ``invisp decode``). For each: bpp (``metrics.bpp``: bytes·8 / visible sites), max
+error in σ (max over sites of |m̂ − m| / σ(n(m)), σ of the file's noise model) and RAW-PSNR-lin
+(``metrics.raw_psnr_lin``). The layer's decode is checked against the bound at every site.
 
 Noise model honesty: σ at mid-grey of the model the layer uses (``noise.noise_model``) against an independent
 estimate from the same file — Immerkær's Laplacian estimator (σ = 1.4826·median|L ∗ x| / 6 with
@@ -36,124 +37,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import imagecodecs
 import numpy as np
 
-from invisp_cli import codec, metrics, noise, pipeline, rawio, residual, zoo
-from invisp_cli import look as looks
-from invisp_cli.bench.sizes import cfa_planes, dng_bytes, from_cfa_planes, jxl_lossless
-from invisp_cli.codec import render_settings
-from invisp_cli.containers import jpeg, layer
-from invisp_cli.params import ReconstructionParams
-from invisp_cli.settings import DEFAULT_LOOK, Look
+from invisp_cli import codec, metrics, rawio, residual
+from invisp_cli.bench.tiers import jpeg_bytes, measure, plot, render
+from invisp_cli.settings import DEFAULT_LOOK
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
-TIERS = (0.25, 0.5, 1.0)
-LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
-SOBEL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64)
-MID = (0.18 / 2**0.5, 0.18 * 2**0.5)
-
-
-def _filter3(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Valid 3×3 correlation of a 2-D array with ``k``."""
-    h, w = x.shape
-    return sum(k[i, j] * x[i : h - 2 + i, j : w - 2 + j] for i in range(3) for j in range(3))
-
-
-def independent_sigma(raw: rawio.RawImage, model: noise.NoiseModel) -> tuple[float, float, float, int]:
-    """(Immerkær σ, model σ at the same level, median level, sites) at mid-grey, normalised (module docstring)."""
-    black = np.asarray(raw.black, np.float64).reshape(2, 2)
-    abs_l, levels, model_s = [], [], []
-    for pos, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        x = (raw.mosaic[i::2, j::2].astype(np.float64) - black[i, j]) / (raw.white - black[i, j])
-        mean = _filter3(x, np.full((3, 3), 1 / 9))
-        lap = np.abs(_filter3(x, LAPLACE))
-        grad = np.abs(_filter3(x, SOBEL)) + np.abs(_filter3(x, SOBEL.T))
-        sel = (mean >= MID[0]) & (mean <= MID[1])
-        flat = grad[sel] <= np.median(grad[sel]) if sel.any() else sel[sel]
-        abs_l.append(lap[sel][flat])
-        levels.append(mean[sel][flat])
-        model_s.append(model.sigma(mean[sel][flat], pos))
-    lap, lev, ms = (np.concatenate(v) for v in (abs_l, levels, model_s))
-    if lap.size < 1000:
-        return float("nan"), float("nan"), float("nan"), int(lap.size)
-    return 1.4826 * float(np.median(lap)) / 6, float(np.median(ms)), float(np.median(lev)), int(lap.size)
-
-
+TIERS = [residual.Sigma(0.25), residual.Sigma(0.5), residual.Sigma(1.0), 0]  # 0: exact
 LOOK = {"name": DEFAULT_LOOK}  # --look: the look every JPEG here is rendered with (resolved per file)
-
-
-def render(raw: rawio.RawImage, path: Path) -> tuple[np.ndarray, zoo.ModelEntry, float, Look | None]:
-    """(upright uint8 render, model entry, exposure gain, look) as ``invisp encode --look LOOK`` makes them."""
-    entry = zoo.select_model(raw.exif.get("make", ""))
-    look = looks.resolve(LOOK["name"], path, raw, pipeline.front_end_settings(raw, entry.isp))
-    settings = render_settings(raw, 90, isp=entry.isp, look=look)
-    rgb = pipeline.render([raw], zoo.load_stage(entry), [settings])
-    return rgb, entry, float(settings["exposure_gain"]), look
-
-
-def jpeg_bytes(raw: rawio.RawImage, rgb: np.ndarray, entry: zoo.ModelEntry, quality: int,
-               tol: residual.Tolerance | None, look: Look | None) -> bytes:
-    params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256,
-                                           render_settings(raw, quality, isp=entry.isp, layer=tol, look=look))
-    return jpeg.encode_jpeg(rgb, params)
-
-
-def decoded_layer(data: bytes) -> np.ndarray:
-    header, pred, payload = residual.parse_layer(layer.read_layer(data), "bench")
-    return residual.reconstruct(header, pred, payload, residual.decode_pixels(data), "bench")
-
-
-def errors(raw: rawio.RawImage, rec: np.ndarray, sig: np.ndarray) -> tuple[float, float]:
-    """(max |m̂ − m| / σ, RAW-PSNR-lin in dB)."""
-    err = np.abs(rec.astype(np.float64) - raw.mosaic)
-    n = metrics.normalise_mosaic(raw.mosaic, raw.black.reshape(2, 2), raw.white)
-    n_hat = metrics.normalise_mosaic(rec, raw.black.reshape(2, 2), raw.white)
-    return float((err / sig).max()), metrics.raw_psnr_lin(n_hat, n)
-
-
-def measure(path: Path, quality: int, sweep: list[int], sigma_quality: int | None) -> dict:
-    raw = rawio.read_raw(path)
-    sites = raw.mosaic.size
-    bpp = lambda b: metrics.bpp(b, sites)  # noqa: E731
-    t0 = time.perf_counter()
-    model = noise.noise_model(raw)
-    t_model = time.perf_counter() - t0
-    sig = noise.sigma_raw(model, raw.mosaic.astype(np.float64), raw.black, raw.white)
-    ind, mod, lev, n_sites = independent_sigma(raw, model)
-    rgb, entry, gain, look = render(raw, path)
-    plain = jpeg_bytes(raw, rgb, entry, quality, None, look)
-    row = {"file": path.name, "mp": sites / 1e6, "bits": int(raw.bits), "model": entry.id,
-           "noise": {**model.to_json(), "sigma_mid": noise.mid_grey_sigma(model), "seconds": t_model},
-           "independent": {"sigma": ind, "model_sigma": mod, "level": lev, "sites": n_sites,
-                           "ratio": mod / ind if ind == ind else None},
-           "profile_sigma_mid": noise.mid_grey_sigma(prof) if (prof := noise.from_noise_profile(raw)) else None,
-           "jpeg_bpp": bpp(len(plain)), "jpeg_max_sigma": None, "tiers": {}, "sweep": {}}
-    for k in (*TIERS, 0):
-        tol = residual.Sigma(k) if k else 0
-        bins = residual.sigma_bins(raw, tol) if k else None
-        q = quality if not k else sigma_quality or residual.choose_quality(raw, rgb, gain, bins, "4:4:4", look=look)
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol, look), raw, gain, tol, bins, look)
-        rec = decoded_layer(data)
-        mx, psnr = errors(raw, rec, sig)
-        if k:
-            assert np.all(np.abs(rec.astype(np.float64) - raw.mosaic) <= k * sig + 1e-9), (path.name, k)
-        else:
-            assert np.array_equal(rec, raw.mosaic)
-        row["tiers"][f"{k:g}s" if k else "exact"] = {"bpp": bpp(len(data)), "layer_bpp": bpp(lb), "max_sigma": mx,
-                                                     "psnr": psnr, "quality": q}
-    for q in sweep:
-        tol = residual.Sigma(0.5)
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol, look), raw, gain, tol, look=look)
-        row["sweep"][q] = {"bpp": bpp(len(data)), "jpeg_bpp": bpp(len(data) - lb)}
-    row["jxl_lossless_bpp"] = bpp(jxl_lossless(raw.mosaic)[0])
-    row["lj92_dng_bpp"] = bpp(dng_bytes(raw))  # rawio.write_dng: lossless-JPEG tiles, as invisp decode writes
-    if raw.mosaic.shape[0] % 2 == 0 and raw.mosaic.shape[1] % 2 == 0:
-        lossy = bytes(imagecodecs.jpegxl_encode(cfa_planes(raw.mosaic), distance=0.2, effort=7))
-        rec = from_cfa_planes(np.asarray(imagecodecs.jpegxl_decode(lossy)).reshape(raw.mosaic.shape))
-        mx, psnr = errors(raw, rec, sig)
-        row["jxl_lossy"] = {"bpp": bpp(len(lossy)), "max_sigma": mx, "psnr": psnr}
-    return row
 
 
 def timing(mp: float, quality: int, sigma_quality: int | None, repeats: int = 3) -> dict:
@@ -188,7 +80,7 @@ def coder_sizes(path: Path, k: float = 0.5) -> dict:
     """Layer payload bytes of each coder on one file's residual at k·σ (analytic predictor, the chosen quality),
     and the empirical conditional entropy H(d | context) that a static per-context model cannot beat."""
     raw = rawio.read_raw(path)
-    rgb, entry, gain, look = render(raw, path)
+    rgb, entry, gain, look = render(raw, path, LOOK["name"])
     tol = residual.Sigma(k)
     bins = residual.sigma_bins(raw, tol)
     q = residual.choose_quality(raw, rgb, gain, bins, "4:4:4", look=look)
@@ -207,29 +99,6 @@ def coder_sizes(path: Path, k: float = 0.5) -> dict:
         if coder != "lzma":
             out[f"{coder} {lay}"] = metrics.bpp(len(residual._encode(vals, coder, lay, 3, offset, ctx)), d.size)
     return out
-
-
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, r in enumerate(rows):
-        pts = sorted((t["max_sigma"], t["bpp"]) for k, t in r["tiers"].items())
-        line, = ax.plot(*zip(*pts, strict=True), "o-", lw=1, ms=3, label=r["file"][:24], color=plt.cm.tab20(i))
-        if "jxl_lossy" in r:
-            ax.plot(r["jxl_lossy"]["max_sigma"], r["jxl_lossy"]["bpp"], "x", color=line.get_color())
-        ax.plot(0, r["jxl_lossless_bpp"], "s", mfc="none", color=line.get_color(), ms=4)
-    ax.set_xscale("symlog", linthresh=0.25)
-    ax.set_xlabel("max error over sites (σ of the file's noise model; 0 = exact; log above 0.25)")
-    ax.set_ylabel("bpp")
-    ax.set_title("invisp JPEG + layer (o-), JPEG XL lossy CFA d=0.2 (x), JPEG XL lossless (□)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 #: the files the tier was tuned on (docs/noise.md); the targets count the others
@@ -327,7 +196,7 @@ def main() -> None:
     rows = []
     for p in [] if a.timing_only else files:
         t0 = time.perf_counter()
-        rows.append(measure(p, a.quality, sweep, sigma_q))
+        rows.append(measure(p, TIERS, a.quality, tuple(sweep), sigma_q, a.look))
         print(f"done {p.name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     if rows:
         table(rows, a.quality)

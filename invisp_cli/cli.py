@@ -618,6 +618,17 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
     return vals
 
 
+def _tier_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list | None:
+    if value is None:
+        return None
+    from .bench.tiers import parse_tiers
+
+    try:
+        return parse_tiers(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--model", "models", multiple=True, help="model ID to benchmark (repeatable; default: every "
@@ -635,18 +646,37 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
 @click.option("--no-plots", is_flag=True, help="skip the PNG figures")
 @click.option("--looks", is_flag=True, help="also each model with the camera look encode uses by default "
               "(MODEL+look; models alone render LibRaw's look, the papers' protocol); ΔE cam scores every method")
+@click.option("--tiers", default=None, metavar="LIST", callback=_tier_list,
+              help="instead: the storage tiers, invisp JPEG + layer at each --max-error tier (Ks, N or exact, e.g. "
+              "0.25s,0.5s,1s,exact; N/exact at the highest -q) against JPEG XL lossless, JPEG XL lossy d0.2 of the "
+              "CFA planes and the LJ92 DNG: bpp, max error in σ, RAW-PSNR (tiers.json, tiers.png)")
 @_errors
 def bench(inputs: tuple[Path, ...], models: tuple[str, ...], auto: bool, qualities: list[int], subsampling: str,
           baselines: str | None, limit: int | None, crop: int | None, out_dir: Path, no_plots: bool,
-          looks: bool) -> None:
+          looks: bool, tiers: list | None) -> None:
     """Benchmark RAW → JPEG → RAW on RAW files or folders (default: examples/) against baselines.
 
     \b
     Example:
-      invisp bench ~/raws/ --quality 70,90 --out bench_out"""
+      invisp bench ~/raws/ --quality 70,90 --out bench_out
+      invisp bench ~/raws/ --tiers 0.25s,0.5s,1s,exact --out tiers_out"""
     from .extras import check_bench
 
-    check_bench(plots=not no_plots)
+    if tiers is not None and (models or auto or baselines or crop or looks):
+        raise click.UsageError("--tiers measures the storage tiers of each whole file: --model, --auto, "
+                               "--baselines, --crop and --looks do not apply")
+    check_bench(plots=not no_plots, tiers=tiers is not None)
+    if tiers is not None:
+        from .bench.run import collect_files
+        from .bench.tiers import run_tiers, table
+
+        rows, written, warnings = run_tiers(collect_files(list(inputs), limit), tiers, max(qualities), out_dir,
+                                            plots=not no_plots)
+        for w in warnings:
+            console.print(f"warning: {w}", markup=False, highlight=False)
+        out.print(table(rows))
+        console.print(f"wrote {', '.join(str(p) for p in written)}")
+        return
     from .bench import BenchConfig, run_bench, write_outputs
     from .bench.report import tables
 

@@ -24,11 +24,17 @@ def check_batch(scheduler: str | None) -> None:
         require("distributed", "dask", "--scheduler")
 
 
-def check_bench(plots: bool) -> None:
-    """``invisp bench``: torch for the shipped models, matplotlib for its figures (``[bench]``)."""
+def check_bench(plots: bool, tiers: bool = False) -> None:
+    """``invisp bench``: torch for the shipped models, matplotlib for its figures (``[bench]``); ``--tiers``:
+    imagecodecs built with JPEG XL (its lossless and lossy baselines)."""
     require("torch", "bench", "invisp bench")
     if plots:
         require("matplotlib", "bench", "invisp bench (its figures; --no-plots skips them)")
+    if tiers:
+        import imagecodecs
+
+        if not imagecodecs.JPEGXL.available:
+            raise InvispError("invisp bench --tiers needs imagecodecs built with JPEG XL: pip install -U imagecodecs")
 
 
 def check_train(synthetic: int, video: bool) -> None:

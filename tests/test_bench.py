@@ -224,3 +224,29 @@ def test_bench_delta_e_cam_scores_every_method_against_the_preview(tmp_path, ide
                for m in ("bench-identity", "analytic"))
     assert 0 < recs["big.dng", "bench-identity"] < 3 and 0 < recs["big.dng", "analytic"] < 3
     assert 0 < recs["big.dng", "bench-identity+look"] < 3  # a look fitted to that same preview
+
+
+def test_bench_tiers_size_table_and_plot(tmp_path) -> None:
+    """``invisp bench --tiers``: per file and tier bpp, max error in σ (within the tier's bound; 0 for exact) and
+    RAW-PSNR, against JPEG XL lossless / lossy d0.2 and the LJ92 DNG; tiers.json and tiers.png written."""
+    src = tmp_path / "syn.dng"
+    write_synthetic_dng(src, h=64, w=96, cfa="GRBG", bits=12, flip=6, seed=7)
+    out = tmp_path / "t"
+    res = CliRunner().invoke(main, ["bench", str(src), "--tiers", "0.5s,2s,exact", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Storage tiers" in res.output and "JXL lossy d0.2" in res.output and "LJ92 DNG" in res.output
+    assert (out / "tiers.png").stat().st_size > 0
+    doc = json.loads((out / "tiers.json").read_text())
+    assert doc["tiers"] == ["0.5s", "2s", "exact"] and len(doc["rows"]) == 1
+    row = doc["rows"][0]
+    t = row["tiers"]
+    assert 0 < t["0.5s"]["max_sigma"] <= 0.5 and 0.5 < t["2s"]["max_sigma"] <= 2
+    assert t["exact"]["max_sigma"] == 0 and t["exact"]["psnr"] == "inf" and t["exact"]["quality"] == 90
+    assert all(t[k]["bpp"] > t[k]["layer_bpp"] > 0 for k in t)
+    assert t["0.5s"]["psnr"] > t["2s"]["psnr"] > row["jxl_lossy"]["psnr"] - 20
+    assert row["jxl_lossy"]["bpp"] > 0 and row["jxl_lossless_bpp"] > 0 and row["lj92_dng_bpp"] > 0
+    assert len(row["noise"]["a"]) == 4 and row["noise"]["unit"] == "normalised"
+    bad = CliRunner().invoke(main, ["bench", str(src), "--tiers", "0.5s,0s", "--out", str(out)])
+    assert bad.exit_code == 2 and "0s" in bad.output
+    mixed = CliRunner().invoke(main, ["bench", str(src), "--tiers", "1s", "--crop", "32", "--out", str(out)])
+    assert mixed.exit_code == 2 and "--crop" in mixed.output
