@@ -173,6 +173,8 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
                          "with the same lossless tool restores it") from None
     if layered is not None:
         note = f"{residual.guarantee_text(layered[1])} from the layer, SHA-256 verified"
+        if check.state == "changed":
+            note += " (the JPEG's pixels changed after encode; the layer still gives it)"
         return Recovered(layered[0], params, note, "", check)
     model = load_stage(find_model(params.model_id), expected_sha256=params.model_sha256)
     warnings = [f"{Path(src).name}: {check.summary}"] if check.state == "changed" else []

@@ -13,7 +13,7 @@ Schema ``invisp/1`` (all that decode needs, plus the camera's EXIF basics):
                {"codec": "jpeg", "quality": int, "subsampling": str, "layer": N (optional),
                 "demosaic": "mhc"|"bilinear", "exposure_gain": float, "highlight_knee": float in (0, 1) (optional)},
      "camera": {make, model, datetime, exposure_time, f_number, iso, focal_length, lens},
-     "pixels": {"grid": G, "fingerprint": base64, "samples": base64, "scan_sha256": hex64}  (JPEG only; absent
+     "pixels": {"grid": G, "fingerprint": b64, "samples": b64, "scan_sha256": hex, "tables_sha256": hex} (JPEG; absent
                in files written before it: ``containers.integrity`` binds the record to the image it was written with),
      "checksum": sha256 of the canonical JSON of everything above}
 
@@ -243,6 +243,9 @@ def _pixels_problem(pixels: dict | None) -> str:
         return "pixels fingerprint"
     if values.size != 3 * pixels["grid"] ** 2 or not np.all(np.isfinite(values)):
         return "pixels fingerprint"
+    tables = pixels.get("tables_sha256", "0" * 64)
+    if not (isinstance(tables, str) and len(tables) == 64 and all(c in "0123456789abcdef" for c in tables)):
+        return "pixels tables"
     if "samples" in pixels:  # RGB uint8 values of up to 4096 pixels
         try:
             n = len(base64.b64decode(str(pixels["samples"]).encode("ascii"), validate=True))

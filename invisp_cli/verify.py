@@ -25,7 +25,7 @@ def verify_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> str:
 
         return verify_video(src, tile)
     rec = recover_file(src, tile)
-    if rec.pixels is not None and rec.pixels.state == "changed":
+    if rec.pixels is not None and rec.pixels.state == "changed" and not rec.layer:  # a layer's RAW is verified
         raise PixelsChangedError(f"{Path(src).name}: {rec.pixels.summary}")
     how = rec.layer or "approximate RAW (no residual layer)"
     pixels = f"{rec.pixels.summary}; " if rec.pixels is not None else ""

@@ -12,6 +12,8 @@ Encode stores, in the checksummed record (``params.pixels``):
   with w_i(y) the fraction of pixel row y inside [i·H/G, (i+1)·H/G) divided by H/G. Fractional cell edges make
   the grid exactly equivariant under the 8 dihedral transforms (the grid of a turned image is the turned grid),
   and cell means barely move between JPEG decoders or under small edits.
+* ``tables_sha256``: SHA-256 of the quantisation tables. Lossless tools keep them (a transposing turn transposes
+  them); an edited table changes the pixels a little or not at all, so it is checked on its own.
 * ``samples``: the exact RGB values of ``SAMPLES`` pixels at positions drawn from the image size alone. A lossless
   re-coding gives them back exactly; a lossless turn too, up to the rounding of libjpeg's transposed IDCT
   (a few % of pixels by ≤ 3 levels); a re-save, even at quality 100, changes many.
@@ -29,6 +31,7 @@ iMCU edge rows/columns in place), and the undone image's fingerprint compared wi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -75,6 +78,16 @@ class Segments:
     scan_sha256: str
     imcu: tuple[int, int]  # (height, width) of an iMCU in pixels: 8 × the largest sampling factors
     components: int
+    tables: dict[int, np.ndarray]  # the quantisation tables by id, 8 × 8 in natural (row-major) order
+
+    def tables_sha256(self, transposed: bool = False) -> str:
+        """SHA-256 of the quantisation tables (ids and values, natural order, uint16 big-endian); ``transposed``:
+        of the tables transposed, as jpegtran writes them for a turn that transposes the image."""
+        h = hashlib.sha256()
+        for k in sorted(self.tables):
+            t = self.tables[k].T if transposed else self.tables[k]
+            h.update(bytes([k]) + t.astype(">u2").tobytes())
+        return h.hexdigest()
 
 
 def segments(data: bytes) -> Segments:
@@ -84,6 +97,7 @@ def segments(data: bytes) -> Segments:
         raise ValueError("no SOI marker")
     h = hashlib.sha256(b"\xff\xd8")
     xmp: list[bytes] = []
+    tables: dict[int, np.ndarray] = {}
     imcu, ncomp = (8, 8), 0
     i, n = 2, len(data)
     while i < n:
@@ -96,13 +110,15 @@ def segments(data: bytes) -> Segments:
         m = data[i + 1]
         if m == _EOI:
             h.update(b"\xff\xd9")
-            return Segments(xmp, h.hexdigest(), imcu, ncomp)
+            return Segments(xmp, h.hexdigest(), imcu, ncomp, tables)
         end = i + 2 if m in _STANDALONE else i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
         if end > n or (m not in _STANDALONE and end < i + 4):
             raise ValueError(f"marker segment at byte {i} runs past the end")
         payload = data[i + 4 : end]
         if m == 0xE1 and payload.startswith(XMP_HEADER):
             xmp.append(payload[len(XMP_HEADER):])
+        if m == 0xDB:
+            tables.update(_dqt(payload))
         if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) and len(payload) >= 6:
             ncomp = payload[5]
             factors = payload[6 : 6 + 3 * ncomp]
@@ -118,6 +134,27 @@ def segments(data: bytes) -> Segments:
             end = stop
         i = end
     raise ValueError("no EOI marker (truncated)")
+
+
+#: natural (row-major) position of each zig-zag index of an 8 × 8 block (ITU T.81, figure A.6)
+_ZIGZAG = np.array(sorted(range(64), key=lambda p: (p // 8 + p % 8, (p % 8 if (p // 8 + p % 8) % 2 == 0 else p // 8))))
+
+
+def _dqt(payload: bytes) -> dict[int, np.ndarray]:
+    """The tables of one DQT segment: {id: 8 × 8 natural order}; ValueError if it is cut short."""
+    out, i = {}, 0
+    while i < len(payload):
+        precision, tid = payload[i] >> 4, payload[i] & 15
+        n = 128 if precision else 64
+        raw = payload[i + 1 : i + 1 + n]
+        if len(raw) != n:
+            raise ValueError("quantisation table cut short")
+        values = np.frombuffer(raw, ">u2" if precision else np.uint8).astype(np.int32)
+        table = np.zeros(64, np.int32)
+        table[_ZIGZAG] = values
+        out[tid] = table.reshape(8, 8)
+        i += 1 + n
+    return out
 
 
 def xmp_packets(data: bytes) -> list[bytes]:
@@ -178,10 +215,12 @@ class Distance:
     exact: float = 1.0  # fraction of the sampled values that are exactly as encode wrote them
     step: int = 0  # the largest difference of a sampled value (levels)
     far: float = 0.0  # fraction of the sampled pixels off by more than FAR_STEP levels in some channel
+    tables: bool = True  # the quantisation tables are encode's (transposed with the image by a lossless turn)
 
     @property
     def intact(self) -> bool:
-        return self.mean_max <= INTACT_MEAN and self.exact >= INTACT_EXACT and self.step <= INTACT_STEP
+        return (self.tables and self.mean_max <= INTACT_MEAN and self.exact >= INTACT_EXACT
+                and self.step <= INTACT_STEP)
 
     @property
     def foreign(self) -> bool:
@@ -197,7 +236,8 @@ class Distance:
 
     def __str__(self) -> str:
         return (f"cell means differ by up to {self.mean_max:.2f} levels (median {self.mean_median:.2f}), "
-                f"{100 * self.exact:.0f} % of sampled values exact")
+                f"{100 * self.exact:.0f} % of sampled values exact"
+                + ("" if self.tables else ", quantisation tables not encode's"))
 
 
 def distance(a: Fingerprint, b: Fingerprint, seen: np.ndarray | None = None,
@@ -301,8 +341,9 @@ class Check:
 
 def bind(rgb: np.ndarray, data: bytes) -> dict:
     """What encode stores in ``params.pixels`` for the JPEG ``data`` whose decoded pixels are ``rgb``."""
+    seg = segments(data)
     return {"grid": GRID, "fingerprint": fingerprint(rgb).to_json(), "samples": _samples_json(samples(rgb)),
-            "scan_sha256": segments(data).scan_sha256}
+            "scan_sha256": seg.scan_sha256, "tables_sha256": seg.tables_sha256()}
 
 
 def check(rgb: np.ndarray, data: bytes, pixels: dict | None, shape: tuple[int, int]) -> Check:
@@ -328,9 +369,11 @@ def check(rgb: np.ndarray, data: bytes, pixels: dict | None, shape: tuple[int, i
     for f in sorted(turns, key=median.get):
         if median[f] > best + 0.5 + 0.1 * best:
             break
+        tables = pixels.get("tables_sha256") in (None, seg.tables_sha256(transposed=bool(f & 4)))
         for u in ([rgb] if f == 0 else [undo(rgb, f, v) for v in {(1, 1), seg.imcu}]):
             fp = seen if f == 0 else fingerprint(u, grid)
-            tried.append((distance(fp, stored, None if values is None else samples(u, len(values)), values), f, u))
+            d = distance(fp, stored, None if values is None else samples(u, len(values)), values)
+            tried.append((dataclasses.replace(d, tables=tables), f, u))
     d, flip, upright = min(tried, key=lambda t: (not t[0].intact, -t[0].exact, t[0].mean_max))
     state = ("recoded" if flip == 0 else "transformed") if d.intact else ("foreign" if d.gross else "changed")
     return Check(state, upright, flip, d)
