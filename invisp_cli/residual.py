@@ -297,10 +297,13 @@ def _ans_code(q: np.ndarray, ctx: np.ndarray, n_ctx: int) -> bytes:
     Categorical, AnsCoder = constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
 
     order, bounds = _group_bounds(ctx, n_ctx)
-    q = q.ravel()[order].astype(np.int32, copy=False)  # |q| < 2²⁰
-    z = q << 1  # zigzag, in place: (q << 1) ^ (q >> 31)
-    z ^= np.right_shift(q, 31, out=q)
-    sym = np.minimum(z, ESCAPE)
+    z = q.ravel()[order].astype(np.int32, copy=False)  # |q| < 2²⁰
+    sign = z >> 31
+    z <<= 1
+    z ^= sign  # zigzag (q << 1) ^ (q >> 31), in place: fresh 24 MP arrays cost more than the arithmetic
+    del sign
+    esc = z[z >= ESCAPE]
+    sym = np.minimum(z, ESCAPE, out=z)
     groups = [(c, int(bounds[c]), int(bounds[c + 1])) for c in range(n_ctx) if bounds[c + 1] > bounds[c]]
     counts = [np.bincount(sym[a:b], minlength=2) for _, a, b in groups]  # constriction needs two symbols
     coder = AnsCoder()
@@ -308,7 +311,7 @@ def _ans_code(q: np.ndarray, ctx: np.ndarray, n_ctx: int) -> bytes:
         coder.encode_reverse(sym[a:b], Categorical(k.astype(np.float64), perfect=False))
     table = np.concatenate([[c, len(k), *k] for (c, _, _), k in zip(groups, counts, strict=True)]).astype("<u4")
     table = imagecodecs.zstd_encode(table.tobytes(), level=ZSTD_LEVEL)
-    esc = imagecodecs.zstd_encode(z[z >= ESCAPE].astype("<u4").tobytes(), level=ZSTD_LEVEL)
+    esc = imagecodecs.zstd_encode(esc.astype("<u4").tobytes(), level=ZSTD_LEVEL)
     words = coder.get_compressed().astype("<u4").tobytes()
     return struct.pack(">II", len(table), len(esc)) + table + esc + words
 
