@@ -205,9 +205,14 @@ def test_bench_cli_errors(tmp_path, identity_registry) -> None:
     assert res.exit_code == 2 and "1..100" in res.output
 
 
-def test_bench_delta_e_cam_scores_every_method_against_the_preview(tmp_path, identity_registry) -> None:
+def test_bench_delta_e_cam_scores_every_method_against_the_preview(tmp_path, identity_registry,
+                                                                   monkeypatch) -> None:
     """ΔE cam (METRICS.md "Look") for each method of a file with a preview (rawio.write_dng embeds one: a render of
-    LibRaw's look), the camera look as MODEL+look with --looks, n/a without a usable preview (too small)."""
+    LibRaw's look, taken here as the camera's — look.read_preview ignores it in a DNG invisp wrote), the camera look
+    as MODEL+look with --looks, n/a without a usable preview (too small)."""
+    from invisp_cli.rawio import dng
+
+    monkeypatch.setattr(dng, "is_invisp_dng", lambda path: False)
     big, small = tmp_path / "big.dng", tmp_path / "small.dng"
     write_synthetic_dng(big, h=192, w=256, cfa="RGGB", bits=12, seed=3)
     write_synthetic_dng(small, h=64, w=96, cfa="GRBG", bits=12, seed=7)

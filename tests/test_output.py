@@ -34,7 +34,8 @@ def test_bench_tables_print_in_full_when_piped(tmp_path, monkeypatch) -> None:
     assert res.exit_code == 0, res.output
     assert res.stdout.count(LONG) == 3 and "invisp-frontend-v1-with-a-long-model-name" in res.stdout
     assert "…" not in res.stdout and "n/a (crop)" in res.stdout and "45.12" in res.stdout
-    title = "RAW recovered from the JPEG (dB; hl/sh: RAW-PSNR-lin on highlight/shadow sites; SSIM over RGB)"
+    title = ("RAW recovered from the JPEG (dB; hl/sh: RAW-PSNR-lin on highlight/shadow sites; SSIM over RGB; "
+             "ΔE cam: ΔE2000 vs the camera's preview)")
     assert title in res.stdout  # on one line
 
 
