@@ -255,3 +255,11 @@ def test_bench_tiers_size_table_and_plot(tmp_path) -> None:
     assert bad.exit_code == 2 and "0s" in bad.output
     mixed = CliRunner().invoke(main, ["bench", str(src), "--tiers", "1s", "--crop", "32", "--out", str(out)])
     assert mixed.exit_code == 2 and "--crop" in mixed.output
+
+
+def test_bench_tiers_needs_jpeg_xl_before_any_work(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(imagecodecs.JPEGXL, "available", False)
+    res = CliRunner().invoke(main, ["bench", str(tmp_path / "missing.dng"), "--tiers", "1s", "--out",
+                                    str(tmp_path / "o")])
+    assert res.exit_code != 0 and "JPEG XL" in res.output and "pip install" in res.output
+    assert not (tmp_path / "o").exists()
