@@ -43,7 +43,7 @@ from ..rawio.image import apply_flip, exif_to_flip, flip_to_exif
 GRID = 16
 SAMPLES = 1024
 #: a lossless turn keeps ≥ 90 % of the sampled values exactly, the rest within 4 levels (measured on jpegtran's
-#: transposes: ≥ 95.9 % and 2); a re-save keeps ≤ 60 %, a doubled quantisation entry ≤ 78.5 % (docs/integrity.md)
+#: transposes: ≥ 96.7 % and 2); a re-save keeps ≤ 60 %, a doubled quantisation entry ≤ 80.6 % (docs/integrity.md)
 INTACT_EXACT = 0.9
 INTACT_STEP = 4
 #: per-cell tolerance (8-bit levels) of a lossless turn (jpegtran: ≤ 0.16, docs/integrity.md)
