@@ -164,7 +164,7 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
     bound = jpeg.read_bound(src)
     rgb, params, check = bound.rgb, bound.params, bound.check
     try:
-        layered = residual.recover_from_layer(src, rgb, params)  # None if the file has no layer
+        layered = residual.recover_from_layer(src, rgb, params, bound.data)  # None if the file has no layer
     except LayerError as e:
         if check.state != "transformed":
             raise

@@ -872,12 +872,12 @@ def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, bins: SigmaBins,
     return best[1]
 
 
-def recover_from_layer(path: str | os.PathLike, rgb: np.ndarray,
-                       params: ReconstructionParams) -> tuple[RawImage, Tolerance] | None:
+def recover_from_layer(path: str | os.PathLike, rgb: np.ndarray, params: ReconstructionParams,
+                       data: bytes | None = None) -> tuple[RawImage, Tolerance] | None:
     """(the RAW an invisp JPEG's residual layer gives, verified; its guarantee: N or Sigma), or None without a
-    layer."""
+    layer. ``data``: the file's bytes when the caller has read them already."""
     name = Path(path).name
-    blob = layer.read_layer(Path(path).read_bytes(), name)
+    blob = layer.read_layer(Path(path).read_bytes() if data is None else data, name)
     if blob is None:
         return None
     raw = params.raw_template()
