@@ -60,3 +60,18 @@ def test_registry(tmp_path_factory, monkeypatch) -> zoo.ModelEntry:
     monkeypatch.setenv("INVISP_WEIGHTS", str(folder))
     zoo._load.cache_clear()
     return entry
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files (``*.part*``) anywhere under ``folder``: none may survive a command."""
+    return sorted(p.name for p in folder.rglob("*") if ".part" in p.name)
+
+
+@pytest.fixture
+def dng(tmp_path) -> Path:
+    """A small synthetic DNG (48 × 64)."""
+    from synthraw import write_synthetic_dng
+
+    path = tmp_path / "x.dng"
+    write_synthetic_dng(path, h=48, w=64)
+    return path

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_fails, run
+from conftest import assert_fails, leftovers, run
 from synthraw import make_raw, write_synthetic_dng
 
 from invisp_cli import fileio, rawio
@@ -29,15 +29,6 @@ def digest(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if ".part" in p.name)
-
-
-@pytest.fixture
-def dng(tmp_path) -> Path:
-    path = tmp_path / "x.dng"
-    write_synthetic_dng(path, h=48, w=64)
-    return path
 
 
 # ------------------------------------------------------------------------------ 1–4: data loss

@@ -16,25 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import assert_fails, run
+from conftest import assert_fails, leftovers, run
 from PIL import Image
-from synthraw import make_raw, write_synthetic_dng
+from synthraw import make_raw
 
 from invisp_cli import batch
 from invisp_cli.develop.pipeline import Edit, white_balance
 from invisp_cli.errors import InputError, OutputError, SomeFilesFailed, UsageError
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if ".part" in p.name)
-
-
-@pytest.fixture
-def dng(tmp_path) -> Path:
-    path = tmp_path / "x.dng"
-    write_synthetic_dng(path, h=48, w=64)
-    return path
-
 
 # ------------------------------------------------------------------------------ 5: FIFOs and other non-files
 
