@@ -237,10 +237,7 @@ def contexts(pm: np.ndarray, base: int) -> np.ndarray:
 
     Integer-exact (a table of frexp's exponents of exactly representable values), so encoder and decoder agree
     on any machine."""
-    h, w = pm.shape
-    v = pm.astype(np.int32)
-    v -= base
-    octave = _OCTAVE[_clip(v, 0, (1 << 16) - 1)]
+    octave = _OCTAVE[_clip(np.arange(1 << 16, dtype=np.int32) - base, 0, (1 << 16) - 1)][pm]  # pm: uint16
     octave[0::2, 1::2] += 17
     octave[1::2, 0::2] += 34
     octave[1::2, 1::2] += 51
@@ -287,29 +284,44 @@ def _group_bounds(ctx: np.ndarray, n: int = 256) -> tuple[np.ndarray, np.ndarray
     return order, np.append(np.searchsorted(keys, np.arange(n, dtype=keys.dtype)), keys.size)
 
 
-def _ans_code(q: np.ndarray, ctx: np.ndarray, n_ctx: int) -> bytes:
-    """Signed integers q (flat) → zigzag → in context order, one static categorical model per context (the
-    symbol counts, ESCAPE and above escaped), rANS-coded (``constriction``'s AnsCoder). Payload: u32be sizes of
-    the zstd-coded model table (uint32 per context present: context, alphabet size, counts) and escape stream
-    (uint32le), then the ANS words (uint32le)."""
+BAND_SITES = 1 << 20  # sites per band of ``_grouped``: its temporaries stay small (and reused, not fresh pages)
+
+
+def _grouped(q: np.ndarray, ctx: np.ndarray, n_ctx: int, offset: int = 0) -> list[np.ndarray]:
+    """zigzag(q − offset) (int32, |q − offset| < 2²⁰) of the sites of each context 0…n_ctx − 1, in site order:
+    the stable sort of the sites by context, done band by band (``BAND_SITES``) and joined per context — the same
+    order as one sort of the whole frame, without its frame-sized index and copies."""
+    q, ctx = q.ravel(), ctx.ravel()
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_ctx)]
+    for a in range(0, ctx.size, BAND_SITES):
+        order, bounds = _group_bounds(ctx[a : a + BAND_SITES], n_ctx)
+        z = q[a : a + BAND_SITES][order].astype(np.int32)
+        z -= offset
+        sign = z >> 31
+        z <<= 1
+        z ^= sign  # zigzag (q << 1) ^ (q >> 31)
+        for c in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            parts[c].append(z[bounds[c] : bounds[c + 1]])
+    return [np.concatenate(p) if p else np.zeros(0, np.int32) for p in parts]
+
+
+def _ans_code(q: np.ndarray, ctx: np.ndarray, n_ctx: int, offset: int = 0) -> bytes:
+    """Signed integers q − offset → zigzag → in context order (``_grouped``), one static categorical model per
+    context (the symbol counts, ESCAPE and above escaped), rANS-coded (``constriction``'s AnsCoder). Payload:
+    u32be sizes of the zstd-coded model table (uint32 per context present: context, alphabet size, counts) and
+    escape stream (uint32le), then the ANS words (uint32le)."""
     import constriction  # its submodules are attributes of the extension, not importable modules
 
     Categorical, AnsCoder = constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
 
-    order, bounds = _group_bounds(ctx, n_ctx)
-    z = q.ravel()[order].astype(np.int32, copy=False)  # |q| < 2²⁰
-    sign = z >> 31
-    z <<= 1
-    z ^= sign  # zigzag (q << 1) ^ (q >> 31), in place: fresh 24 MP arrays cost more than the arithmetic
-    del sign
-    esc = z[z >= ESCAPE]
-    sym = np.minimum(z, ESCAPE, out=z)
-    groups = [(c, int(bounds[c]), int(bounds[c + 1])) for c in range(n_ctx) if bounds[c + 1] > bounds[c]]
-    counts = [np.bincount(sym[a:b], minlength=2) for _, a, b in groups]  # constriction needs two symbols
+    groups = [(c, z) for c, z in enumerate(_grouped(q, ctx, n_ctx, offset)) if z.size]
+    esc = np.concatenate([z[z >= ESCAPE] for _, z in groups])
+    syms = [np.minimum(z, ESCAPE, out=z) for _, z in groups]
+    counts = [np.bincount(s, minlength=2) for s in syms]  # constriction needs two symbols
     coder = AnsCoder()
-    for (_, a, b), k in zip(reversed(groups), reversed(counts), strict=True):
-        coder.encode_reverse(sym[a:b], Categorical(k.astype(np.float64), perfect=False))
-    table = np.concatenate([[c, len(k), *k] for (c, _, _), k in zip(groups, counts, strict=True)]).astype("<u4")
+    for s, k in zip(reversed(syms), reversed(counts), strict=True):
+        coder.encode_reverse(s, Categorical(k.astype(np.float64), perfect=False))
+    table = np.concatenate([[c, len(k), *k] for (c, _), k in zip(groups, counts, strict=True)]).astype("<u4")
     table = imagecodecs.zstd_encode(table.tobytes(), level=ZSTD_LEVEL)
     esc = imagecodecs.zstd_encode(esc.astype("<u4").tobytes(), level=ZSTD_LEVEL)
     words = coder.get_compressed().astype("<u4").tobytes()
@@ -401,9 +413,7 @@ def _encode_ans(values: np.ndarray, offset: int, ctx: np.ndarray, layout: str) -
     """values (= q + offset) rANS-coded per context: as they are (layout SORTED) or neighbour-predicted."""
     if layout == PREDICTED:
         return _encode_predicted(values, offset, ctx)
-    q = values.astype(np.int32)
-    q -= offset
-    return _ans_code(q, ctx, 256)
+    return _ans_code(values, ctx, 256, offset)
 
 
 def _decode_ans(payload: bytes, dtype: str, shape: tuple[int, int], offset: int, ctx: np.ndarray,
