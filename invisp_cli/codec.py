@@ -21,7 +21,7 @@ from PIL import Image
 
 from . import look as looks
 from . import pipeline, rawio, residual
-from .containers import integrity, jpeg
+from .containers import dequant, integrity, jpeg
 from .containers.layer import LayerError
 from .errors import InputError, MetadataError
 from .fileio import atomic_output, check_output
@@ -79,11 +79,13 @@ def encode_bytes(raw: RawImage, model: InvertibleFlow | None, params: Reconstruc
 def decode_bytes(data: bytes, model: InvertibleFlow | None, tile: int = DEFAULT_TILE,
                  name: str = "JPEG") -> tuple[np.ndarray, ReconstructionParams, RawImage]:
     """The bytes of an invisp JPEG → (its decoded upright pixels, its validated parameters, the RAW ``model``
-    recovers from them): the in-memory round trip that training validation and the benchmark measure."""
+    recovers from them, as ``recover_file`` without a layer: from ``dequant.recovery_pixels``): the in-memory round
+    trip that training validation and the benchmark measure."""
     with Image.open(io.BytesIO(data)) as img:
         params = jpeg.read_params(img, name)
         rgb = np.asarray(img.convert("RGB"))
-    return rgb, params, pipeline.recover([rgb], params, model, tile)
+    pixels = dequant.recovery_pixels(data, integrity.Check("intact", rgb))
+    return rgb, params, pipeline.recover([pixels], params, model, tile)
 
 
 def stored_params(raw: RawImage, entry: ModelEntry, settings: Mapping, name: str) -> ReconstructionParams:
@@ -127,19 +129,19 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
         raise InputError(f"{Path(src).name}: cannot be encoded: invalid render settings ({e})") from None
     params = stored_params(raw, entry, settings, Path(src).name)
     bins = residual.sigma_bins(raw, max_error) if isinstance(max_error, residual.Sigma) else None
-    if quality is None and bins is not None:  # the quality minimising JPEG + layer
-        rgb = pipeline.render([raw], model, [params.render], tile, CONTAINERS["jpeg"].pixels)
-        quality = residual.choose_quality(raw, rgb, params.front_end.exposure_gain, bins, subsampling,
-                                          look=params.front_end.look)
-        settings = render_settings(raw, quality, subsampling, entry.isp, max_error, chosen)
-        params = stored_params(raw, entry, settings, Path(src).name)
-        data = jpeg.encode_jpeg(rgb, params)
-    else:
-        data = encode_bytes(raw, model, params, tile)
     note = ""
-    if max_error is not None:
+    if max_error is None:
+        data = encode_bytes(raw, model, params, tile)
+    else:  # the layer is built on the JPEG's pixels as its encode decoded them (one decode, not two)
+        rgb = pipeline.render([raw], model, [params.render], tile, CONTAINERS["jpeg"].pixels)
+        if quality is None and bins is not None:  # the quality minimising JPEG + layer
+            quality = residual.choose_quality(raw, rgb, params.front_end.exposure_gain, bins, subsampling,
+                                              look=params.front_end.look)
+            settings = render_settings(raw, quality, subsampling, entry.isp, max_error, chosen)
+            params = stored_params(raw, entry, settings, Path(src).name)
+        data, pixels = jpeg.encode_jpeg_pixels(rgb, params)
         data, layer_bytes = residual.attach(data, raw, params.front_end.exposure_gain, max_error, bins,
-                                            params.front_end.look)
+                                            params.front_end.look, pixels)
         note = (f"{residual.guarantee_text(max_error)} layer {layer_bytes / 1e6:.2f} MB"
                 + (f", JPEG q{params.output.quality}" if isinstance(max_error, residual.Sigma) else ""))
     with atomic_output(dst, force, inputs=[src]) as tmp:
@@ -160,9 +162,10 @@ class Recovered:
 
 def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
     """Read an invisp JPEG and recover its RAW in memory: from the residual layer when present (SHA-256
-    verified), else with exactly the model the file names (SHA-256 verified against the stored hash)."""
+    verified), else with exactly the model the file names (SHA-256 verified against the stored hash), from the
+    float pixels of ``dequant.recovery_pixels`` (Pillow's 8-bit ones where it cannot read the file)."""
     bound = jpeg.read_bound(src)
-    rgb, params, check = bound.rgb, bound.params, bound.check
+    rgb, params, check, data = bound.rgb, bound.params, bound.check, bound.data
     try:
         layered = residual.recover_from_layer(src, rgb, params, bound.data)  # None if the file has no layer
     except LayerError as e:
@@ -184,7 +187,8 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
         warnings.append(f"{Path(src).name} was encoded with a residual layer "
                         f"({residual.guarantee_text(bound)}) that is no longer in the file (re-saved or "
                         "stripped); decoding the approximate RAW")
-    return Recovered(pipeline.recover([rgb], params, model, tile), params, "", "; ".join(warnings), check)
+    pixels = dequant.recovery_pixels(data, check)  # float, biased dequantisation; Pillow's if it cannot
+    return Recovered(pipeline.recover([pixels], params, model, tile), params, "", "; ".join(warnings), check)
 
 
 def decode_file(src: str | os.PathLike, dst: str | os.PathLike, *, force: bool = False,

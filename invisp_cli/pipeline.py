@@ -121,11 +121,11 @@ def recover(window: Sequence[np.ndarray], params: ReconstructionParams, model: I
     out = np.empty((1, 3 if raw.linear else 1, h, w), np.uint16)
     if model is None:
         last = chain.steps[-1]
-        if u8 and isinstance(last, Look):
-            body = Chain(chain.steps[:-2]).inverse
+        if isinstance(last, Look):  # gamma and curves by one table, for 8-bit and float pixels alike
+            body, scale = Chain(chain.steps[:-2]).inverse, np.float32(1 / 255 if u8 else 1)
 
             def fn(t: np.ndarray) -> np.ndarray:
-                return body(last.recover_linear(t * np.float32(1 / 255)))
+                return body(last.recover_linear(t * scale))
         elif u8:
             lut, body = last.inverse_lut(), Chain(chain.steps[:-1]).inverse
 

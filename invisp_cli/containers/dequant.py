@@ -1,0 +1,153 @@
+"""Biased dequantisation: float RGB of a JPEG from its DCT coefficients, closer to the encoded image than an
+ordinary 8-bit decode.
+
+A baseline decoder (libjpeg, Pillow) reconstructs every coefficient at the centre of its quantisation bin,
+x̂ = k·Q, then rounds the integer IDCT and the YCbCr → RGB conversion to 8 bits. Here:
+
+1. AC coefficients are Laplacian, p(x) ∝ exp(−λ|x|), so the conditional mean of a bin lies nearer zero than its
+   centre. With θ = λQ fitted per component and frequency by maximum likelihood on the file's own indices k
+   (no side information)
+
+       P(k = 0) = 1 − e^(−θ/2),   P(|k| = m ≥ 1) = e^(−θ(m − ½)) (1 − e^(−θ)),
+
+   the bin |k| = m is reconstructed at its centroid  |x̂| = Q·(m − ½ + 1/θ − 1/(e^θ − 1))  (→ m·Q as θ → 0,
+   → the bin's inner edge as θ → ∞); the DC and the zero bin stay where they are.
+2. The IDCT is the orthonormal float one (the JPEG DCT is orthonormal), the samples are clamped to [0, 255] as
+   libjpeg's range limit does (the encoded samples were in it: a projection that cannot move them away), and
+   YCbCr → RGB (JFIF, BT.601 full range) is computed in float, clamped to [0, 255], not rounded.
+
+Only 8-bit, 3-component YCbCr JPEGs whose components share one sampling (4:4:4) are handled; anything else —
+and a missing ``jpeglib`` (the ``[dequant]`` extra) — gives None, and the caller uses the ordinary decode.
+
+``recovery_pixels`` is what the approximate decode (no residual layer) recovers the RAW from: these pixels,
+turned as ``integrity.check`` turned Pillow's, where the JPEG's pixels are the ones encode wrote (or a file of an
+older release); Pillow's 8-bit pixels otherwise. The integrity binding and the residual layers keep using
+Pillow's pixels, on both sides."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import integrity
+
+#: JFIF YCbCr → RGB: rgb = M · (Y, Cb − 128, Cr − 128)
+_YCC_TO_RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136286, -0.714136286], [1.0, 1.772, 0.0]])
+#: θ grid of the maximum-likelihood fit (θ = λQ, the Laplacian's rate in quantisation steps)
+_THETA = np.geomspace(1e-3, 30.0, 2000)
+#: the states of ``integrity.Check`` whose pixels are encode's (turned or not), or an older release's file
+STATES = ("intact", "recoded", "transformed", "unbound")
+#: the float decode is used only if its mean |difference| from Pillow's pixels is below this (8-bit levels; it
+#: moves them by 0.34–0.9 on average from q100 to q30): anything else is not the same image
+AGREE = 4.0
+
+
+def available() -> bool:
+    """Whether the coefficient reader (``jpeglib``) is installed."""
+    try:
+        import jpeglib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _dct_matrix() -> np.ndarray:
+    """The orthonormal 8-point DCT-II matrix C[u, x] = c(u)·cos((2x + 1)uπ/16); a block is Cᵀ·F·C."""
+    u, x = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    c = np.where(u == 0, np.sqrt(1 / 8), np.sqrt(2 / 8))
+    return c * np.cos((2 * x + 1) * u * np.pi / 16)
+
+
+def read_coefficients(data: bytes) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int]] | None:
+    """(quantised coefficients of Y, Cb, Cr: int (by, bx, 8, 8) each, their quantisation tables (8, 8), image
+    (height, width)) of the JPEG ``data``; None where it is not a 4:4:4 YCbCr JPEG or ``jpeglib`` is missing."""
+    try:
+        import jpeglib
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory(prefix="invisp-dequant-") as tmp:
+        path = Path(tmp) / "image.jpg"
+        path.write_bytes(data)
+        jpg = jpeglib.read_dct(str(path))
+        if jpg.content != data or not jpg.has_chrominance or np.any(np.asarray(jpg.samp_factor) != 1):
+            return None
+        planes = [np.asarray(jpg.Y), np.asarray(jpg.Cb), np.asarray(jpg.Cr)]
+        tables = [np.asarray(jpg.qt[int(i)], np.float64) for i in jpg.quant_tbl_no]
+        size = (int(jpg.height), int(jpg.width))
+    if len(tables) != 3 or any(p.shape != planes[0].shape for p in planes):
+        return None
+    return planes, tables, size
+
+
+def laplace_theta(k: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood θ (8, 8) of each frequency's quantised Laplacian from indices ``k`` (…, 8, 8):
+    N₀·log(1 − e^(−θ/2)) + N₁·(log(1 − e^(−θ)) − θ/2) − θ·Σ_{k≠0}(|k| − 1), maximised on a grid."""
+    flat = k.reshape(-1, 64)
+    n1 = np.count_nonzero(flat, axis=0)
+    n0, s = flat.shape[0] - n1, np.abs(flat).sum(0, dtype=np.int64) - n1
+    t = _THETA[:, None]
+    ll = n0 * np.log1p(-np.exp(-t / 2)) + n1 * (np.log1p(-np.exp(-t)) - t / 2) - t * s
+    return _THETA[ll.argmax(0)].reshape(8, 8)
+
+
+def centroid_offset(theta: np.ndarray) -> np.ndarray:
+    """The shift of a bin's centroid towards zero, in quantisation steps: ½ − 1/θ + 1/(e^θ − 1) ∈ [0, ½)."""
+    return 0.5 - 1 / theta + 1 / np.expm1(theta)
+
+
+def dequantise(k: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Float32 coefficients (…, 8, 8) of indices ``k`` with quantisation ``table``: each nonzero AC index at its
+    bin's Laplacian centroid (``laplace_theta``, ``centroid_offset``), the DC and zeros at k·Q."""
+    shift = centroid_offset(laplace_theta(k)) * table
+    shift[0, 0] = 0.0
+    out = k.astype(np.float32)
+    out *= table.astype(np.float32)
+    out -= np.sign(k, dtype=np.float32) * shift.astype(np.float32)
+    return out
+
+
+def idct_plane(coef: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Float32 samples (H, W) of coefficients (by, bx, 8, 8): orthonormal IDCT per block (one product with
+    C ⊗ C), + 128, cropped to ``size``, clamped to [0, 255]."""
+    c = _dct_matrix()
+    by, bx = coef.shape[:2]
+    blocks = coef.reshape(-1, 64).astype(np.float32, copy=False) @ np.kron(c, c).astype(np.float32)
+    plane = blocks.reshape(by, bx, 8, 8).transpose(0, 2, 1, 3).reshape(by * 8, bx * 8)[: size[0], : size[1]]
+    return (plane + np.float32(128.0)).clip(0.0, 255.0)
+
+
+def decode(data: bytes) -> np.ndarray | None:
+    """Float32 RGB (H, W, 3) in [0, 255] of the JPEG ``data`` (as stored: no EXIF orientation applied), biased
+    dequantisation and float reconstruction; None where ``read_coefficients`` cannot read it."""
+    read = read_coefficients(data)
+    if read is None:
+        return None
+    planes, tables, size = read
+    y, cb, cr = (idct_plane(dequantise(p, q), size) for p, q in zip(planes, tables, strict=True))
+    cb -= np.float32(128.0)
+    cr -= np.float32(128.0)
+    out = np.empty((*size, 3), np.float32)
+    for i, (wb, wr) in enumerate(_YCC_TO_RGB[:, 1:].astype(np.float32)):
+        np.clip(y + wb * cb + wr * cr, 0.0, 255.0, out=out[..., i])
+    return out
+
+
+def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
+    """The pixels the approximate decode recovers the RAW from: float32 RGB in [0, 1] (``decode``/255, upright:
+    the lossless turn ``check.flip`` undone as on ``check.rgb``, as a whole image or jpegtran's) where
+    ``check.state`` is one of ``STATES`` and ``decode`` reads the file; else Pillow's uint8 ``check.rgb``."""
+    pillow = check.rgb
+    rgb = decode(data) if check.state in STATES else None
+    if rgb is None:
+        return pillow
+    turns = [rgb] if check.flip == 0 else [integrity.undo(rgb, check.flip, v)
+                                           for v in {(1, 1), integrity.segments(data).imcu}]
+    turns = [t for t in turns if t.shape == pillow.shape]
+    if not turns:
+        return pillow
+    diff, best = min(((float(np.abs(t - pillow).mean()), i) for i, t in enumerate(turns)))
+    return pillow if diff > AGREE else turns[best] * np.float32(1 / 255)
