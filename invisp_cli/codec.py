@@ -129,19 +129,19 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
         raise InputError(f"{Path(src).name}: cannot be encoded: invalid render settings ({e})") from None
     params = stored_params(raw, entry, settings, Path(src).name)
     bins = residual.sigma_bins(raw, max_error) if isinstance(max_error, residual.Sigma) else None
-    if quality is None and bins is not None:  # the quality minimising JPEG + layer
-        rgb = pipeline.render([raw], model, [params.render], tile, CONTAINERS["jpeg"].pixels)
-        quality = residual.choose_quality(raw, rgb, params.front_end.exposure_gain, bins, subsampling,
-                                          look=params.front_end.look)
-        settings = render_settings(raw, quality, subsampling, entry.isp, max_error, chosen)
-        params = stored_params(raw, entry, settings, Path(src).name)
-        data = jpeg.encode_jpeg(rgb, params)
-    else:
-        data = encode_bytes(raw, model, params, tile)
     note = ""
-    if max_error is not None:
+    if max_error is None:
+        data = encode_bytes(raw, model, params, tile)
+    else:  # the layer is built on the JPEG's pixels as its encode decoded them (one decode, not two)
+        rgb = pipeline.render([raw], model, [params.render], tile, CONTAINERS["jpeg"].pixels)
+        if quality is None and bins is not None:  # the quality minimising JPEG + layer
+            quality = residual.choose_quality(raw, rgb, params.front_end.exposure_gain, bins, subsampling,
+                                              look=params.front_end.look)
+            settings = render_settings(raw, quality, subsampling, entry.isp, max_error, chosen)
+            params = stored_params(raw, entry, settings, Path(src).name)
+        data, pixels = jpeg.encode_jpeg_pixels(rgb, params)
         data, layer_bytes = residual.attach(data, raw, params.front_end.exposure_gain, max_error, bins,
-                                            params.front_end.look)
+                                            params.front_end.look, pixels)
         note = (f"{residual.guarantee_text(max_error)} layer {layer_bytes / 1e6:.2f} MB"
                 + (f", JPEG q{params.output.quality}" if isinstance(max_error, residual.Sigma) else ""))
     with atomic_output(dst, force, inputs=[src]) as tmp:

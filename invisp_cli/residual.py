@@ -831,10 +831,12 @@ def sigma_bins(raw: RawImage, tol: Sigma) -> SigmaBins:
 
 
 def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
-           bins: SigmaBins | None = None, look: LookSettings | None = None) -> tuple[bytes, int]:
+           bins: SigmaBins | None = None, look: LookSettings | None = None,
+           pixels: np.ndarray | None = None) -> tuple[bytes, int]:
     """An encoded invisp JPEG plus a layer recovering ``raw.mosaic`` within ±max_error, or within K·σ(n) of the
     noise model for Sigma(K) (``bins``: its ``sigma_bins``, if already made); ``look``: the JPEG's camera look,
-    whose channel-wise inverse is tried as a predictor too: (bytes, layer bytes)."""
+    whose channel-wise inverse is tried as a predictor too; ``pixels``: ``data`` decoded, if already done
+    (``jpeg.encode_jpeg_pixels``): (bytes, layer bytes)."""
     tol = parse_max_error(max_error)
     if isinstance(tol, int) and tol < 0:
         raise ValueError("max_error must be ≥ 0")
@@ -845,7 +847,7 @@ def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
         bins = sigma_bins(raw, tol)
     idx, samples = _positions(raw)
     preds = [Predictor.analytic(raw, gain, hi)] + ([Predictor.analytic(raw, gain, hi, look)] if look else [])
-    blob = build_layer(_flat(raw.mosaic), decode_pixels(data), [*preds,
+    blob = build_layer(_flat(raw.mosaic), decode_pixels(data) if pixels is None else pixels, [*preds,
                                                                 Predictor.none(raw.flip, hi, idx.shape, samples)],
                        0 if bins is not None else tol, bins)
     out = layer.insert_layer(data, blob)

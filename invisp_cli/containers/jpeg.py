@@ -125,6 +125,11 @@ def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
     """JPEG bytes of an upright uint8 (H, W, 3) image with its EXIF, the XMP record and an sRGB profile; the
     record bound to the encoded pixels (``integrity.bind`` of the decoded image, spliced into the XMP segment:
     the image data does not depend on it)."""
+    return encode_jpeg_pixels(rgb, params)[0]
+
+
+def encode_jpeg_pixels(rgb: np.ndarray, params: ReconstructionParams) -> tuple[bytes, np.ndarray]:
+    """(``encode_jpeg``'s bytes, their decoded pixels: what a reader's Pillow decode gives, as bound)."""
     settings = JPEG.from_json(params.render)
     quality, subsampling = settings.quality, SUBSAMPLING[settings.subsampling]
     exif = build_exif(params, rgb.shape[1], rgb.shape[0])
@@ -138,7 +143,7 @@ def encode_jpeg(rgb: np.ndarray, params: ReconstructionParams) -> bytes:
         decoded = np.asarray(img.convert("RGB"))
     bound = build_xmp(replace(params, pixels=integrity.bind(decoded, data)))
     data = _replace_xmp(data, xmp, bound)
-    return _with_iptc(data, base64.b64decode(params.camera.get("iptc") or ""))
+    return _with_iptc(data, base64.b64decode(params.camera.get("iptc") or "")), decoded
 
 
 def _replace_xmp(data: bytes, old: bytes, new: bytes) -> bytes:
