@@ -91,6 +91,7 @@ FULL_TRIAL_PIXELS = 8_000_000  # up to this size the sorted layout is also run o
 SORTED = "intensity-sorted"  # the context-sorted byte-plane layout (module docstring, "Coding")
 ZSTD_LEVEL = 9
 ROWS = 128  # rows per block in the predictor (even: keeps the CFA phase); blocks stay in cache
+QUANT_ROWS = 256  # rows per band of SigmaBins.quantise (rounded down to whole periods)
 _COEF_LIMIT = 1 << 40  # |coef|·lut < 2⁵⁶: three terms and the bias cannot overflow int64
 
 
@@ -585,24 +586,33 @@ class SigmaBins:
         return np.repeat(np.arange(len(widths), dtype=np.int32), widths)
 
     def quantise(self, mosaic: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(d, m̂): bin-index residuals (int32) and the reconstruction (uint16) of a mosaic within [0, hi]."""
+        """(d, m̂): bin-index residuals (int32) and the reconstruction (uint16) of a mosaic within [0, hi]; in bands
+        of rows (whole periods), so that the look-ups' temporaries stay small."""
         d = np.empty(mosaic.shape, np.int32)
         rec = np.empty(mosaic.shape, np.uint16)
         p, q = self.period
-        for pos, (i, j) in enumerate(np.ndindex(p, q)):
-            idx = self.index(pos)
-            jm = idx[mosaic[i::p, j::q]]
-            d[i::p, j::q] = jm - idx[pred[i::p, j::q]]
-            rec[i::p, j::q] = self.rep[pos][jm]
+        tables = [(self.index(pos), self.rep[pos], i, j) for pos, (i, j) in enumerate(np.ndindex(p, q))]
+        band = max(1, QUANT_ROWS // p) * p
+        for y in range(0, mosaic.shape[0], band):
+            rows = slice(y, y + band)
+            for idx, rep, i, j in tables:
+                jm = idx[mosaic[rows][i::p, j::q]]
+                d[rows][i::p, j::q] = jm - idx[pred[rows][i::p, j::q]]
+                rec[rows][i::p, j::q] = rep[jm]
         return d, rec
 
     def reconstruct(self, d: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        """m̂ = rep[clip(j(p) + d)] (uint16); a damaged d gives a wrong m̂, which the SHA-256 check catches."""
+        """m̂ = rep[clip(j(p) + d)] (uint16), in bands of rows as ``quantise``; a damaged d gives a wrong m̂, which
+        the SHA-256 check catches."""
         rec = np.empty(pred.shape, np.uint16)
         p, q = self.period
-        for pos, (i, j) in enumerate(np.ndindex(p, q)):
-            jj = self.index(pos)[pred[i::p, j::q]] + d[i::p, j::q]
-            rec[i::p, j::q] = self.rep[pos][_clip(jj, 0, len(self.rep[pos]) - 1)]
+        tables = [(self.index(pos), self.rep[pos], i, j) for pos, (i, j) in enumerate(np.ndindex(p, q))]
+        band = max(1, QUANT_ROWS // p) * p
+        for y in range(0, pred.shape[0], band):
+            rows = slice(y, y + band)
+            for idx, rep, i, j in tables:
+                jj = idx[pred[rows][i::p, j::q]] + d[rows][i::p, j::q]
+                rec[rows][i::p, j::q] = rep[_clip(jj, 0, len(rep) - 1)]
         return rec
 
     def to_json(self) -> dict:
