@@ -70,7 +70,7 @@ def _same_samples(a: Path, b: Path) -> bool:
         return bool(np.array_equal(x.raw_image_visible, y.raw_image_visible))
 
 
-CONVERTERS = ("rawpy", "dcraw", "darktable")
+CONVERTERS = ("rawpy", "dcraw", "rawtherapee", "darktable")
 
 
 def _converters(orig: Path, dng: Path, work: Path, names: list[str]) -> dict[str, float | str]:
@@ -170,6 +170,119 @@ def demosaic_study(src: Path, quality: int, look: str, work: Path) -> list[dict]
     return rows
 
 
+#: the IJG luminance quantisation table (ITU-T T.81 Annex K), natural order, at quality 50
+_IJG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+             14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def _luma_table(quality: int) -> list[int]:
+    """The IJG luminance table at ``quality`` (libjpeg's scaling)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return [min(255, max(1, (v * scale + 50) // 100)) for v in _IJG_LUMA]
+
+
+class SteeperToe(steps.Step):
+    """The study's chain change: y = G⁻¹(G_s(x)) before the gamma G, so that the render's curve is G_s, the
+    BT.709-type curve (power 0.45) with toe slope s instead of 4.5 (brighter deep shadows)."""
+
+    def __init__(self, slope: float):
+        self.g, self.h = steps.Gamma(), steps.Gamma(0.45, slope)
+
+    def forward(self, x):
+        return self.g.inverse(self.h.forward(x))
+
+    def inverse(self, y):
+        return self.h.inverse(self.g.forward(y))
+
+
+#: the linear study's variants: (name, Pillow save arguments, toe slope of the chain or None)
+LINEAR_VARIANTS = (
+    ("YCbCr q90 (as shipped)", {"quality": 90}, None), ("YCbCr q92", {"quality": 92}, None),
+    ("YCbCr q95", {"quality": 95}, None),
+    ("YCbCr, luma table for chroma, q86", {"qtables": [_luma_table(86)] * 3}, None),
+    ("YCbCr, luma table for chroma, q90", {"qtables": [_luma_table(90)] * 3}, None),
+    ("RGB (no colour transform) q70", {"quality": 70, "keep_rgb": True}, None),
+    ("RGB (no colour transform) q75", {"quality": 75, "keep_rgb": True}, None),
+    ("RGB (no colour transform) q90", {"quality": 90, "keep_rgb": True}, None),
+    ("toe slope 6 (render changed), q90", {"quality": 90}, 6.0),
+    ("toe slope 9 (render changed), q90", {"quality": 90}, 9.0),
+)
+
+
+def _render_recover(path: Path, quality: int, look: str, save: dict, toe: float | None, work: Path):
+    """(raw, its 8-bit render, JPEG bytes, recovered RawImage) of the RAW ``path``, encoded as ``invisp encode``
+    does (the look fitted to the chain used) but written by Pillow with ``save`` (no metadata) and decoded as
+    ``invisp decode`` does (``dequant``'s float pixels where it reads the file, Pillow's otherwise), the chain with
+    ``SteeperToe(toe)`` before its gamma if ``toe``."""
+    import io
+
+    from PIL import Image
+
+    from invisp_cli import pipeline
+    from invisp_cli.containers import dequant, integrity, jpeg
+
+    shipped = steps.analytic_steps
+
+    def with_toe(*args, **kwargs):
+        out = shipped(*args, **kwargs)
+        return [*out[:-1], SteeperToe(toe), out[-1]]
+
+    steps.analytic_steps = with_toe if toe else shipped
+    try:
+        codec.encode_file(path, work / "study.jpg", quality=quality, force=True, look=look)
+        with Image.open(work / "study.jpg") as img:
+            params = jpeg.read_params(img, path.name)
+        raw = rawio.read_raw(path)
+        u8 = pipeline.render([raw], None, [params.render])
+        buf = io.BytesIO()
+        Image.fromarray(u8).save(buf, "JPEG", subsampling=0, optimize=True, **save)
+        data = buf.getvalue()
+        with Image.open(io.BytesIO(data)) as img:
+            pixels = dequant.recovery_pixels(data, integrity.Check("intact", np.asarray(img.convert("RGB"))))
+        return raw, u8, data, pipeline.recover([pixels], params, None)
+    finally:
+        steps.analytic_steps = shipped
+
+
+def _per_colour(n_hat: np.ndarray, n: np.ndarray, cfa: str) -> list[float]:
+    """RAW-PSNR-γ of each colour's samples: a linear image's channels, or the CFA sites of each colour."""
+    if n.ndim == 3:
+        return [metrics.raw_psnr_gamma(n_hat[..., c], n[..., c]) for c in range(3)]
+    idx = steps.cfa_index(cfa)
+    sites = np.tile(idx, (-(-n.shape[0] // idx.shape[0]), -(-n.shape[1] // idx.shape[1])))[: n.shape[0], : n.shape[1]]
+    return [metrics.raw_psnr_gamma(n_hat[sites == c], n[sites == c]) for c in range(3)]
+
+
+def linear_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
+    """Why a linear image loses RAW-PSNR-γ: per colour, where its squared error lies (samples with n < 0.01,
+    pixels whose render clips), and the JPEG settings and chain changes tried, against the synthetic Bayer mosaic
+    of the same scene (JPEGs without metadata)."""
+    raw, rgb = linear_source(src)
+    rows = []
+    for layout, made in (("Bayer (synthetic)", as_cfa(raw, rgb, raw.cfa)), ("linear (synthetic)", as_linear(raw, rgb))):
+        path = work / "study.dng"
+        rawio.write_dng(path, made)
+        for name, save, toe in LINEAR_VARIANTS if made.linear else LINEAR_VARIANTS[:1]:
+            image, u8, data, rec = _render_recover(path, quality, look, save, toe, work)
+            n = metrics.normalise_mosaic(image.mosaic, image.black, image.white)
+            n_hat = metrics.normalise_mosaic(rec.mosaic, image.black, image.white)
+            se = (n_hat ** (1 / 2.2) - n ** (1 / 2.2)) ** 2
+            dark = n < 0.01
+            clipped = rawio.undo_flip(((u8 == 0) | (u8 == 255)).any(-1), image.flip)
+            colours = _per_colour(n_hat, n, image.cfa)
+            row = {"file": src.name, "layout": layout, "variant": name,
+                   "bpp": round(len(data) * 8 / n.shape[0] / n.shape[1], 3),
+                   "RAW-PSNR-γ": round(metrics.raw_psnr_gamma(n_hat, n), 2),
+                   **{f"{c} dB": round(v, 2) for c, v in zip("RGB", colours, strict=True)},
+                   "samples n < 0.01": round(float(dark.mean()), 3),
+                   "SE share n < 0.01": round(float(se[dark].sum() / se.sum()), 3),
+                   "SE share clipped px": round(float(se[clipped].sum() / se.sum()), 3)}
+            rows.append(row)
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
 def speed(src: Path, quality: int, look: str, work: Path) -> list[dict]:
     """Encode wall times of the same (2 × 1 tiled) scene as Bayer, X-Trans and linear DNGs."""
     raw, rgb = linear_source(src)
@@ -215,6 +328,7 @@ def main() -> None:
                     help=f"also render with these converters (default: {','.join(CONVERTERS)})")
     ap.add_argument("--demosaic-study", action="store_true", help="plain vs colour-difference X-Trans demosaic")
     ap.add_argument("--speed", action="store_true", help="encode times of a 2 × 1 tiled scene per layout")
+    ap.add_argument("--linear-study", action="store_true", help="where a linear image's error lies, options tried")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--table", type=Path, help="print a --json file's rows as Markdown tables, measure nothing")
     args = ap.parse_args()
@@ -222,11 +336,13 @@ def main() -> None:
         print(markdown(json.loads(args.table.read_text())))
         return
     files = args.files or sorted(DATA.glob("*.dng"))
-    out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": []}
+    out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": [], "linear": []}
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
             if args.speed:
                 out["speed"] += speed(f, args.quality, args.look, Path(tmp))
+            elif args.linear_study:
+                out["linear"] += linear_study(f, args.quality, args.look, Path(tmp))
             elif args.demosaic_study:
                 out["demosaic"] += demosaic_study(f, args.quality, args.look, Path(tmp))
             else:

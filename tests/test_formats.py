@@ -237,3 +237,41 @@ def test_bounded_layer_and_the_noise_tier(made, tmp_path):
     assert 0 < err <= 3
     r = run("encode", made["linear"], "-o", tmp_path / "s.jpg", "--max-error", "1s")
     assert r.exit_code == 0 and "within 1σ" in r.output, r.output + r.stderr
+
+
+def _converters():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import converters
+
+    return converters
+
+
+def test_linear_dng_black_level_has_no_repeat_dim(made):
+    """A LinearRaw DNG states its black as 3 values without BlackLevelRepeatDim (the spec's default 1×1): where
+    the tag was written, RawTherapee 5.9 left the black unsubtracted (test below); LibRaw reads black per channel."""
+    with tifffile.TiffFile(made["linear"]) as t:
+        tags = t.pages[0].tags
+        assert "BlackLevelRepeatDim" not in tags and len(tags["BlackLevel"].value) == 3
+    with rawpy.imread(str(made["linear"])) as r:
+        assert list(r.black_level_per_channel)[:3] == list(rawio.read_raw(made["linear"]).black)
+
+
+@pytest.mark.parametrize("kind", ["xtrans", "linear"])
+def test_rawtherapee_renders_the_made_and_decoded_dngs(made, tmp_path, kind):
+    """RawTherapee opens the X-Trans and linear DNGs and the ones decoded from their JPEGs: the decoded one renders
+    like the made one (docs/formats.md: 35.5 / 39.9 dB), and the made one as bright, per channel, as RawTherapee's
+    render of the Bayer file it was made from (a linear DNG with BlackLevelRepeatDim: R 168 instead of 130)."""
+    cv = _converters()
+    if "rawtherapee" not in cv.available():
+        pytest.skip("rawtherapee-cli not installed")
+    jpg, dng = tmp_path / "a.jpg", tmp_path / "a.dng"
+    assert run("encode", made[kind], "-o", jpg, "--look", "libraw").exit_code == 0
+    assert run("decode", jpg, "-o", dng).exit_code == 0
+    source, original, decoded = (cv._to_u8(cv.rawtherapee_render(f, tmp_path))
+                                 for f in (real_raw(SOURCE), made[kind], dng))
+    psnr, resized = cv.compare(original, decoded)
+    assert not resized and psnr >= 32.0, psnr
+    means = [img.reshape(-1, 3).mean(axis=0) for img in (source, original)]
+    assert np.abs(means[0] - means[1]).max() < 5.0, means

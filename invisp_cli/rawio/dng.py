@@ -225,9 +225,11 @@ def write_dng(path: str | os.PathLike, raw: RawImage) -> None:
         50717: md.num_entry(L, [int(raw.white)]),  # WhiteLevel
     }
     if linear:  # LinearRaw: 3 uncompressed 16-bit samples per pixel in one strip, black per sample
+        # (BlackLevel of 3 values, no BlackLevelRepeatDim: its default 1×1 is the spec's; RawTherapee 5.9 leaves the
+        # black unsubtracted where the tag is written, docs/formats.md)
         del tags[322], tags[323]
         tags.update({258: md.num_entry(H, [16] * 3), 259: md.num_entry(H, [1]), 262: md.num_entry(H, [34892]),
-                     277: md.num_entry(H, [3]), 278: md.num_entry(L, [h]), 50713: md.num_entry(H, [1, 1])})
+                     277: md.num_entry(H, [3]), 278: md.num_entry(L, [h])})
     else:
         tags.update({
             33421: md.num_entry(H, list(black.shape)),  # CFARepeatPatternDim: 2×2, 6×6, …
