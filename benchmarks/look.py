@@ -14,7 +14,9 @@ JPEG preview:
 
 ``--set NAME=VALUE …`` overrides the fit's constants (how they were tuned: docs/look.md). ``--speed 24``:
 encode/decode time of a 24 MP frame with the camera look and with libraw against LibRaw's own render + JPEG
-(``speed``).
+(``speed``). ``--qtables Y,CB,CR``: the looks other than libraw written with IJG's tables of each quality scaled
+by these factors (a JPEG-aware realisation, ``scaled_tables``). ``--oracle``: what a look could reach beyond the
+global one, fitted on the same image (``oracle``).
 
 Prints one row per file and look (ΔE at q90, RAW-PSNR-γ and bpp at q90, BD-PSNR and BD-rate against libraw) and
 the mean and worst ΔE and the mean BD-PSNR of each look."""
@@ -22,6 +24,7 @@ the mean and worst ΔE and the mean BD-PSNR of each look."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -112,18 +115,91 @@ def speed(megapixels: float, folder: Path, repeats: int = 3) -> None:
         print(f"  --look {label}: encode {enc:.2f} s ({enc / libraw:.2f}×), decode {dec:.2f} s ({dec / libraw:.2f}×)")
 
 
+def scaled_tables(factors: tuple[float, float, float]):
+    """A context in which Pillow writes JPEGs with IJG's tables of the requested quality scaled by ``factors``
+    (Y, Cb, Cr; three tables: libjpeg gives component i table i) instead of the quality's own two."""
+    import io
+    from unittest import mock
+
+    from PIL import Image
+
+    save = Image.Image.save
+
+    def tables(quality: int) -> list[np.ndarray]:
+        buf = io.BytesIO()
+        save(Image.new("RGB", (16, 16)), buf, "JPEG", quality=quality, subsampling=0)
+        with Image.open(buf) as img:
+            q = img.quantization
+        return [np.asarray(q[0]), np.asarray(q[1]), np.asarray(q[1])]
+
+    def patched(img, fp, format=None, **kw):  # noqa: A002 - Pillow's own keyword
+        if format == "JPEG" and "quality" in kw:
+            kw["qtables"] = [np.clip(np.round(t * f), 1, 255).astype(int).tolist()
+                             for t, f in zip(tables(kw.pop("quality")), factors, strict=True)]
+        return save(img, fp, format, **kw)
+
+    return mock.patch.object(Image.Image, "save", patched)
+
+
+def oracle(path: Path) -> None:
+    """How far the camera look is from the preview beyond what any global look can fix, on the q90 round trip with
+    the camera look, aligned as ``metrics.delta_e_camera`` aligns it (J the JPEG, P the preview, both at the
+    preview's size): ΔE2000 of J and P both Gaussian-blurred (σ in preview pixels: the share of texture —
+    sharpening, noise reduction, resampling); of J times a smooth gain field fitted to P on the same image (in
+    linear light, per channel or one for luma, the ratio of the n×m cells' means, bilinear: the oracle of a
+    spatial look — vignetting, lens shading, local exposure); and with the framing refined by a local search
+    (offsets ±3 px, widths ±12 px at full resolution, twice: what the metric's 9×9 × 7 grid leaves)."""
+    from scipy.ndimage import gaussian_filter, zoom
+
+    raw, preview = rawio.read_raw(path), looks.read_preview(path)
+    rgb = round_trip(raw, looks.camera_look(path, raw, pipeline.front_end_settings(raw)), 90)[0]
+    framing = metrics.align_framing(rgb, preview)
+    dy, dx, ch, cw, k = framing
+    p = np.rot90(preview, k) / 255.0
+    j = np.clip(metrics.box_resize(rgb[dy:dy + ch, dx:dx + cw], (p.shape[1], p.shape[0])) / 255.0, 0.0, 1.0)
+    h, w = p.shape[:2]
+    row = [f"ΔE {metrics.mean_ciede2000(j, p):.2f}"]
+    for s in (1, 2, 4):
+        blur = [np.stack([gaussian_filter(v[..., c], s) for c in range(3)], -1) for v in (j, p)]
+        row.append(f"blur σ{s} {metrics.mean_ciede2000(*blur):.2f}")
+    lin = [np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4) for v in (j, p)]
+    for gh, gw in ((2, 3), (4, 6), (8, 12)):
+        g = np.log(np.clip(metrics.box_resize(lin[1], (gw, gh)), 1e-4, None)
+                   / np.clip(metrics.box_resize(lin[0], (gw, gh)), 1e-4, None))
+        for label, field in (("rgb", g), ("luma", g.mean(-1, keepdims=True))):
+            gain = np.stack([zoom(field[..., c], (h / gh, w / gw), order=1, mode="nearest", grid_mode=True)[:h, :w]
+                             for c in range(field.shape[-1])], -1)
+            x = np.clip(lin[0] * np.exp(gain), 0.0, 1.0)
+            x = np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+            row.append(f"{gh}×{gw} {label} {metrics.mean_ciede2000(x, p):.2f}")
+    best = (metrics.delta_e_camera(rgb, preview, framing), framing)
+    for _ in range(2):
+        y0, x0, h0, w0, _k = best[1]
+        near = [(y0 + a, x0 + b, h0, w0, k) for a in range(-3, 4) for b in range(-3, 4)]
+        near += [(y0, x0, round((w0 + d) * h0 / w0), w0 + d, k) for d in range(-12, 13, 3)]
+        for f in near:
+            if min(f[:2]) >= 0 and f[0] + f[2] <= rgb.shape[0] and f[1] + f[3] <= rgb.shape[1]:
+                best = min(best, (metrics.delta_e_camera(rgb, preview, f), f))
+    row.append(f"refined framing {best[0]:.2f} at {best[1][:4]} (metric's {framing[:4]})")
+    print(f"{path.name}: " + ", ".join(row), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--looks", default="libraw,camera,loo,generic-loo")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                     help="override the fit's constants of invisp_cli/look.py (tuning), e.g. RAW_WEIGHT=6 SLOPE_MIN=0.5")
+    ap.add_argument("--qtables", default=None, metavar="Y,CB,CR",
+                    help="write the looks other than libraw with IJG's tables scaled by these factors")
+    ap.add_argument("--oracle", action="store_true", help="instead: the oracle measurements (``oracle``)")
     ap.add_argument("--speed", type=float, default=None, metavar="MP",
                     help="instead: time encode/decode of an MP-megapixel frame against LibRaw (``speed``)")
     a = ap.parse_args()
     for setting in a.set:
         name, value = setting.split("=")
-        setattr(looks, name, type(getattr(looks, name))(value))
+        kind = type(getattr(looks, name))
+        setattr(looks, name, value not in ("0", "False") if kind is bool else kind(value))
     if a.speed:
         import tempfile
 
@@ -131,6 +207,12 @@ def main() -> None:
             speed(a.speed, Path(tmp))
         return
     files = a.files or sorted(p for p in DATA.iterdir() if looks.read_preview(p) is not None)
+    if a.oracle:
+        for path in files:
+            oracle(path)
+        return
+    tables = contextlib.nullcontext() if a.qtables is None else scaled_tables(
+        tuple(float(v) for v in a.qtables.split(",")))  # type: ignore[arg-type]
     names = a.looks.split(",")
     print(f"{'file':44s} {'look':12s} {'ΔE q90':>7s} {'γ dB q90':>8s} {'bpp q90':>7s} {'BD-PSNR':>8s} {'BD-rate':>8s}"
           )
@@ -141,7 +223,8 @@ def main() -> None:
         chosen = looks_for(path, raw, names, files)
         curves = {}
         for name, look in chosen.items():
-            curves[name] = [round_trip(raw, look, q) for q in QUALITIES]
+            with tables if name != "libraw" else contextlib.nullcontext():
+                curves[name] = [round_trip(raw, look, q) for q in QUALITIES]
         ref = curves.get("libraw")
         for name, pts in curves.items():
             rgb, bpp90, g90 = pts[QUALITIES.index(90)]

@@ -41,8 +41,10 @@ SMOOTHNESS = 0.5
 MATRIX_PRIOR = 2.0
 #: least-squares iterations of ``adapt`` (its target is a look, smooth and noise-free: fewer than a fit's)
 ADAPT_EVALUATIONS = 10
-#: the colour matrix M diagonal (saturation of R − Y and B − Y, no hue rotation) instead of a full 2×2
-DIAGONAL_CHROMA = False
+#: the colour matrix M diagonal (saturation of R − Y and B − Y, no hue rotation) instead of a full 2×2: a hue
+#: rotation sends dark colours far out of the cube at their luma (gauge r up to 3.6 on the D30, the reach with it),
+#: so the colour shoulder's inverse amplifies their error up to ~100× (docs/look.md, "The colour matrix")
+DIAGONAL_CHROMA = True
 #: weight of the RAW cost: the log of the error amplification 1/f_c'(x) of the inverse curves where the pixels are
 RAW_WEIGHT = 3.0
 #: the front end's working render for the fit (longer side, pixels)

@@ -118,6 +118,35 @@ def test_fit_recovers_a_known_look_from_a_reframed_sharpened_unrotated_preview()
     assert before > 5 and after < 2.0, (before, after)
 
 
+def _inverse_gain(look: Look, x: np.ndarray) -> np.ndarray:
+    """The largest singular value of the look's inverse Jacobian at the rendered colours of x (n, 3): how much the
+    inverse amplifies an error of the JPEG at each pixel."""
+    step = steps.Look(look)
+    y = step.forward(x.clip(1e-3, 1 - 1e-3).T[None, :, :, None])
+    base, e = step.inverse(y), 1e-5
+    jac = np.stack([(step.inverse(y + e * np.eye(3)[k][None, :, None, None]) - base) / e for k in range(3)], -1)
+    return np.linalg.svd(jac[0, :, :, 0].transpose(1, 0, 2), compute_uv=False)[:, 0]
+
+
+def test_the_fitted_colour_rendering_does_not_amplify_the_error_of_dark_colours():
+    """A hue rotation sends dark colours far out of the cube at their luma, and the colour shoulder's inverse then
+    amplifies their error ~50×: the fit's colour matrix is diagonal (saturation only; docs/look.md)."""
+    raw = make_raw(400, 600, seed=5)
+    front = pipeline.front_end_settings(raw)
+    truth = a_look(6, (1.0, 0.3, 0.0, 1.0))  # the camera rotates hue
+    lin = pipeline.render([raw], None, [front.to_json()], pixels=np.float32)
+    camera = steps.Look(truth).forward(np.ascontiguousarray(lin.transpose(2, 0, 1)[None]))[0].transpose(1, 2, 0)
+    preview = metrics.box_resize((camera * 255 + 0.5).astype(np.uint8), (300, 200)).astype(np.uint8)
+    image = looks.working_image(raw, front, 300)
+    x, y = looks.training_pairs(image, preview)
+    fitted = looks.fit([(x, y)])
+    after = metrics.mean_ciede2000(looks.apply(np.array(fitted.curves), np.array(fitted.chroma).reshape(2, 2), x), y)
+    assert metrics.mean_ciede2000(x, y) > 5 and after < 3.0
+    pixels = image.reshape(-1, 3)
+    assert _inverse_gain(fitted, pixels).max() < 20 < _inverse_gain(truth, pixels).max()  # full 2×2 fit: 57
+    assert fitted.chroma[1] == fitted.chroma[2] == 0.0 and fitted.reach < 1.5
+
+
 def test_trained_looks_are_found_without_environment_variables(tmp_path):
     look = a_look(name="my-s40")
     folder = looks.user_looks_dir()
