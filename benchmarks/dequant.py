@@ -4,10 +4,13 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dequant.py [--quality 70,90,95] [--look camera,libraw]
         [--oracle] [FILES…]
 
-Columns per file, look and quality: Pillow (today's decode), float (bin centres, float IDCT and colour: the
-8-bit rounding alone), dequant (the shipped decode: Laplacian centroids + float), and with ``--oracle`` the bound
-of per-frequency side information: the one offset per component and frequency that the encoder, knowing the true
-coefficients (the DCT of its own YCbCr input), would store. Decode seconds of ``dequant.decode`` vs Pillow's.
+Columns per file, look and quality: bits per pixel of the JPEG, then RAW-PSNR-γ (dB) from Pillow (today's
+decode), float (bin centres, float IDCT and colour: the 8-bit rounding alone), dequant (the shipped decode:
+Laplacian centroids + float), and with ``--oracle`` the bound of per-frequency side information: the one offset
+per component and frequency that the encoder, knowing the true coefficients (the DCT of its own YCbCr input),
+would store. ``--variants`` adds what was tried and not shipped: the Laplacian fit per activity class of the
+block, a local rate per bin, decoded values within half a level of 0 / 255 set to them, Pillow's 255 kept
+wherever Pillow decodes 255. Decode seconds of ``dequant.decode`` vs Pillow's.
 Nothing is tuned on these files: the estimator has no constants fitted to data."""
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import io
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,17 +34,44 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
 _RGB_TO_YCC = np.linalg.inv(dequant._YCC_TO_RGB)
 
 
-def _float_rgb(data: bytes, offsets: list[np.ndarray] | None) -> np.ndarray:
-    """Float RGB with given per-frequency offsets (None: bin centres) instead of the Laplacian fit."""
+def _float_rgb(data: bytes, coefficients: Callable[[int, np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Float RGB in [0, 255] with ``coefficients(component, k, Q)`` in place of ``dequant.dequantise``."""
     planes, tables, size = dequant.read_coefficients(data)
-    chans = []
-    for i, (p, q) in enumerate(zip(planes, tables, strict=True)):
-        kf = p.astype(np.float64)
-        off = np.zeros((8, 8)) if offsets is None else offsets[i]
-        chans.append(dequant.idct_plane((kf - np.sign(kf) * off) * q, size))
+    chans = [dequant.idct_plane(coefficients(i, p, q), size) for i, (p, q) in enumerate(zip(planes, tables,
+                                                                                           strict=True))]
     ycc = np.stack(chans, -1)
     ycc[..., 1:] -= 128.0
     return (ycc @ dequant._YCC_TO_RGB.T).clip(0, 255).astype(np.float32)
+
+
+def _offsets(k: np.ndarray, q: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """(k − sign(k)·off)·Q for offsets ``off`` in steps, broadcast against k (…, 8, 8)."""
+    return (k - np.sign(k) * off) * q
+
+
+def _by_activity(k: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The Laplacian fit per activity class of the block (Σ|k| of its AC indices: < 1, 2, 4, …, 128, more)."""
+    act = np.abs(k.reshape(*k.shape[:2], 64)[..., 1:]).sum(-1, dtype=np.int64)
+    cls = np.digitize(act, [1, 2, 4, 8, 16, 32, 64, 128])
+    out = np.empty(k.shape, np.float32)
+    for c in np.unique(cls):
+        out[cls == c] = dequant.dequantise(k[cls == c], q)
+    return out
+
+
+def _local_rate(k: np.ndarray, q: np.ndarray, nmin: int = 50, top: int = 256) -> np.ndarray:
+    """Each bin |k| = m at the centroid of a local rate θ_m = ln(c_m / c_(m+1)) from its own and the next bin's
+    counts (both ≥ ``nmin``; else the global fit)."""
+    a = np.abs(k.reshape(-1, 64)).astype(np.int64).clip(0, top - 1)
+    counts = np.bincount((np.arange(64) * top + a).ravel(), minlength=64 * top).reshape(64, top).astype(float)
+    nxt = np.roll(counts, -1, 1)
+    ok = (counts >= nmin) & (nxt >= nmin) & (np.arange(top) >= 1)
+    theta = np.log(np.maximum(counts, 1) / np.maximum(nxt, 1)).clip(1e-3, 30)
+    fit = dequant.centroid_offset(dequant.laplace_theta(k)).reshape(64, 1)
+    shift = np.where(ok, dequant.centroid_offset(theta), fit)
+    shift[0] = 0
+    off = shift[np.arange(64)[None], a].reshape(k.shape)
+    return _offsets(k, q, off)
 
 
 def _oracle_offsets(data: bytes, rgb_true: np.ndarray) -> list[np.ndarray]:
@@ -69,11 +100,13 @@ def main() -> None:
     ap.add_argument("--quality", default="90")
     ap.add_argument("--look", default="camera,libraw")
     ap.add_argument("--oracle", action="store_true")
+    ap.add_argument("--variants", action="store_true", help="also the variants that were not shipped")
     a = ap.parse_args()
     files = a.files or sorted(str(p) for p in DATA.iterdir())
     cols = ["Pillow", "float", "dequant"] + (["oracle"] if a.oracle else [])
-    print(f"| file | look | q | {' | '.join(cols)} | Δ dequant | decode s Pillow / dequant |")
-    print("|---|---|---|" + "---|" * (len(cols) + 2))
+    cols += ["by activity", "local rate", "snap 0.5", "Pillow's 255"] if a.variants else []
+    print(f"| file | look | q | bpp | {' | '.join(cols)} | Δ dequant | decode s Pillow / dequant |")
+    print("|---|---|---|---|" + "---|" * (len(cols) + 2))
     gains: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
@@ -87,7 +120,7 @@ def main() -> None:
                     model = load_stage(find_model(bound.params.model_id))
 
                     def score(rgb: np.ndarray, bound=bound, model=model, n=n, raw=raw) -> float:
-                        rec = pipeline.recover([rgb], bound.params, model)
+                        rec = pipeline.recover([rgb / 255], bound.params, model)
                         return metrics.raw_psnr_gamma(metrics.normalise_mosaic(rec.mosaic, raw.black, raw.white), n)
 
                     t0 = time.perf_counter()
@@ -95,16 +128,23 @@ def main() -> None:
                         pil = np.asarray(img.convert("RGB"))
                     t_pil = time.perf_counter() - t0
                     t0 = time.perf_counter()
-                    deq = dequant.decode(bound.data)
+                    deq = np.ascontiguousarray(dequant.decode(bound.data))
                     t_deq = time.perf_counter() - t0
-                    row = [score(pil), score(_float_rgb(bound.data, None) / 255), score(deq / 255)]
+                    rgbs = [pil.astype(np.float32), _float_rgb(bound.data, lambda i, k, q: k * q), deq]
                     if a.oracle:
                         truth = pipeline.render([raw], model, [bound.params.render])
-                        row.append(score(_float_rgb(bound.data, _oracle_offsets(bound.data, truth)) / 255))
+                        offs = _oracle_offsets(bound.data, truth)
+                        rgbs.append(_float_rgb(bound.data, lambda i, k, q, offs=offs: _offsets(k, q, offs[i])))
+                    if a.variants:
+                        rgbs += [_float_rgb(bound.data, lambda i, k, q: _by_activity(k, q)),
+                                 _float_rgb(bound.data, lambda i, k, q: _local_rate(k, q)),
+                                 np.where(deq > 254.5, 255, np.where(deq < 0.5, 0, deq)),
+                                 np.where(pil == 255, np.float32(255), deq)]
+                    row = [score(x) for x in rgbs]
                     gains.setdefault((look, q), []).append(row[2] - row[0])
                     cells = " | ".join(f"{v:.2f}" for v in row)
-                    print(f"| {Path(f).name} | {look} | {q} | {cells} | {row[2] - row[0]:+.2f} | "
-                          f"{t_pil:.2f} / {t_deq:.2f} |", flush=True)
+                    print(f"| {Path(f).name} | {look} | {q} | {8 * len(bound.data) / n.size:.2f} | {cells} | "
+                          f"{row[2] - row[0]:+.2f} | {t_pil:.2f} / {t_deq:.2f} |", flush=True)
     for (look, q), g in gains.items():
         print(f"{look} q{q}: mean Δ dequant {np.mean(g):+.2f} dB, worst {min(g):+.2f} dB, best {max(g):+.2f} dB "
               f"({len(g)} files)")

@@ -99,14 +99,21 @@ def centroid_offset(theta: np.ndarray) -> np.ndarray:
     return 0.5 - 1 / theta + 1 / np.expm1(theta)
 
 
-def dequantise(k: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Float32 coefficients (…, 8, 8) of indices ``k`` with quantisation ``table``: each nonzero AC index at its
-    bin's Laplacian centroid (``laplace_theta``, ``centroid_offset``), the DC and zeros at k·Q."""
+def centroid_shift(k: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The shift (8, 8) towards zero of each frequency's nonzero indices ``k`` (…, 8, 8), in coefficient units:
+    Q·``centroid_offset``(``laplace_theta``(k)); 0 for the DC."""
     shift = centroid_offset(laplace_theta(k)) * table
     shift[0, 0] = 0.0
+    return shift.astype(np.float32)
+
+
+def dequantise(k: np.ndarray, table: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+    """Float32 coefficients (…, 8, 8) of indices ``k`` with quantisation ``table``: k·Q − sign(k)·``shift``
+    (by default ``centroid_shift`` of ``k`` itself): each nonzero AC index at its bin's Laplacian centroid, the
+    DC and zeros at k·Q."""
     out = k.astype(np.float32)
     out *= table.astype(np.float32)
-    out -= np.sign(k, dtype=np.float32) * shift.astype(np.float32)
+    out -= np.sign(k, dtype=np.float32) * (centroid_shift(k, table) if shift is None else shift)
     return out
 
 
@@ -117,23 +124,41 @@ def idct_plane(coef: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     by, bx = coef.shape[:2]
     blocks = coef.reshape(-1, 64).astype(np.float32, copy=False) @ np.kron(c, c).astype(np.float32)
     plane = blocks.reshape(by, bx, 8, 8).transpose(0, 2, 1, 3).reshape(by * 8, bx * 8)[: size[0], : size[1]]
-    return (plane + np.float32(128.0)).clip(0.0, 255.0)
+    plane += np.float32(128.0)
+    return plane.clip(0.0, 255.0, out=plane)
+
+
+#: block rows decoded at a time (the temporaries of a band stay small: 16 MB per band of a 6000-pixel width)
+BAND = 16
 
 
 def decode(data: bytes) -> np.ndarray | None:
-    """Float32 RGB (H, W, 3) in [0, 255] of the JPEG ``data`` (as stored: no EXIF orientation applied), biased
-    dequantisation and float reconstruction; None where ``read_coefficients`` cannot read it."""
+    """Float32 RGB (H, W, 3; planar in memory) in [0, 255] of the JPEG ``data`` (as stored: no EXIF orientation
+    applied): biased dequantisation and float reconstruction, band by band of ``BAND`` block rows (the shifts are
+    the whole image's); None where ``read_coefficients`` cannot read it."""
     read = read_coefficients(data)
     if read is None:
         return None
-    planes, tables, size = read
-    y, cb, cr = (idct_plane(dequantise(p, q), size) for p, q in zip(planes, tables, strict=True))
-    cb -= np.float32(128.0)
-    cr -= np.float32(128.0)
-    out = np.empty((*size, 3), np.float32)
-    for i, (wb, wr) in enumerate(_YCC_TO_RGB[:, 1:].astype(np.float32)):
-        np.clip(y + wb * cb + wr * cr, 0.0, 255.0, out=out[..., i])
-    return out
+    planes, tables, (h, w) = read
+    shifts = [centroid_shift(p, q) for p, q in zip(planes, tables, strict=True)]
+    weights = _YCC_TO_RGB[:, 1:].astype(np.float32)
+    planar = np.empty((3, h, w), np.float32)  # returned as its (H, W, 3) view: the layout recover's tiles read
+    for b0 in range(0, planes[0].shape[0], BAND):
+        rows = min(8 * BAND, h - 8 * b0)
+        y, cb, cr = (idct_plane(dequantise(p[b0 : b0 + BAND], q, s), (rows, w))
+                     for p, q, s in zip(planes, tables, shifts, strict=True))
+        cb -= np.float32(128.0)
+        cr -= np.float32(128.0)
+        for i, (wb, wr) in enumerate(weights):
+            np.clip(y + wb * cb + wr * cr, 0.0, 255.0, out=planar[i, 8 * b0 : 8 * b0 + rows])
+    return planar.transpose(1, 2, 0)
+
+
+def _mean_difference(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
+    """mean |a − b| of two (H, W, 3) images, a band of ``rows`` rows at a time."""
+    total = sum(float(np.abs(a[r : r + rows] - b[r : r + rows]).sum(dtype=np.float64))
+                for r in range(0, a.shape[0], rows))
+    return total / max(a.size, 1)
 
 
 def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
@@ -149,5 +174,9 @@ def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
     turns = [t for t in turns if t.shape == pillow.shape]
     if not turns:
         return pillow
-    diff, best = min(((float(np.abs(t - pillow).mean()), i) for i, t in enumerate(turns)))
-    return pillow if diff > AGREE else turns[best] * np.float32(1 / 255)
+    diff, best = min((_mean_difference(t, pillow), i) for i, t in enumerate(turns))
+    if diff > AGREE:
+        return pillow
+    out = turns[best]
+    out *= np.float32(1 / 255)
+    return out
