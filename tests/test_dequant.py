@@ -111,6 +111,21 @@ def test_a_lossless_turn_is_undone_on_the_float_pixels(args, shape, tmp_path):
     assert np.abs(got - want).max() < 1e-4
 
 
+@needs_jpeglib
+def test_white_stays_where_pillow_decodes_white():
+    """A clipped highlight: where Pillow decodes 255 the recovery pixels are exactly 1, though the centroids alone
+    put some of those values below 255; elsewhere they are the float decode's."""
+    rgb = _image()
+    rgb[20:70, 30:90] = 255
+    data = _jpeg(rgb)
+    pillow = _pillow(data)
+    white = pillow == 255
+    assert (dequant.decode(data)[white] < 254.9).any()
+    got = dequant.recovery_pixels(data, integrity.Check("intact", pillow))
+    assert np.all(got[white] == 1.0)
+    assert np.allclose(got[~white], dequant.decode(data)[~white] / 255, atol=1e-6)
+
+
 def test_without_jpeglib_decode_is_pillows(monkeypatch):
     """jpeglib missing (blocked in sys.modules): nothing is read, and the RAW is recovered from Pillow's pixels."""
     monkeypatch.setitem(sys.modules, "jpeglib", None)

@@ -20,9 +20,9 @@ Only 8-bit, 3-component YCbCr JPEGs whose components share one sampling (4:4:4) 
 and a missing ``jpeglib`` (the ``[dequant]`` extra) — gives None, and the caller uses the ordinary decode.
 
 ``recovery_pixels`` is what the approximate decode (no residual layer) recovers the RAW from: these pixels,
-turned as ``integrity.check`` turned Pillow's, where the JPEG's pixels are the ones encode wrote (or a file of an
-older release); Pillow's 8-bit pixels otherwise. The integrity binding and the residual layers keep using
-Pillow's pixels, on both sides."""
+turned as ``integrity.check`` turned Pillow's, 255 where Pillow's are, where the JPEG's pixels are the ones
+encode wrote (or a file of an older release); Pillow's 8-bit pixels otherwise. The integrity binding and the
+residual layers keep using Pillow's pixels, on both sides."""
 
 from __future__ import annotations
 
@@ -164,7 +164,10 @@ def _mean_difference(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
 def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
     """The pixels the approximate decode recovers the RAW from: float32 RGB in [0, 1] (``decode``/255, upright:
     the lossless turn ``check.flip`` undone as on ``check.rgb``, as a whole image or jpegtran's) where
-    ``check.state`` is one of ``STATES`` and ``decode`` reads the file; else Pillow's uint8 ``check.rgb``."""
+    ``check.state`` is one of ``STATES`` and ``decode`` reads the file; else Pillow's uint8 ``check.rgb``.
+
+    Where Pillow decodes 255 the value stays 1: there the render mostly clipped at white (a point mass of the
+    encoded values), which the bin centres' overshoot, clamped, reaches and the centroids pull below."""
     pillow = check.rgb
     rgb = decode(data) if check.state in STATES else None
     if rgb is None:
@@ -178,5 +181,6 @@ def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
     if diff > AGREE:
         return pillow
     out = turns[best]
+    np.copyto(out, np.float32(255), where=pillow == 255)
     out *= np.float32(1 / 255)
     return out
