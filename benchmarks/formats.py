@@ -255,9 +255,9 @@ def _per_colour(n_hat: np.ndarray, n: np.ndarray, cfa: str) -> list[float]:
 
 
 def linear_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
-    """Why a linear image loses RAW-PSNR-γ: per colour, where its squared error lies (samples with n < 0.01,
-    pixels whose render clips), and the JPEG settings and chain changes tried, against the synthetic Bayer mosaic
-    of the same scene (JPEGs without metadata)."""
+    """Why a linear image loses RAW-PSNR-γ: per colour, where its squared error lies (samples with n < 0.01, pixels
+    whose render clips, samples with n ≥ 0.5, where the highlight roll-off acts), and the JPEG settings and chain
+    changes tried, against the synthetic Bayer mosaic of the same scene (JPEGs without metadata)."""
     raw, rgb = linear_source(src)
     rows = []
     for layout, made in (("Bayer (synthetic)", as_cfa(raw, rgb, raw.cfa)), ("linear (synthetic)", as_linear(raw, rgb))):
@@ -277,7 +277,47 @@ def linear_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
                    **{f"{c} dB": round(v, 2) for c, v in zip("RGB", colours, strict=True)},
                    "samples n < 0.01": round(float(dark.mean()), 3),
                    "SE share n < 0.01": round(float(se[dark].sum() / se.sum()), 3),
-                   "SE share clipped px": round(float(se[clipped].sum() / se.sum()), 3)}
+                   "SE share clipped px": round(float(se[clipped].sum() / se.sum()), 3),
+                   "SE share n ≥ 0.5": round(float(se[n >= 0.5].sum() / se.sum()), 3)}
+            rows.append(row)
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
+def converter_levels(src: Path, work: Path, names: list[str]) -> list[dict]:
+    """Each converter's render of the Bayer file, of its X-Trans and linear DNGs and of the linear DNG with the
+    black subtracted beforehand (black 0): channel means of the 8-bit render and PSNR against the Bayer file's
+    render (common area; a converter that cannot open the file: against its render of the synthetic Bayer DNG)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import converters
+
+    raw, rgb = linear_source(src)
+    lin = as_linear(raw, rgb)
+    black = np.asarray(lin.black, dtype=np.int64)
+    zero = dataclasses.replace(lin, mosaic=np.clip(lin.mosaic.astype(np.int64) - black, 0, None).astype(np.uint16),
+                               black=np.zeros(3), white=int(lin.white - black.max()))
+    made = {"Bayer (synthetic)": as_cfa(raw, rgb, raw.cfa), "X-Trans (synthetic)": as_cfa(raw, rgb),
+            "linear (synthetic)": lin, "linear, black subtracted (black 0)": zero}
+    paths = {"Bayer (real)": src}
+    for i, (name, image) in enumerate(made.items()):
+        paths[name] = work / f"levels{i}.dng"
+        rawio.write_dng(paths[name], image)
+    rows = []
+    for conv in names:
+        render = getattr(converters, f"{conv}_render")
+        renders = {}
+        for name, path in paths.items():
+            try:
+                renders[name] = converters._to_u8(render(path, work))
+            except Exception:  # noqa: BLE001 - a converter that cannot open the original
+                continue
+        ref = renders.get("Bayer (real)", renders["Bayer (synthetic)"])
+        for name, img in renders.items():
+            h, w = min(img.shape[0], ref.shape[0]), min(img.shape[1], ref.shape[1])
+            means = img.reshape(-1, 3).mean(axis=0)
+            row = {"file": src.name, "converter": conv, "file rendered": name,
+                   "mean R / G / B": " / ".join(f"{v:.0f}" for v in means),
+                   "PSNR vs the Bayer file's render": round(metrics.psnr(img[:h, :w], ref[:h, :w], 255.0), 2)}
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
     return rows
@@ -329,6 +369,8 @@ def main() -> None:
     ap.add_argument("--demosaic-study", action="store_true", help="plain vs colour-difference X-Trans demosaic")
     ap.add_argument("--speed", action="store_true", help="encode times of a 2 × 1 tiled scene per layout")
     ap.add_argument("--linear-study", action="store_true", help="where a linear image's error lies, options tried")
+    ap.add_argument("--converter-levels", action="store_true",
+                    help="each --converters' render of the Bayer file and its X-Trans and linear DNGs")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--table", type=Path, help="print a --json file's rows as Markdown tables, measure nothing")
     args = ap.parse_args()
@@ -336,11 +378,13 @@ def main() -> None:
         print(markdown(json.loads(args.table.read_text())))
         return
     files = args.files or sorted(DATA.glob("*.dng"))
-    out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": [], "linear": []}
+    out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": [], "linear": [], "levels": []}
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
             if args.speed:
                 out["speed"] += speed(f, args.quality, args.look, Path(tmp))
+            elif args.converter_levels:
+                out["levels"] += converter_levels(f, Path(tmp), [c for c in args.converters.split(",") if c])
             elif args.linear_study:
                 out["linear"] += linear_study(f, args.quality, args.look, Path(tmp))
             elif args.demosaic_study:
