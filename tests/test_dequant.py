@@ -136,6 +136,20 @@ def test_without_jpeglib_decode_is_pillows(monkeypatch):
 
 
 @needs_jpeglib
+def test_a_reader_failure_gives_pillows_pixels(monkeypatch):
+    """jpeglib failing on a file Pillow decoded: no error, Pillow's pixels."""
+    import jpeglib
+
+    def fail(path):
+        raise RuntimeError("libjpeg: bogus marker")
+
+    monkeypatch.setattr(jpeglib, "read_dct", fail)
+    data = _jpeg(_image())
+    check = integrity.Check("intact", _pillow(data))
+    assert dequant.decode(data) is None and dequant.recovery_pixels(data, check) is check.rgb
+
+
+@needs_jpeglib
 def test_other_files_and_states_get_pillows_pixels():
     """4:2:0 chroma is not read (None); changed pixels (a re-save, an edit) and a float decode that disagrees
     with Pillow's pixels (another image) recover from Pillow's pixels."""

@@ -64,7 +64,8 @@ def _dct_matrix() -> np.ndarray:
 
 def read_coefficients(data: bytes) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int]] | None:
     """(quantised coefficients of Y, Cb, Cr: int (by, bx, 8, 8) each, their quantisation tables (8, 8), image
-    (height, width)) of the JPEG ``data``; None where it is not a 4:4:4 YCbCr JPEG or ``jpeglib`` is missing."""
+    (height, width)) of the JPEG ``data``; None where it is not a 4:4:4 YCbCr JPEG, ``jpeglib`` is missing or
+    fails on it."""
     try:
         import jpeglib
     except ImportError:
@@ -72,12 +73,15 @@ def read_coefficients(data: bytes) -> tuple[list[np.ndarray], list[np.ndarray], 
     with tempfile.TemporaryDirectory(prefix="invisp-dequant-") as tmp:
         path = Path(tmp) / "image.jpg"
         path.write_bytes(data)
-        jpg = jpeglib.read_dct(str(path))
-        if jpg.content != data or not jpg.has_chrominance or np.any(np.asarray(jpg.samp_factor) != 1):
+        try:  # a file libjpeg refuses here decodes from Pillow's pixels instead
+            jpg = jpeglib.read_dct(str(path))
+            if jpg.content != data or not jpg.has_chrominance or np.any(np.asarray(jpg.samp_factor) != 1):
+                return None
+            planes = [np.asarray(jpg.Y), np.asarray(jpg.Cb), np.asarray(jpg.Cr)]
+            tables = [np.asarray(jpg.qt[int(i)], np.float64) for i in jpg.quant_tbl_no]
+            size = (int(jpg.height), int(jpg.width))
+        except (OSError, RuntimeError, ValueError, TypeError, IndexError):
             return None
-        planes = [np.asarray(jpg.Y), np.asarray(jpg.Cb), np.asarray(jpg.Cr)]
-        tables = [np.asarray(jpg.qt[int(i)], np.float64) for i in jpg.quant_tbl_no]
-        size = (int(jpg.height), int(jpg.width))
     if len(tables) != 3 or any(p.shape != planes[0].shape for p in planes):
         return None
     return planes, tables, size
