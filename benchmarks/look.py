@@ -16,7 +16,8 @@ JPEG preview:
 encode/decode time of a 24 MP frame with the camera look and with libraw against LibRaw's own render + JPEG
 (``speed``). ``--qtables Y,CB,CR``: the looks other than libraw written with IJG's tables of each quality scaled
 by these factors (a JPEG-aware realisation, ``scaled_tables``). ``--oracle``: what a look could reach beyond the
-global one, fitted on the same image (``oracle``).
+global one, fitted on the same image (``oracle``). ``--gain``: how much the camera look's inverse amplifies the
+JPEG's error at the file's own pixels (``inverse_gain``).
 
 Prints one row per file and look (ΔE at q90, RAW-PSNR-γ and bpp at q90, BD-PSNR and BD-rate against libraw) and
 the mean and worst ΔE and the mean BD-PSNR of each look."""
@@ -184,6 +185,35 @@ def oracle(path: Path) -> None:
     print(f"{path.name}: " + ", ".join(row), flush=True)
 
 
+def inverse_gain(path: Path) -> None:
+    """The camera look's colour matrix, reach and largest gauge r at the working render's pixels, and the squared
+    error gain of its inverse per channel (Σ_k (∂x_c/∂y_k)², the look's Jacobian by finite differences: an
+    isotropic JPEG error's growth) — mean, median, 99.9th percentile — of the whole look and of its curves alone."""
+    from invisp_cli import steps
+
+    raw = rawio.read_raw(path)
+    front = pipeline.front_end_settings(raw)
+    look = looks.camera_look(path, raw, front)
+    x = looks.working_image(raw, front, looks.WORK_SIDE).reshape(-1, 3).clip(3e-4, 1 - 3e-4).T[None, :, :, None]
+    step = steps.Look(look)
+    curves = step.curves.table
+    tone = step.curves.forward(x)
+    lum, dr, db = steps.ChromaCompress._luma_chroma(tone)
+    m = step.chroma.m
+    gauge = steps.ChromaCompress._gauge(lum, m[0, 0] * dr + m[0, 1] * db, m[1, 0] * dr + m[1, 1] * db)[1]
+    y0, e = step.forward(x), 1e-4
+    jac = np.stack([(step.forward(x + e * np.eye(3)[k][None, :, None, None]) - y0) / e for k in range(3)], -1)
+    gain = (np.linalg.inv(jac[0, :, :, 0].transpose(1, 0, 2)) ** 2).sum(-1)
+    slope = np.diff(curves, axis=1) * steps.CURVE_INTERVALS
+    bins = np.minimum((x[0, :, :, 0] * steps.CURVE_INTERVALS).astype(int), steps.CURVE_INTERVALS - 1)
+    tone_gain = 1.0 / np.take_along_axis(slope, bins, 1) ** 2
+    print(f"{path.name}: M {np.round(look.chroma, 3).tolist()}, reach {look.reach:.2f}, gauge max {gauge.max():.2f}")
+    for c, name in enumerate("RGB"):
+        g = gain[:, c]
+        print(f"  {name}: look {g.mean():.1f}× (median {np.median(g):.1f}×, 99.9 % {np.quantile(g, 0.999):.0f}×),"
+              f" curves alone {tone_gain[c].mean():.2f}×", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", type=Path)
@@ -193,6 +223,7 @@ def main() -> None:
     ap.add_argument("--qtables", default=None, metavar="Y,CB,CR",
                     help="write the looks other than libraw with IJG's tables scaled by these factors")
     ap.add_argument("--oracle", action="store_true", help="instead: the oracle measurements (``oracle``)")
+    ap.add_argument("--gain", action="store_true", help="instead: the look inverse's error gain (``inverse_gain``)")
     ap.add_argument("--speed", type=float, default=None, metavar="MP",
                     help="instead: time encode/decode of an MP-megapixel frame against LibRaw (``speed``)")
     a = ap.parse_args()
@@ -207,9 +238,9 @@ def main() -> None:
             speed(a.speed, Path(tmp))
         return
     files = a.files or sorted(p for p in DATA.iterdir() if looks.read_preview(p) is not None)
-    if a.oracle:
+    if a.oracle or a.gain:
         for path in files:
-            oracle(path)
+            (oracle if a.oracle else inverse_gain)(path)
         return
     tables = contextlib.nullcontext() if a.qtables is None else scaled_tables(
         tuple(float(v) for v in a.qtables.split(",")))  # type: ignore[arg-type]
