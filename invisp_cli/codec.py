@@ -169,7 +169,7 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
     try:
         layered = residual.recover_from_layer(src, rgb, params, bound.data)  # None if the file has no layer
     except LayerError as e:
-        if check.state != "transformed":
+        if not check.flip:  # a turn, whether or not the turned blocks left the pixels "intact"
             raise
         raise LayerError(f"{e}: the image was {integrity.TRANSFORMS[check.flip]} after encode and its turned blocks "
                          "decode a few values differently, which the exact layer cannot absorb; turning it back "
