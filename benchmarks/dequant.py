@@ -2,7 +2,7 @@
 (``containers.dequant``), on real RAW files, through ``invisp encode`` (front end, default model) as a user runs it.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dequant.py [--quality 70,90,95] [--look camera,libraw]
-        [--oracle] [--variants] [FILES…]
+        [--oracle] [--variants] [--model ID] [FILES…]
 
 Columns per file, look and quality: bits per pixel of the JPEG, then RAW-PSNR-γ (dB) from Pillow (today's
 decode), float (bin centres, float IDCT and colour: the 8-bit rounding alone), centroids (``dequant.decode``:
@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--look", default="camera,libraw")
     ap.add_argument("--oracle", action="store_true")
     ap.add_argument("--variants", action="store_true", help="also the variants that were not shipped")
+    ap.add_argument("--model", help="encode with this model instead of the default (a learned flow: --look libraw)")
     a = ap.parse_args()
     files = a.files or sorted(str(p) for p in DATA.iterdir())
     cols = ["Pillow", "float", "centroids", "shipped"] + (["oracle"] if a.oracle else [])
@@ -116,7 +117,7 @@ def main() -> None:
             for look in a.look.split(","):
                 for q in map(int, a.quality.split(",")):
                     out = Path(tmp) / "x.jpg"
-                    codec.encode_file(f, out, quality=q, look=look, force=True)
+                    codec.encode_file(f, out, model_id=a.model, quality=q, look=look, force=True)
                     bound = jpeg.read_bound(out)
                     model = load_stage(find_model(bound.params.model_id))
 
