@@ -42,10 +42,15 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "raw"
 QUALITIES = (70, 80, 90, 95)
 
 
+def front_end(raw: rawio.RawImage):
+    """The front end encode renders ``raw`` with (and fits or adapts its look on): the default model's."""
+    return pipeline.front_end_settings(raw, find_model("invisp-frontend-v1").isp)
+
+
 def round_trip(raw: rawio.RawImage, look: Look | None, quality: int) -> tuple[np.ndarray, float, float]:
     """(decoded upright pixels, bpp, RAW-PSNR-γ) of one in-memory encode/decode with the front end."""
     entry = find_model("invisp-frontend-v1")
-    front = dataclasses.replace(pipeline.front_end_settings(raw, entry.isp), look=look)
+    front = dataclasses.replace(front_end(raw), look=look)
     settings = {**codec.render_settings(raw, quality, "4:4:4", entry.isp), **front.to_json()}
     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256, settings)
     data = codec.encode_bytes(raw, None, params)
@@ -63,13 +68,13 @@ def looks_for(path: Path, raw: rawio.RawImage, names: list[str], files: list[Pat
         if name == "libraw":
             out[name] = None
         elif name == "camera":
-            out[name] = looks.camera_look(path, raw, pipeline.front_end_settings(raw))
+            out[name] = looks.camera_look(path, raw, front_end(raw))
         else:
             others = [f for f in files if f != path and (name == "generic-loo"
                                                          or looks.camera_name(rawio.read_raw(f)) == camera)]
             if others:  # trained without the file, then adapted to it as encode --look camera does
                 trained = looks.train_look(others, name, neutral=name == "generic-loo")[0]
-                out[name] = looks.adapt(trained, raw, pipeline.front_end_settings(raw))
+                out[name] = looks.adapt(trained, raw, front_end(raw))
     return out
 
 
@@ -153,7 +158,7 @@ def oracle(path: Path) -> None:
     from scipy.ndimage import gaussian_filter, zoom
 
     raw, preview = rawio.read_raw(path), looks.read_preview(path)
-    rgb = round_trip(raw, looks.camera_look(path, raw, pipeline.front_end_settings(raw)), 90)[0]
+    rgb = round_trip(raw, looks.camera_look(path, raw, front_end(raw)), 90)[0]
     framing = metrics.align_framing(rgb, preview)
     dy, dx, ch, cw, k = framing
     p = np.rot90(preview, k) / 255.0
@@ -192,7 +197,7 @@ def inverse_gain(path: Path) -> None:
     from invisp_cli import steps
 
     raw = rawio.read_raw(path)
-    front = pipeline.front_end_settings(raw)
+    front = front_end(raw)
     look = looks.camera_look(path, raw, front)
     x = looks.working_image(raw, front, looks.WORK_SIDE).reshape(-1, 3).clip(3e-4, 1 - 3e-4).T[None, :, :, None]
     step = steps.Look(look)
