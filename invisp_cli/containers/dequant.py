@@ -41,7 +41,7 @@ _THETA = np.geomspace(1e-3, 30.0, 2000)
 #: the states of ``integrity.Check`` whose pixels are encode's (turned or not), or an older release's file
 STATES = ("intact", "recoded", "transformed", "unbound")
 #: the float decode is used only if its mean |difference| from Pillow's pixels is below this (8-bit levels; it
-#: moves them by 0.34–0.9 on average from q100 to q30): anything else is not the same image
+#: moves them by about a level on average, or less): anything else is not the same image
 AGREE = 4.0
 
 
