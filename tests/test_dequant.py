@@ -20,7 +20,7 @@ from invisp_cli.containers import dequant, integrity, jpeg
 from invisp_cli.metrics import normalise_mosaic, raw_psnr_gamma
 from invisp_cli.zoo import find_model, load_stage
 
-needs_jpeglib = pytest.mark.skipif(not dequant.available(), reason="jpeglib (the [dequant] extra) not installed")
+needs_jpeglib = pytest.mark.skipif(not dequant.available(), reason="jpeglib not installed")
 
 
 def _image(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
@@ -151,10 +151,14 @@ def test_a_reader_failure_gives_pillows_pixels(monkeypatch):
 
 @needs_jpeglib
 def test_other_files_and_states_get_pillows_pixels():
-    """4:2:0 chroma is not read (None); changed pixels (a re-save, an edit) and a float decode that disagrees
+    """4:2:0 chroma and an RGB JPEG (no colour transform: its components are not Y, Cb, Cr) are not read (None);
+    changed pixels (a re-save, an edit) and a float decode that disagrees
     with Pillow's pixels (another image) recover from Pillow's pixels."""
     rgb = _image()
     assert dequant.decode(_jpeg(rgb, subsampling=2)) is None
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90, subsampling=0, keep_rgb=True)
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == "RGB" and dequant.decode(buf.getvalue()) is None
     data = _jpeg(rgb)
     changed = integrity.Check("changed", _pillow(data))
     assert dequant.recovery_pixels(data, changed) is changed.rgb

@@ -16,8 +16,8 @@ x̂ = k·Q, then rounds the integer IDCT and the YCbCr → RGB conversion to 8 b
    libjpeg's range limit does (the encoded samples were in it: a projection that cannot move them away), and
    YCbCr → RGB (JFIF, BT.601 full range) is computed in float, clamped to [0, 255], not rounded.
 
-Only 8-bit, 3-component YCbCr JPEGs whose components share one sampling (4:4:4) are handled; anything else —
-and a missing ``jpeglib`` (the ``[dequant]`` extra) — gives None, and the caller uses the ordinary decode.
+Only 8-bit, 3-component YCbCr JPEGs whose components share one sampling (4:4:4) are handled; anything else (an
+RGB JPEG, 4:2:0) — and a missing or failing ``jpeglib`` — gives None, and the caller uses the ordinary decode.
 
 ``recovery_pixels`` is what the approximate decode (no residual layer) recovers the RAW from: these pixels,
 turned as ``integrity.check`` turned Pillow's, 255 where Pillow's are, where the JPEG's pixels are the ones
@@ -75,7 +75,8 @@ def read_coefficients(data: bytes) -> tuple[list[np.ndarray], list[np.ndarray], 
         path.write_bytes(data)
         try:  # a file libjpeg refuses here decodes from Pillow's pixels instead
             jpg = jpeglib.read_dct(str(path))
-            if jpg.content != data or not jpg.has_chrominance or np.any(np.asarray(jpg.samp_factor) != 1):
+            if (jpg.content != data or not jpg.has_chrominance or "YCbCr" not in str(jpg.jpeg_color_space)
+                    or np.any(np.asarray(jpg.samp_factor) != 1)):  # e.g. an RGB JPEG (Adobe transform 0)
                 return None
             planes = [np.asarray(jpg.Y), np.asarray(jpg.Cb), np.asarray(jpg.Cr)]
             tables = [np.asarray(jpg.qt[int(i)], np.float64) for i in jpg.quant_tbl_no]
