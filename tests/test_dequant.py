@@ -182,3 +182,20 @@ def test_approximate_decode_uses_the_float_pixels(tmp_path, monkeypatch):
         normalise_mosaic(pillow, raw.black, raw.white), n)
     monkeypatch.setitem(sys.modules, "jpeglib", None)
     assert np.array_equal(codec.recover_file(jpg).raw.mosaic, pillow)
+
+
+@needs_jpeglib
+def test_the_baselines_invert_the_same_decode():
+    """bench's LibRaw baselines invert the dequantised float pixels too (closer to the encoded image than
+    Pillow's), 255 where Pillow's are 255; Pillow's where the float decode cannot read the file (4:2:0)."""
+    from invisp_cli.bench import baselines
+
+    rgb = _image()
+    data = _jpeg(rgb)
+    got = baselines.recovery_rgb(data, _pillow(data))
+    assert got.dtype == np.float32 and got.shape == rgb.shape
+    assert _rmse(got, rgb) < _rmse(_pillow(data), rgb)
+    assert np.all(got[_pillow(data) == 255] == 255)
+    sub = _jpeg(rgb, subsampling=2)
+    assert baselines.recovery_rgb(sub, _pillow(sub)) is not None
+    assert baselines.recovery_rgb(sub, _pillow(sub)).dtype == np.uint8

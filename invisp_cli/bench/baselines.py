@@ -1,7 +1,8 @@
 """RAW-recovery baselines that start from LibRaw's own 8-bit render, run in the bench's process.
 
 ``analytic`` (metadata-aided): LibRaw's render saved as a real JPEG (same quality/subsampling, carrying the
-same invisp EXIF parameters an invisp JPEG carries, so the byte counts compare), decoded, turned back to
+same invisp EXIF parameters an invisp JPEG carries, so the byte counts compare), decoded (``recovery_rgb``: the
+dequantising float decode invisp's own approximate decode uses), turned back to
 sensor orientation and pushed through exactly ``Chain(steps.analytic_steps(cfa, black, white, wb, rgb_cam,
 gain)).inverse``: inverse BT.709 gamma (LibRaw's curve) → inverse ``rgb_cam`` → re-mosaic at the CFA
 sites → inverse white balance → inverse exposure gain (``steps.libraw_maximum_gain`` of the file's mosaic,
@@ -36,7 +37,7 @@ import torch
 from PIL import Image
 
 from .. import rawio
-from ..containers import jpeg
+from ..containers import dequant, jpeg
 from ..params import ReconstructionParams
 from ..rawio import XYZ_RGB
 from ..steps import (
@@ -119,8 +120,8 @@ class UPIPriors:
 
 
 def invert_chain(rgb_upright: np.ndarray, chain: Chain, white: int, flip: int, tile: int = 1024) -> np.ndarray:
-    """Upright uint8 (H', W', 3) → uint16 mosaic (H, W): un-orient, /255, ``chain.inverse`` by tiles, round,
-    clip to [0, white] (the same quantisation as ``pipeline.recover``)."""
+    """Upright (H', W', 3) pixels in [0, 255] (uint8 or float) → uint16 mosaic (H, W): un-orient, /255,
+    ``chain.inverse`` by tiles, round, clip to [0, white] (the same quantisation as ``pipeline.recover``)."""
     sensor = np.ascontiguousarray(rawio.undo_flip(np.asarray(rgb_upright), flip).transpose(2, 0, 1))[None]
     h, w = sensor.shape[-2:]
     out = np.empty((1, 1, h, w), np.uint16)
@@ -183,6 +184,18 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     """JPEG bytes → uint8 (H, W, 3) with Pillow."""
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("RGB"))
+
+
+def recovery_rgb(data: bytes, decoded: np.ndarray) -> np.ndarray:
+    """What a baseline inverts: the float decode of ``data``'s DCT coefficients that invisp's approximate decode
+    uses (``dequant.decode``, 255 where Pillow's ``decoded`` is 255), so that the comparison is of the ISPs, not of
+    the JPEG decoders; Pillow's ``decoded`` where that decode cannot read the file."""
+    rgb = dequant.decode(data)
+    if rgb is None or rgb.shape != decoded.shape:
+        return decoded
+    rgb = np.ascontiguousarray(rgb)
+    np.copyto(rgb, np.float32(255), where=decoded == 255)
+    return rgb
 
 
 # ------------------------------------------------------------------------------------------- miniraw

@@ -262,10 +262,11 @@ def _libraw_baseline(case: Case, method: str, q: int, cfg: BenchConfig) -> tuple
                                             gain=case.gain if method == "analytic" else None)
     with Stage() as dec:
         decoded = baselines.decode_jpeg(data)
+        rgb = baselines.recovery_rgb(data, decoded)
         if method == "analytic":
-            mosaic = baselines.analytic_recover(decoded, case.raw, case.gain, cfg.tile)
+            mosaic = baselines.analytic_recover(rgb, case.raw, case.gain, cfg.tile)
         else:
-            mosaic = baselines.upi_recover(decoded, case.raw, tile=cfg.tile)
+            mosaic = baselines.upi_recover(rgb, case.raw, tile=cfg.tile)
     return (data, decoded, mosaic, case.ref_s + enc.seconds, max(case.ref_peak_mb, enc.peak_mb), dec.seconds,
             dec.peak_mb)
 
