@@ -113,7 +113,8 @@ def recover(window: Sequence[np.ndarray], params: ReconstructionParams, model: I
     raw = params.raw_template()
     k, model = len(window) // 2, learned(model)
     chain = Chain(front_end(raw, params.front_end))
-    frames = [rawio.undo_flip(f, raw.flip) for f in (window if model else window[k : k + 1])]
+    # views: the tiles read the frames where they are (the float decode's planar memory is not copied)
+    frames = [rawio.undo_flip_view(f, raw.flip) for f in (window if model else window[k : k + 1])]
     sensor = frames[0] if len(frames) == 1 else np.concatenate(frames, axis=-1)  # (h, w, 3W)
     u8 = sensor.dtype == np.uint8
     h, w = sensor.shape[:2]

@@ -22,9 +22,18 @@ EXIF orientation 1..8 (see tests/test_rawio.py).
 
 from .colour import XYZ_RGB, cam_xyz_coeff, cfa_indices, libraw_auto_wb, xyz_to_cam_from_rgb_cam
 from .dng import is_invisp_dng, write_dng
-from .image import BAYER_LAYOUTS, RawImage, apply_flip, exif_to_flip, flip_to_exif, sample_planes, undo_flip
+from .image import (
+           BAYER_LAYOUTS,
+           RawImage,
+           apply_flip,
+           exif_to_flip,
+           flip_to_exif,
+           sample_planes,
+           undo_flip,
+           undo_flip_view,
+)
 from .read import MIN_SIDE, read_raw, render_reference
 
 __all__ = ["BAYER_LAYOUTS", "MIN_SIDE", "XYZ_RGB", "RawImage", "apply_flip", "cam_xyz_coeff", "cfa_indices",
            "exif_to_flip", "flip_to_exif", "is_invisp_dng", "libraw_auto_wb", "read_raw", "render_reference",
-           "sample_planes", "undo_flip", "write_dng", "xyz_to_cam_from_rgb_cam"]
+           "sample_planes", "undo_flip", "undo_flip_view", "write_dng", "xyz_to_cam_from_rgb_cam"]

@@ -97,8 +97,8 @@ def apply_flip(img: np.ndarray, flip: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def undo_flip(img: np.ndarray, flip: int) -> np.ndarray:
-    """Inverse of ``apply_flip``: upright (as LibRaw outputs it) → sensor orientation."""
+def undo_flip_view(img: np.ndarray, flip: int) -> np.ndarray:
+    """``undo_flip`` as a view of ``img`` (no copy; its memory layout, e.g. planar, kept)."""
     flip = _check_flip(flip)
     out = img
     if flip & 4:
@@ -107,7 +107,12 @@ def undo_flip(img: np.ndarray, flip: int) -> np.ndarray:
         out = out[:, ::-1]
     if flip & 2:
         out = out[::-1]
-    return np.ascontiguousarray(out)
+    return out
+
+
+def undo_flip(img: np.ndarray, flip: int) -> np.ndarray:
+    """Inverse of ``apply_flip``: upright (as LibRaw outputs it) → sensor orientation (C-contiguous)."""
+    return np.ascontiguousarray(undo_flip_view(img, flip))
 
 
 def flip_to_exif(flip: int) -> int:
