@@ -158,8 +158,9 @@ def decode(data: bytes) -> np.ndarray | None:
                      for p, q, s in zip(planes, tables, shifts, strict=True))
         cb -= np.float32(128.0)
         cr -= np.float32(128.0)
-        for i, (wb, wr) in enumerate(weights):
-            np.clip(y + wb * cb + wr * cr, 0.0, 255.0, out=planar[i, 8 * b0 : 8 * b0 + rows])
+        for i, (wb, wr) in enumerate(weights):  # the zero weights skipped (R has no Cb, B no Cr): the same values
+            v = y + (wb * cb if wb else 0) + (wr * cr if wr else 0)
+            np.clip(v, 0.0, 255.0, out=planar[i, 8 * b0 : 8 * b0 + rows])
 
     with ThreadPoolExecutor(thread_count()) as pool:  # numpy releases the GIL in its kernels
         list(pool.map(band, range(0, planes[0].shape[0], BAND)))
