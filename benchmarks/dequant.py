@@ -2,7 +2,7 @@
 (``containers.dequant``), on real RAW files, through ``invisp encode`` (front end, default model) as a user runs it.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dequant.py [--quality 70,90,95] [--look camera,libraw]
-        [--oracle] [--variants] [--model ID] [FILES…]
+        [--oracle] [--variants] [--model ID] [--subsampling 4:4:4|4:2:2|4:2:0] [FILES…]
 
 Columns per file, look and quality: bits per pixel of the JPEG, then RAW-PSNR-γ (dB) from Pillow (today's
 decode), float (bin centres, float IDCT and colour: the 8-bit rounding alone), centroids (``dequant.decode``:
@@ -37,10 +37,14 @@ _RGB_TO_YCC = np.linalg.inv(dequant._YCC_TO_RGB)
 
 
 def _float_rgb(data: bytes, coefficients: Callable[[int, np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-    """Float RGB in [0, 255] with ``coefficients(component, k, Q)`` in place of ``dequant.dequantise``."""
-    planes, tables, size = dequant.read_coefficients(data)
-    chans = [dequant.idct_plane(coefficients(i, p, q), size) for i, (p, q) in enumerate(zip(planes, tables,
-                                                                                           strict=True))]
+    """Float RGB in [0, 255] with ``coefficients(component, k, Q)`` in place of ``dequant.dequantise`` (subsampled
+    chroma upsampled as ``dequant.decode`` does)."""
+    planes, tables, size, (v, h) = dequant.read_coefficients(data)
+    chroma = (-(-size[0] // v), -(-size[1] // h))
+    chans = [dequant.idct_plane(coefficients(0, planes[0], tables[0]), size)]
+    chans += [dequant.upsample(dequant.idct_plane(coefficients(i, planes[i], tables[i]), chroma), v, h)[: size[0],
+                                                                                                       : size[1]]
+              for i in (1, 2)]
     ycc = np.stack(chans, -1)
     ycc[..., 1:] -= 128.0
     return (ycc @ dequant._YCC_TO_RGB.T).clip(0, 255).astype(np.float32)
@@ -79,7 +83,7 @@ def _local_rate(k: np.ndarray, q: np.ndarray, nmin: int = 50, top: int = 256) ->
 def _oracle_offsets(data: bytes, rgb_true: np.ndarray) -> list[np.ndarray]:
     """Per component and frequency, the mean of sign(k)·(k − x/Q) over nonzero AC indices k, x the DCT of the
     encoder's float YCbCr input: the best single offset towards zero (least squares)."""
-    planes, tables, size = dequant.read_coefficients(data)
+    planes, tables, size, _ = dequant.read_coefficients(data)
     ycc = rgb_true.astype(np.float64) @ _RGB_TO_YCC.T
     ycc[..., 1:] += 128.0
     c = dequant._dct_matrix()
@@ -101,7 +105,7 @@ def _smoothed(data: bytes, sigma: float = 0.5) -> np.ndarray:
     (Gaussian, ``sigma`` px), its DCT coefficients clipped into their quantisation bins [(k − ½)Q, (k + ½)Q]."""
     from scipy.ndimage import gaussian_filter
 
-    planes, tables, (h, w) = dequant.read_coefficients(data)
+    planes, tables, (h, w), _ = dequant.read_coefficients(data)
     by, bx = planes[0].shape[:2]
     kron = np.kron(dequant._dct_matrix(), dequant._dct_matrix()).astype(np.float32)
     chans = []
@@ -121,8 +125,12 @@ def main() -> None:
     ap.add_argument("--look", default="camera,libraw")
     ap.add_argument("--oracle", action="store_true")
     ap.add_argument("--variants", action="store_true", help="also the variants that were not shipped")
+    ap.add_argument("--subsampling", default="4:4:4", choices=["4:4:4", "4:2:2", "4:2:0"],
+                    help="the JPEGs' chroma subsampling (--oracle and --variants: 4:4:4 only)")
     ap.add_argument("--model", help="encode with this model instead of the default (a learned flow: --look libraw)")
     a = ap.parse_args()
+    if a.subsampling != "4:4:4" and (a.oracle or a.variants):
+        ap.error("--oracle and --variants are 4:4:4 only")
     files = a.files or sorted(str(p) for p in DATA.iterdir())
     cols = ["Pillow", "float", "centroids", "shipped"] + (["oracle"] if a.oracle else [])
     cols += ["by activity", "local rate", "snap 0.5", "smoothed + rule 3"] if a.variants else []
@@ -136,7 +144,8 @@ def main() -> None:
             for look in a.look.split(","):
                 for q in map(int, a.quality.split(",")):
                     out = Path(tmp) / "x.jpg"
-                    codec.encode_file(f, out, model_id=a.model, quality=q, look=look, force=True)
+                    codec.encode_file(f, out, model_id=a.model, quality=q, look=look, force=True,
+                                      subsampling=a.subsampling)
                     bound = jpeg.read_bound(out)
                     model = load_stage(find_model(bound.params.model_id))
 

@@ -55,7 +55,7 @@ def test_closer_to_the_encoded_image_and_coefficients_than_pillow(quality):
     rgb = _image()
     data = _jpeg(rgb, quality)
     assert _rmse(dequant.decode(data), rgb) < 0.97 * _rmse(_pillow(data), rgb)
-    planes, tables, size = dequant.read_coefficients(data)
+    planes, tables, size, _ = dequant.read_coefficients(data)
     ycc = rgb.astype(np.float64) @ np.linalg.inv(dequant._YCC_TO_RGB).T
     ycc[..., 1:] += 128.0
     c = dequant._dct_matrix()
@@ -151,11 +151,10 @@ def test_a_reader_failure_gives_pillows_pixels(monkeypatch):
 
 @needs_jpeglib
 def test_other_files_and_states_get_pillows_pixels():
-    """4:2:0 chroma and an RGB JPEG (no colour transform: its components are not Y, Cb, Cr) are not read (None);
-    changed pixels (a re-save, an edit) and a float decode that disagrees
-    with Pillow's pixels (another image) recover from Pillow's pixels."""
+    """An RGB JPEG (no colour transform: its components are not Y, Cb, Cr) is not read (None); changed pixels
+    (a re-save, an edit) and a float decode that disagrees with Pillow's pixels (another image) recover from
+    Pillow's pixels."""
     rgb = _image()
-    assert dequant.decode(_jpeg(rgb, subsampling=2)) is None
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=90, subsampling=0, keep_rgb=True)
     assert Image.open(io.BytesIO(buf.getvalue())).mode == "RGB" and dequant.decode(buf.getvalue()) is None
@@ -187,7 +186,7 @@ def test_approximate_decode_uses_the_float_pixels(tmp_path, monkeypatch):
 @needs_jpeglib
 def test_the_baselines_invert_the_same_decode():
     """bench's LibRaw baselines invert the dequantised float pixels too (closer to the encoded image than
-    Pillow's), 255 where Pillow's are 255; Pillow's where the float decode cannot read the file (4:2:0)."""
+    Pillow's), 255 where Pillow's are 255; Pillow's where the float decode cannot read the file (an RGB JPEG)."""
     from invisp_cli.bench import baselines
 
     rgb = _image()
@@ -196,6 +195,35 @@ def test_the_baselines_invert_the_same_decode():
     assert got.dtype == np.float32 and got.shape == rgb.shape
     assert _rmse(got, rgb) < _rmse(_pillow(data), rgb)
     assert np.all(got[_pillow(data) == 255] == 255)
-    sub = _jpeg(rgb, subsampling=2)
-    assert baselines.recovery_rgb(sub, _pillow(sub)) is not None
-    assert baselines.recovery_rgb(sub, _pillow(sub)).dtype == np.uint8
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90, subsampling=0, keep_rgb=True)
+    assert baselines.recovery_rgb(buf.getvalue(), _pillow(buf.getvalue())).dtype == np.uint8
+
+
+@needs_jpeglib
+@pytest.mark.parametrize("subsampling", [1, 2])  # 4:2:2, 4:2:0
+def test_subsampled_chroma_is_upsampled_as_libjpeg_does(subsampling, monkeypatch):
+    """4:2:2 and 4:2:0 files: the float decode is nearer the encoded image than Pillow's; with the bin centres
+    (no centroid shift) it is Pillow's decode up to rounding, so the chroma is upsampled (libjpeg's triangular
+    "fancy" filter) and sited as libjpeg does — a shifted or box upsampling is several levels off."""
+    rgb = _image(h=101, w=157)  # odd sizes: partial chroma blocks and MCUs
+    data = _jpeg(rgb, subsampling=subsampling)
+    got = dequant.decode(data)
+    assert got.shape == rgb.shape
+    assert _rmse(got, rgb) < 0.98 * _rmse(_pillow(data), rgb)
+    monkeypatch.setattr(dequant, "centroid_shift", lambda k, table: np.zeros((8, 8), np.float32))
+    centres = dequant.decode(data)
+    assert np.abs(centres - _pillow(data)).mean() < 0.7
+    boxed = centres.copy()  # the same decode with nearest-neighbour chroma, for scale
+    monkeypatch.setattr(dequant, "upsample", lambda p, v, h: np.repeat(np.repeat(p, v, 0), h, 1))
+    assert np.abs(dequant.decode(data) - _pillow(data)).mean() > 1.5 * np.abs(boxed - _pillow(data)).mean()
+
+
+@needs_jpeglib
+def test_a_file_libjpeg_warns_about_gives_none_and_prints_nothing(capfd):
+    """A truncated JPEG that libjpeg still reads (it warns "Premature end of JPEG file" on file descriptor 2): no
+    float decode (the caller takes Pillow's pixels) and not a byte on the user's terminal."""
+    data = _jpeg(_image())
+    assert dequant.decode(data[: len(data) - 300]) is None
+    assert capfd.readouterr().err == ""
+    assert dequant.decode(data) is not None

@@ -26,8 +26,12 @@ residual layers keep using Pillow's pixels, on both sides."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,30 +68,71 @@ def _dct_matrix() -> np.ndarray:
     return c * np.cos((2 * x + 1) * u * np.pi / 16)
 
 
-def read_coefficients(data: bytes) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int]] | None:
+#: luma sampling factors (vertical, horizontal) read, the chroma's being (1, 1): 4:4:4, 4:2:2, 4:2:0
+SAMPLINGS = ((1, 1), (1, 2), (2, 2))
+
+
+@contextlib.contextmanager
+def _stderr_to(log: Path) -> Iterator[Path]:
+    """File descriptor 2 sent to ``log`` for the block: libjpeg (inside jpeglib) prints its warnings there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "wb") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield log
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def read_coefficients(data: bytes) -> tuple[list[np.ndarray], list[np.ndarray], tuple[int, int],
+                                             tuple[int, int]] | None:
     """(quantised coefficients of Y, Cb, Cr: int (by, bx, 8, 8) each, their quantisation tables (8, 8), image
-    (height, width)) of the JPEG ``data``; None where it is not a 4:4:4 YCbCr JPEG, ``jpeglib`` is missing or
-    fails on it."""
+    (height, width), the luma's sampling factors (v, h): the chroma planes are 1/v × 1/h of it) of the JPEG
+    ``data``; None where it is not a YCbCr JPEG of one of ``SAMPLINGS``, ``jpeglib`` is missing, fails on it or
+    libjpeg warns about it (e.g. "Premature end of JPEG file": the warning goes to a file, not to the user)."""
     try:
         import jpeglib
     except ImportError:
         return None
-    with tempfile.TemporaryDirectory(prefix="invisp-dequant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="invisp-dequant-") as tmp, _stderr_to(Path(tmp) / "libjpeg.txt") as log:
         path = Path(tmp) / "image.jpg"
         path.write_bytes(data)
         try:  # a file libjpeg refuses here decodes from Pillow's pixels instead
             jpg = jpeglib.read_dct(str(path))
+            factors = np.asarray(jpg.samp_factor).tolist()
             if (jpg.content != data or not jpg.has_chrominance or "YCbCr" not in str(jpg.jpeg_color_space)
-                    or np.any(np.asarray(jpg.samp_factor) != 1)):  # e.g. an RGB JPEG (Adobe transform 0)
-                return None
+                    or len(factors) != 3 or tuple(factors[0]) not in SAMPLINGS or factors[1:] != [[1, 1]] * 2):
+                return None  # e.g. an RGB JPEG (Adobe transform 0), 4:1:1
             planes = [np.asarray(jpg.Y), np.asarray(jpg.Cb), np.asarray(jpg.Cr)]
             tables = [np.asarray(jpg.qt[int(i)], np.float64) for i in jpg.quant_tbl_no]
             size = (int(jpg.height), int(jpg.width))
         except (OSError, RuntimeError, ValueError, TypeError, IndexError):
             return None
-    if len(tables) != 3 or any(p.shape != planes[0].shape for p in planes):
+        if log.stat().st_size:  # libjpeg warned: a damaged or truncated file
+            return None
+    v, hh = factors[0]
+    luma = (-(-size[0] // 8), -(-size[1] // 8))  # blocks that hold image samples
+    chroma = (-(-size[0] // (8 * v)), -(-size[1] // (8 * hh)))
+    if (len(tables) != 3 or planes[1].shape != planes[2].shape
+            or any(n < m for n, m in zip(planes[0].shape[:2] + planes[1].shape[:2], luma + chroma, strict=True))):
         return None
-    return planes, tables, size
+    return planes, tables, size, (v, hh)
+
+
+def upsample(plane: np.ndarray, v: int, h: int) -> np.ndarray:
+    """A chroma plane (H', W') at v × h its resolution by libjpeg's "fancy" (triangular) upsampling, in float:
+    each output sample is ¾ of its input sample + ¼ of the next nearer one (the edge sample repeated), per axis."""
+    for axis, f in ((0, v), (1, h)):
+        if f == 1:
+            continue
+        n = plane.shape[axis]
+        prev = np.take(plane, np.r_[0, 0 : n - 1], axis)
+        nxt = np.take(plane, np.r_[1 : n, n - 1], axis)
+        pair = np.stack([0.75 * plane + 0.25 * prev, 0.75 * plane + 0.25 * nxt], axis + 1)
+        plane = pair.reshape(plane.shape[:axis] + (2 * n,) + plane.shape[axis + 1 :]).astype(np.float32)
+    return plane
 
 
 def laplace_theta(k: np.ndarray) -> np.ndarray:
@@ -147,17 +192,26 @@ def decode(data: bytes) -> np.ndarray | None:
     read = read_coefficients(data)
     if read is None:
         return None
-    planes, tables, (h, w) = read
+    planes, tables, (h, w), (sv, sh) = read
     shifts = [centroid_shift(p, q) for p, q in zip(planes, tables, strict=True)]
     weights = _YCC_TO_RGB[:, 1:].astype(np.float32)
     planar = np.empty((3, h, w), np.float32)  # returned as its (H, W, 3) view: the layout recover's tiles read
+    chroma = None  # subsampled chroma: whole planes, upsampled (a quarter or half of the samples to decode)
+    if (sv, sh) != (1, 1):
+        size = (-(-h // sv), -(-w // sh))
+        chroma = [upsample(idct_plane(dequantise(p, q, s), size), sv, sh)[:h, :w] - np.float32(128.0)
+                  for p, q, s in zip(planes[1:], tables[1:], shifts[1:], strict=True)]
 
     def band(b0: int) -> None:
         rows = min(8 * BAND, h - 8 * b0)
-        y, cb, cr = (idct_plane(dequantise(p[b0 : b0 + BAND], q, s), (rows, w))
-                     for p, q, s in zip(planes, tables, shifts, strict=True))
-        cb -= np.float32(128.0)
-        cr -= np.float32(128.0)
+        if chroma is None:
+            y, cb, cr = (idct_plane(dequantise(p[b0 : b0 + BAND], q, s), (rows, w))
+                         for p, q, s in zip(planes, tables, shifts, strict=True))
+            cb -= np.float32(128.0)
+            cr -= np.float32(128.0)
+        else:
+            y = idct_plane(dequantise(planes[0][b0 : b0 + BAND], tables[0], shifts[0]), (rows, w))
+            cb, cr = (c[8 * b0 : 8 * b0 + rows] for c in chroma)
         for i, (wb, wr) in enumerate(weights):  # the zero weights skipped (R has no Cb, B no Cr): the same values
             v = y + (wb * cb if wb else 0) + (wr * cr if wr else 0)
             np.clip(v, 0.0, 255.0, out=planar[i, 8 * b0 : 8 * b0 + rows])
