@@ -62,6 +62,7 @@ import math
 import os
 import shutil
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -585,34 +586,34 @@ class SigmaBins:
         widths = np.diff(np.append(self.lower[pos], self.hi + 1))
         return np.repeat(np.arange(len(widths), dtype=np.int32), widths)
 
+    def _bands(self, height: int) -> Iterator[tuple[slice, tuple[slice, slice], np.ndarray, np.ndarray]]:
+        """(rows, sites, bin index of every value, representatives) for each band of whole periods of ``height``
+        rows and each position of the period: the look-ups' temporaries stay a band's size."""
+        p, q = self.period
+        tables = [((slice(i, None, p), slice(j, None, q)), self.index(pos), self.rep[pos])
+                  for pos, (i, j) in enumerate(np.ndindex(p, q))]
+        band = max(1, QUANT_ROWS // p) * p
+        for y in range(0, height, band):
+            for sites, idx, rep in tables:
+                yield slice(y, y + band), sites, idx, rep
+
     def quantise(self, mosaic: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(d, m̂): bin-index residuals (int32) and the reconstruction (uint16) of a mosaic within [0, hi]; in bands
-        of rows (whole periods), so that the look-ups' temporaries stay small."""
+        """(d, m̂): bin-index residuals (int32) and the reconstruction (uint16) of a mosaic within [0, hi], band by
+        band (``_bands``)."""
         d = np.empty(mosaic.shape, np.int32)
         rec = np.empty(mosaic.shape, np.uint16)
-        p, q = self.period
-        tables = [(self.index(pos), self.rep[pos], i, j) for pos, (i, j) in enumerate(np.ndindex(p, q))]
-        band = max(1, QUANT_ROWS // p) * p
-        for y in range(0, mosaic.shape[0], band):
-            rows = slice(y, y + band)
-            for idx, rep, i, j in tables:
-                jm = idx[mosaic[rows][i::p, j::q]]
-                d[rows][i::p, j::q] = jm - idx[pred[rows][i::p, j::q]]
-                rec[rows][i::p, j::q] = rep[jm]
+        for rows, sites, idx, rep in self._bands(mosaic.shape[0]):
+            jm = idx[mosaic[rows][sites]]
+            d[rows][sites] = jm - idx[pred[rows][sites]]
+            rec[rows][sites] = rep[jm]
         return d, rec
 
     def reconstruct(self, d: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        """m̂ = rep[clip(j(p) + d)] (uint16), in bands of rows as ``quantise``; a damaged d gives a wrong m̂, which
-        the SHA-256 check catches."""
+        """m̂ = rep[clip(j(p) + d)] (uint16), band by band as ``quantise``; a damaged d gives a wrong m̂, which the
+        SHA-256 check catches."""
         rec = np.empty(pred.shape, np.uint16)
-        p, q = self.period
-        tables = [(self.index(pos), self.rep[pos], i, j) for pos, (i, j) in enumerate(np.ndindex(p, q))]
-        band = max(1, QUANT_ROWS // p) * p
-        for y in range(0, pred.shape[0], band):
-            rows = slice(y, y + band)
-            for idx, rep, i, j in tables:
-                jj = idx[pred[rows][i::p, j::q]] + d[rows][i::p, j::q]
-                rec[rows][i::p, j::q] = rep[_clip(jj, 0, len(rep) - 1)]
+        for rows, sites, idx, rep in self._bands(pred.shape[0]):
+            rec[rows][sites] = rep[_clip(idx[pred[rows][sites]] + d[rows][sites], 0, len(rep) - 1)]
         return rec
 
     def to_json(self) -> dict:
