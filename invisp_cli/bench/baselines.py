@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 
 from .. import rawio
-from ..containers import dequant, jpeg
+from ..containers import dequant, integrity, jpeg
 from ..params import ReconstructionParams
 from ..rawio import XYZ_RGB
 from ..steps import (
@@ -187,15 +187,11 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 def recovery_rgb(data: bytes, decoded: np.ndarray) -> np.ndarray:
-    """What a baseline inverts: the float decode of ``data``'s DCT coefficients that invisp's approximate decode
-    uses (``dequant.decode``, 255 where Pillow's ``decoded`` is 255), so that the comparison is of the ISPs, not of
-    the JPEG decoders; Pillow's ``decoded`` where that decode cannot read the file."""
-    rgb = dequant.decode(data)
-    if rgb is None or rgb.shape != decoded.shape:
-        return decoded
-    rgb = np.ascontiguousarray(rgb)
-    np.copyto(rgb, np.float32(255), where=decoded == 255)
-    return rgb
+    """What a baseline inverts, in [0, 255]: the pixels invisp's approximate decode recovers from
+    (``dequant.recovery_pixels`` of the untouched file), so that the comparison is of the ISPs, not of the JPEG
+    decoders; Pillow's ``decoded`` where that decode cannot read the file."""
+    pixels = dequant.recovery_pixels(data, integrity.Check("intact", decoded))
+    return pixels if pixels.dtype == np.uint8 else pixels * np.float32(255)
 
 
 # ------------------------------------------------------------------------------------------- miniraw
