@@ -84,7 +84,7 @@ def coder_sizes(path: Path, k: float = 0.5) -> dict:
     bins = residual.sigma_bins(raw, tol)
     q = residual.choose_quality(raw, rgb, gain, bins, "4:4:4", look=look)
     pred = residual.Predictor.analytic(raw, gain, bins.hi, look)
-    pm = pred(residual.decode_pixels(jpeg_bytes(raw, rgb, entry, q, tol, look)))
+    pm = pred(jpeg_bytes(raw, rgb, entry, q, tol, look)[1])
     d, _ = bins.quantise(raw.mosaic, pm)
     ctx = residual.contexts(pm, pred.base)
     flat = d.ravel()

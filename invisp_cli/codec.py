@@ -167,7 +167,7 @@ def recover_file(src: str | os.PathLike, tile: int = DEFAULT_TILE) -> Recovered:
     bound = jpeg.read_bound(src)
     rgb, params, check, data = bound.rgb, bound.params, bound.check, bound.data
     try:
-        layered = residual.recover_from_layer(src, rgb, params, bound.data)  # None if the file has no layer
+        layered = residual.recover_from_layer(src, rgb, params, data)  # None if the file has no layer
     except LayerError as e:
         if not check.flip:  # a turn, whether or not the turned blocks left the pixels "intact"
             raise

@@ -204,13 +204,8 @@ class Predictor:
 
 def _positions(raw: RawImage) -> tuple[np.ndarray, int]:
     """(colour of each position of the predicted array's period, samples per pixel): the CFA tile for a mosaic;
-    [[0, 1, 2]] and 3 for a linear image (its interleaved samples, ``_flat``)."""
+    [[0, 1, 2]] and 3 for a linear image (its interleaved samples, ``noise.flat``)."""
     return (np.arange(3)[None], 3) if raw.linear else (cfa_index(raw.cfa), 1)
-
-
-def _flat(mosaic: np.ndarray) -> np.ndarray:
-    """A mosaic as it is coded: (H, W) as it is; a linear (H, W, 3) image as (H, 3W) interleaved samples (a view)."""
-    return mosaic.reshape(mosaic.shape[0], -1)
 
 
 # ------------------------------------------------------------------------------------------------ coding
@@ -709,7 +704,8 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
     shape = mosaic.shape
     effort = _jxl_effort(mosaic.size)
     al = predictors[0].period
-    whole = _sample(mosaic, al) is mosaic
+    sm = _sample(mosaic, al)
+    whole = sm is mosaic
     usable = [p for p in predictors if p.usable()]
     full = None
     sampled = _sample_predictions(rgb, usable, shape)
@@ -720,7 +716,7 @@ def build_layer(mosaic: np.ndarray, rgb: np.ndarray, predictors: list[Predictor]
         sampled = [_sample(pm, al) for pm in full]
     trials = []
     for rank, (pred, spm) in enumerate(zip(usable, sampled, strict=True)):
-        q, _ = _quantised(_sample(mosaic, al), spm, max_error, pred.clip, bins)
+        q, _ = _quantised(sm, spm, max_error, pred.clip, bins)
         vals, offset = _offset(q)
         ctx = contexts(spm, pred.base)
         for codec, layout in _candidates(shape, vals.dtype):
@@ -834,11 +830,12 @@ def decode_pixels(data: bytes) -> np.ndarray:
         return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def sigma_bins(raw: RawImage, tol: Sigma) -> SigmaBins:
-    """The quantiser of the bound K·σ(n) for ``raw`` (its noise model: ``noise.noise_model``), per position of
-    its period: any periodic CFA, or a linear image per channel."""
+def sigma_bins(raw: RawImage, tol: Sigma, model: noise.NoiseModel | None = None) -> SigmaBins:
+    """The quantiser of the bound K·σ(n) for ``raw`` (its noise ``model``, by default ``noise.noise_model``), per
+    position of its period: any periodic CFA, or a linear image per channel."""
     hi = max(int(raw.white), int(raw.mosaic.max()))
-    return SigmaBins.build(tol.k, noise.noise_model(raw), raw.black, int(raw.white), hi, noise.period(raw))
+    model = noise.noise_model(raw) if model is None else model
+    return SigmaBins.build(tol.k, model, raw.black, int(raw.white), hi, noise.period(raw))
 
 
 def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
@@ -851,14 +848,14 @@ def attach(data: bytes, raw: RawImage, gain: float, max_error: Tolerance | str,
     tol = parse_max_error(max_error)
     if isinstance(tol, int) and tol < 0:
         raise ValueError("max_error must be ≥ 0")
-    hi = max(int(raw.white), int(raw.mosaic.max()))
     if not isinstance(tol, Sigma):
         bins = None
     elif bins is None:
         bins = sigma_bins(raw, tol)
+    hi = bins.hi if bins is not None else max(int(raw.white), int(raw.mosaic.max()))
     idx, samples = _positions(raw)
     preds = [Predictor.analytic(raw, gain, hi)] + ([Predictor.analytic(raw, gain, hi, look)] if look else [])
-    blob = build_layer(_flat(raw.mosaic), decode_pixels(data) if pixels is None else pixels, [*preds,
+    blob = build_layer(noise.flat(raw.mosaic), decode_pixels(data) if pixels is None else pixels, [*preds,
                                                                 Predictor.none(raw.flip, hi, idx.shape, samples)],
                        0 if bins is not None else tol, bins)
     out = layer.insert_layer(data, blob)
@@ -879,7 +876,7 @@ def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, bins: SigmaBins,
     pred = dataclasses.replace(Predictor.analytic(raw, gain, bins.hi, look), flip=0)  # the sample: sensor order
     al = (2, 2) if raw.linear else bins.period  # crops aligned to the CFA period (a linear image: per pixel)
     m = np.ascontiguousarray(raw.mosaic, dtype=np.uint16)
-    mosaic = _flat(np.stack([_sample(m[..., c], al) for c in range(3)], -1)) if raw.linear else _sample(m, al)
+    mosaic = noise.flat(np.stack([_sample(m[..., c], al) for c in range(3)], -1)) if raw.linear else _sample(m, al)
     sensor = rawio.undo_flip(np.asarray(rgb, np.uint8), raw.flip)
     img = np.stack([_sample(np.ascontiguousarray(sensor[..., c]), al) for c in range(3)], axis=-1)
     best = None
@@ -896,16 +893,16 @@ def choose_quality(raw: RawImage, rgb: np.ndarray, gain: float, bins: SigmaBins,
 
 
 def recover_from_layer(path: str | os.PathLike, rgb: np.ndarray, params: ReconstructionParams,
-                       data: bytes | None = None) -> tuple[RawImage, Tolerance] | None:
-    """(the RAW an invisp JPEG's residual layer gives, verified; its guarantee: N or Sigma), or None without a
-    layer. ``data``: the file's bytes when the caller has read them already."""
+                       data: bytes) -> tuple[RawImage, Tolerance] | None:
+    """(the RAW the residual layer in ``data``, the bytes of the invisp JPEG ``path``, gives, verified; its
+    guarantee: N or Sigma), or None without a layer."""
     name = Path(path).name
-    blob = layer.read_layer(Path(path).read_bytes() if data is None else data, name)
+    blob = layer.read_layer(data, name)
     if blob is None:
         return None
     raw = params.raw_template()
     header, pred, payload = parse_layer(blob, name)
-    if tuple(header["shape"]) != _flat(raw.mosaic).shape or pred.flip != raw.flip:
+    if tuple(header["shape"]) != noise.flat(raw.mosaic).shape or pred.flip != raw.flip:
         raise LayerError(f"{name}: residual layer does not belong to this image (size or orientation differs)")
     raw.mosaic = reconstruct(header, pred, payload, rgb, name).reshape(raw.mosaic.shape)
     return raw, guarantee(header)

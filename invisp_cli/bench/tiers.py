@@ -152,11 +152,12 @@ def render(raw: rawio.RawImage, path: Path, look: str = DEFAULT_LOOK) -> tuple[n
 
 
 def jpeg_bytes(raw: rawio.RawImage, rgb: np.ndarray, entry: zoo.ModelEntry, quality: int,
-               tol: residual.Tolerance | None, look: Look | None) -> bytes:
-    """The invisp JPEG (no layer yet) of ``rgb`` with the record ``invisp encode`` writes for ``tol``."""
+               tol: residual.Tolerance | None, look: Look | None) -> tuple[bytes, np.ndarray]:
+    """The invisp JPEG (no layer yet) of ``rgb`` with the record ``invisp encode`` writes for ``tol``, and its
+    decoded pixels (``jpeg.encode_jpeg_pixels``: what the layer is predicted from)."""
     params = ReconstructionParams.from_raw(raw, entry.id, entry.sha256,
                                            render_settings(raw, quality, isp=entry.isp, layer=tol, look=look))
-    return jpeg.encode_jpeg(rgb, params)
+    return jpeg.encode_jpeg_pixels(rgb, params)
 
 
 def decoded_layer(data: bytes) -> np.ndarray:
@@ -188,7 +189,7 @@ def measure(path: Path, tiers: list[residual.Tolerance], quality: int = 90, swee
     ind, mod, n_patches = patch_sigma(raw, model)
     lap, lap_mod, lev, n_sites = laplacian_sigma(raw, model)
     rgb, entry, gain, fitted = render(raw, path, look)
-    plain = jpeg_bytes(raw, rgb, entry, quality, None, fitted)
+    plain, _ = jpeg_bytes(raw, rgb, entry, quality, None, fitted)
     prof = noise.from_noise_profile(raw)
     row = {"file": path.name, "mp": sites / 1e6, "bits": int(raw.bits), "cfa": raw.cfa, "model": entry.id,
            "noise": {**model.to_json(), "sigma_mid": noise.mid_grey_sigma(model), "seconds": t_model},
@@ -200,10 +201,11 @@ def measure(path: Path, tiers: list[residual.Tolerance], quality: int = 90, swee
            "jpeg_bpp": bpp(len(plain)), "jpeg_quality": quality, "tiers": {}, "sweep": {}}
     for tol in tiers:
         is_sigma = isinstance(tol, residual.Sigma)
-        bins = residual.sigma_bins(raw, tol) if is_sigma else None
+        bins = residual.sigma_bins(raw, tol, model) if is_sigma else None
         q = quality if not is_sigma else sigma_quality or residual.choose_quality(raw, rgb, gain, bins, "4:4:4",
                                                                                   look=fitted)
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol, fitted), raw, gain, tol, bins, fitted)
+        data, pixels = jpeg_bytes(raw, rgb, entry, q, tol, fitted)
+        data, lb = residual.attach(data, raw, gain, tol, bins, fitted, pixels)
         rec = decoded_layer(data).reshape(raw.mosaic.shape)
         err = np.abs(rec.astype(np.float64) - raw.mosaic)
         bound = tol.k * sig if is_sigma else tol
@@ -211,9 +213,11 @@ def measure(path: Path, tiers: list[residual.Tolerance], quality: int = 90, swee
         mx, psnr = errors(raw, rec, sig)
         row["tiers"][tier_name(tol)] = {"bpp": bpp(len(data)), "layer_bpp": bpp(lb), "max_sigma": mx,
                                         "psnr": psnr, "quality": q}
+    half = residual.Sigma(0.5)
+    half_bins = residual.sigma_bins(raw, half, model) if sweep else None
     for q in sweep:
-        tol = residual.Sigma(0.5)
-        data, lb = residual.attach(jpeg_bytes(raw, rgb, entry, q, tol, fitted), raw, gain, tol, look=fitted)
+        data, pixels = jpeg_bytes(raw, rgb, entry, q, half, fitted)
+        data, lb = residual.attach(data, raw, gain, half, half_bins, fitted, pixels)
         row["sweep"][q] = {"bpp": bpp(len(data)), "jpeg_bpp": bpp(len(data) - lb)}
     row["jxl_lossless_bpp"] = bpp(jxl_lossless(noise.flat(raw.mosaic))[0])
     row["lj92_dng_bpp"] = bpp(dng_bytes(raw))  # rawio.write_dng: lossless-JPEG tiles, as invisp decode writes

@@ -16,8 +16,9 @@ x̂ = k·Q, then rounds the integer IDCT and the YCbCr → RGB conversion to 8 b
    libjpeg's range limit does (the encoded samples were in it: a projection that cannot move them away), and
    YCbCr → RGB (JFIF, BT.601 full range) is computed in float, clamped to [0, 255], not rounded.
 
-Only 8-bit, 3-component YCbCr JPEGs whose components share one sampling (4:4:4) are handled; anything else (an
-RGB JPEG, 4:2:0) — and a missing or failing ``jpeglib`` — gives None, and the caller uses the ordinary decode.
+Only 8-bit, 3-component YCbCr JPEGs of 4:4:4, 4:2:2 or 4:2:0 sampling are handled (subsampled chroma upsampled
+as libjpeg does, ``upsample``); anything else (an RGB JPEG, 4:1:1) — and a missing, failing or warning
+``jpeglib`` — gives None, and the caller uses the ordinary decode.
 
 ``recovery_pixels`` is what the approximate decode (no residual layer) recovers the RAW from: these pixels,
 turned as ``integrity.check`` turned Pillow's, 255 where Pillow's are, where the JPEG's pixels are the ones
