@@ -232,7 +232,7 @@ def _mean_difference(a: np.ndarray, b: np.ndarray, rows: int = 64, every: int = 
 
 def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
     """The pixels the approximate decode recovers the RAW from: float32 RGB in [0, 1] (``decode``/255, upright:
-    the lossless turn ``check.flip`` undone as on ``check.rgb``, as a whole image or jpegtran's) where
+    the lossless turn ``check.flip`` undone as on ``check.rgb``, with its ``check.imcu``) where
     ``check.state`` is one of ``STATES`` and ``decode`` reads the file; else Pillow's uint8 ``check.rgb``.
 
     Where Pillow decodes 255 the value stays 1: there the render mostly clipped at white (a point mass of the
@@ -241,15 +241,9 @@ def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
     rgb = decode(data) if check.state in STATES else None
     if rgb is None:
         return pillow
-    turns = [rgb] if check.flip == 0 else [integrity.undo(rgb, check.flip, v)
-                                           for v in {(1, 1), integrity.segments(data).imcu}]
-    turns = [t for t in turns if t.shape == pillow.shape]
-    if not turns:
+    out = rgb if check.flip == 0 else integrity.undo(rgb, check.flip, check.imcu)
+    if out.shape != pillow.shape or _mean_difference(out, pillow) > AGREE:
         return pillow
-    diff, best = min((_mean_difference(t, pillow), i) for i, t in enumerate(turns))
-    if diff > AGREE:
-        return pillow
-    out = turns[best]
     np.copyto(out, np.float32(255), where=pillow == 255)
     out *= np.float32(1 / 255)
     return out

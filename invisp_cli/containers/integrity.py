@@ -309,6 +309,7 @@ class Check:
     rgb: np.ndarray
     flip: int = 0
     distance: Distance | None = None
+    imcu: tuple[int, int] = (1, 1)  # the block size ``undo`` turned ``rgb`` back with: (1, 1) a whole-image turn
 
     @property
     def summary(self) -> str:
@@ -370,10 +371,11 @@ def check(rgb: np.ndarray, data: bytes, pixels: dict | None, shape: tuple[int, i
         if median[f] > best + 0.5 + 0.1 * best:
             break
         tables = pixels.get("tables_sha256") in (None, seg.tables_sha256(transposed=bool(f & 4)))
-        for u in ([rgb] if f == 0 else [undo(rgb, f, v) for v in {(1, 1), seg.imcu}]):
+        for v in ([(1, 1)] if f == 0 else list({(1, 1), seg.imcu})):
+            u = rgb if f == 0 else undo(rgb, f, v)
             fp = seen if f == 0 else fingerprint(u, grid)
             d = distance(fp, stored, None if values is None else samples(u, len(values)), values)
-            tried.append((dataclasses.replace(d, tables=tables), f, u))
-    d, flip, upright = min(tried, key=lambda t: (not t[0].intact, -t[0].exact, t[0].mean_max))
+            tried.append((dataclasses.replace(d, tables=tables), f, u, v))
+    d, flip, upright, imcu = min(tried, key=lambda t: (not t[0].intact, -t[0].exact, t[0].mean_max))
     state = ("recoded" if flip == 0 else "transformed") if d.intact else ("foreign" if d.gross else "changed")
-    return Check(state, upright, flip, d)
+    return Check(state, upright, flip, d, imcu)
