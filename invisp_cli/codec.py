@@ -29,7 +29,6 @@ from .params import ReconstructionParams
 from .rawio import RawImage
 from .settings import (
     CONTAINERS,
-    DEFAULT_LOOK,
     DEFAULT_QUALITY,
     DEFAULT_SUBSAMPLING,
     DEFAULT_TILE,
@@ -120,7 +119,7 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, model_id: str
     entry = resolve_model(model_id, raw.exif.get("make", ""))
     model = load_stage(entry)
     if look is None:
-        look = DEFAULT_LOOK if pipeline.learned(model) is None else "libraw"
+        look = entry.default_look
     chosen = looks.resolve(look, src, raw, pipeline.front_end_settings(raw, entry.isp))
     try:  # the layer's bound is stored too: decode can then tell when a re-saved file lost its layer
         settings = render_settings(raw, DEFAULT_QUALITY if quality is None else quality, subsampling, entry.isp,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ModelError
 from .extras import require
-from .settings import ANALYTIC_ARCH
+from .settings import ANALYTIC_ARCH, DEFAULT_LOOK
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +53,12 @@ class ModelEntry:
     @property
     def path(self) -> Path:
         return self.folder / self.file
+
+    @property
+    def default_look(self) -> str:
+        """The look encode, video and develop render with unless told: the camera's (``DEFAULT_LOOK``) for the
+        front end alone, LibRaw's in front of a learned stage (which was trained behind LibRaw's look)."""
+        return DEFAULT_LOOK if self.arch == ANALYTIC_ARCH else "libraw"
 
     def matches(self, make: str) -> bool:
         make = (make or "").lower()

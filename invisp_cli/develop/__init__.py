@@ -26,7 +26,6 @@ from ..rawio import RawImage
 from ..settings import (
     CFA_LAYOUTS,
     CONTAINERS,
-    DEFAULT_LOOK,
     DEFAULT_QUALITY,
     DEFAULT_SUBSAMPLING,
     DEFAULT_TILE,
@@ -74,7 +73,7 @@ def load_source(path: str | os.PathLike, tile: int = DEFAULT_TILE, look: str | N
         raw = rawio.read_raw(p)
         entry = codec.resolve_model(None, raw.exif.get("make", ""))
         source = Source(raw, pipeline.front_end_settings(raw, entry.isp), "RAW file")
-        look = look or (DEFAULT_LOOK if entry.arch == zoo.ANALYTIC_ARCH else "libraw")
+        look = look or entry.default_look
     if source.raw.cfa not in CFA_LAYOUTS:  # its pipeline (MHC demosaic, clip flags) is Bayer's
         what = "a linear image" if source.raw.linear else f"a {source.raw.cfa} colour filter array"
         raise UnsupportedSensorError(f"{p}: develop edits Bayer mosaics only, not {what} (invisp decode gives its "

@@ -93,9 +93,8 @@ def encode_video(inputs: Sequence[str | os.PathLike], dst: str | os.PathLike, *,
         entry = resolve_video_model(model_id, first.exif.get("make", ""))
         loaded = entry, load_stage(entry)
     entry, model = loaded
-    look = None  # one look for the whole clip (no flicker): the camera's, for the front end alone (look.resolve)
-    if pipeline.learned(model) is None:
-        look = looks.resolve("camera", files[0], first, pipeline.front_end_settings(first, entry.isp))
+    # one look for the whole clip (no flicker): the model's default (the camera's for the front end alone)
+    look = looks.resolve(entry.default_look, files[0], first, pipeline.front_end_settings(first, entry.isp))
     rate = Fraction(fps).limit_denominator(1001) if fps else fr.fps_from_times([fr.capture_time(f) for f in files])
     rate = rate or fr.DEFAULT_FPS
     h, w = first.mosaic.shape
