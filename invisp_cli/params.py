@@ -220,9 +220,13 @@ def _render_problem(render: dict) -> str:
     return ""
 
 
+def _is_sha256(v: object) -> bool:
+    """Whether ``v`` is a SHA-256 as the record writes it: 64 lowercase hex digits."""
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
 def _model_problem(p: ReconstructionParams) -> str:
-    if not (isinstance(p.model_id, str) and 0 < len(p.model_id) <= 200 and isinstance(p.model_sha256, str)
-            and len(p.model_sha256) == 64 and all(c in "0123456789abcdef" for c in p.model_sha256)):
+    if not (isinstance(p.model_id, str) and 0 < len(p.model_id) <= 200 and _is_sha256(p.model_sha256)):
         return "model id/sha256"
     if not isinstance(p.camera, dict):
         return "camera"
@@ -233,8 +237,7 @@ def _pixels_problem(pixels: dict | None) -> str:
     """Why the ``pixels`` binding is not a grid size, a decodable fingerprint and a SHA-256 ("" if it is)."""
     if pixels is None:
         return ""
-    if not (isinstance(pixels, dict) and _int(pixels.get("grid"), 2, 64) and isinstance(pixels.get("scan_sha256"), str)
-            and len(pixels["scan_sha256"]) == 64 and all(c in "0123456789abcdef" for c in pixels["scan_sha256"])
+    if not (isinstance(pixels, dict) and _int(pixels.get("grid"), 2, 64) and _is_sha256(pixels.get("scan_sha256"))
             and isinstance(pixels.get("fingerprint"), str)):
         return "pixels"
     try:  # 3·G² float16 values: the cell means of 3 channels
@@ -243,8 +246,7 @@ def _pixels_problem(pixels: dict | None) -> str:
         return "pixels fingerprint"
     if values.size != 3 * pixels["grid"] ** 2 or not np.all(np.isfinite(values)):
         return "pixels fingerprint"
-    tables = pixels.get("tables_sha256", "0" * 64)
-    if not (isinstance(tables, str) and len(tables) == 64 and all(c in "0123456789abcdef" for c in tables)):
+    if not _is_sha256(pixels.get("tables_sha256", "0" * 64)):
         return "pixels tables"
     if "samples" in pixels:  # RGB uint8 values of up to 4096 pixels
         try:
