@@ -192,6 +192,11 @@ def apply(theta: np.ndarray, matrix: np.ndarray, x: np.ndarray, slope_min: float
     return ChromaCompress(m, knee, chroma_reach(m, samples=257)).forward(t[None, :, :, None])[0, :, :, 0].T
 
 
+def apply_look(look: Look, x: np.ndarray) -> np.ndarray:
+    """``apply`` with a stored look's own parameters, on colours x (n, 3)."""
+    return apply(np.asarray(look.curves), np.asarray(look.chroma).reshape(2, 2), x, look.slope_min, look.knee)
+
+
 def _tone(table: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The tone curves of ``table`` (3, n + 1) on colours x (n, 3): (3, n)."""
     grid = np.linspace(0.0, 1.0, table.shape[1])
@@ -376,7 +381,7 @@ def adapt(look: Look, raw: RawImage, front: FrontEnd, seed: int = 0) -> Look:
     image = working_image(raw, front, WORK_SIDE).reshape(-1, 3)
     rng = np.random.default_rng(seed)
     x = image[rng.choice(len(image), min(len(image), FIT_PIXELS), replace=False)]
-    target = apply(np.asarray(look.curves), np.asarray(look.chroma).reshape(2, 2), x, look.slope_min, look.knee)
+    target = apply_look(look, x)
     return fit([(x, target)], name=look.name, seed=seed, max_evaluations=ADAPT_EVALUATIONS)
 
 
@@ -454,8 +459,7 @@ def preview_delta_e(look: Look | None, path: str | os.PathLike) -> float:
     raw = rawio.read_raw(path)
     image = working_image(raw, front_end_settings(raw), 2 * max(preview.shape[:2]))
     if look is not None:
-        image = apply(np.asarray(look.curves), np.asarray(look.chroma).reshape(2, 2), image.reshape(-1, 3),
-                      look.slope_min, look.knee).reshape(image.shape)
+        image = apply_look(look, image.reshape(-1, 3)).reshape(image.shape)
     return metrics.delta_e_camera((image * 255 + 0.5).astype(np.uint8), preview)
 
 
