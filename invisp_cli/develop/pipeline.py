@@ -32,6 +32,7 @@ from ..settings import Look as LookSettings
 from ..steps import (
     DEMOSAICS,
     Array,
+    Chain,
     ColorMatrix,
     Exposure,
     Gamma,
@@ -199,17 +200,15 @@ class DevelopChain(Step):
         self.demosaic = None if full_colour else DEMOSAICS[front.demosaic](raw.cfa)
         self.matrix = ColorMatrix(raw.rgb_cam)
         wb0 = np.asarray(raw.wb, np.float64)  # the render's, undone on its camera image
-        self.undo = None if not full_colour else [WhiteBalance(LINEAR_CFA, wb0), *(
-            [] if front.highlight_knee is None else
-            [HighlightRolloff(LINEAR_CFA, self.base_gain * wb0, front.highlight_knee)])]
+        rolled = [] if front.highlight_knee is None else [HighlightRolloff(LINEAR_CFA, self.base_gain * wb0,
+                                                                           front.highlight_knee)]
+        self.undo = Chain([WhiteBalance(LINEAR_CFA, wb0), *rolled]) if full_colour else None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.undo is None:
             n = self.levels(x.astype(np.float32, copy=False)) * self.base_gain
         else:
-            n = x.astype(np.float32, copy=False)
-            for step in reversed(self.undo):
-                n = step.inverse(n)
+            n = self.undo.inverse(x.astype(np.float32, copy=False))
         s = self.wb(self.exposure(n) if self.edit.exposure else n)
         s = s if self.rolloff is None else self.rolloff(s)
         rgb = s if self.demosaic is None else self.demosaic(s)
