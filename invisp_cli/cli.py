@@ -578,8 +578,8 @@ def train(camera, data, val, out, arch, hparams, steps, batch, patch, lr, jpeg_q
         from .zoo import trained_list
 
         console.print(f"saved {entry.id} → {entry.path} (sha256 {entry.sha256[:12]}…); metrics {entry.metrics}")
-        console.print(f"encode, decode and models find it from now on (listed in {trained_list()}): "
-                      f"invisp encode … --model {entry.id}")
+        console.print(f"encode, decode and models find it from now on (listed in {trained_list()}); encode picks it "
+                      f"for its cameras ({', '.join(entry.cameras)}), or name it: invisp encode … --model {entry.id}")
 
 
 @main.command()

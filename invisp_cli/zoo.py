@@ -152,7 +152,9 @@ def find_model(model_id: str) -> ModelEntry:
 def select_model(make: str, video: bool = False) -> ModelEntry:
     """The model encode uses for a camera make when ``--model`` names none.
 
-    Registry folders are searched in order (``$INVISP_WEIGHTS`` first, then the shipped ``weights/``); in the
+    Registry folders are searched in the order of ``registry_dirs`` (``$INVISP_WEIGHTS``, then the folders
+    ``invisp train`` wrote into, newest first — a model the user trained for this camera is its default —, then
+    the shipped ``weights/``); in the
     first folder with a candidate: the entry flagged ``default`` if any (the shipped one is the analytic front end,
     ``invisp-frontend-v1``: no learned stage, image or video, measured better than it, docs/experiments.md;
     an image model serves a video too, frame by frame), else a camera-specific one matching the make, else the
