@@ -21,7 +21,9 @@ Noise model honesty (``--noise``; ``measure`` records the same at 18 % grey): σ
 (``noise.noise_model``) against independent estimates from the same file (``invisp_cli.bench.tiers``): the
 plane-fit variance of flat 8×8 patches of each CFA plane (``patch_sigma``: honest for noise correlated over a
 few sites, biased up by texture only) at n = 0.045 … 0.36 (octaves), Immerkær's Laplacian at 18 %
-grey (``laplacian_sigma``: white noise only), and the DNG NoiseProfile's σ at mid-grey where the file has one.
+grey (``laplacian_sigma``: white noise only), and the DNG NoiseProfile's σ at mid-grey where the file has one;
+with the σ at mid-grey of the estimator's fit at each block spacing 1…4 (``noise.sigma_by_spacing``), the
+numbers its choice of spacings rests on.
 
 Timing (``--mp``): a synthetic DNG (canon-eos-550d_colorchart.dng's mosaic tiled), ``codec.encode_file`` and
 ``decode_file`` (what ``invisp encode`` / ``decode`` run: read, render or recover, write) of the plain JPEG
@@ -103,6 +105,8 @@ def coder_sizes(path: Path, k: float = 0.5) -> dict:
 #: the levels (normalised) of the patch estimate in ``--noise``: octaves around 18 % grey (not above: the octave of
 #: 0.72 takes in GoPro hero6's clipped plateau at 0.95 of white, which the 98 % clip test lets through)
 NOISE_LEVELS = (0.045, 0.09, 0.18, 0.36)
+#: the block spacings whose fits ``--noise`` reports (``noise.estimate`` reads 3 and 4 where 2 / 1 > CORRELATED)
+SPACINGS = (1, 2, 3, 4)
 
 
 def noise_row(path: Path) -> dict:
@@ -117,7 +121,8 @@ def noise_row(path: Path) -> dict:
         patches[level] = {"sigma": est, "model_sigma": at, "patches": n, "ratio": at / est if est == est else None}
     return {"file": path.name, "source": model.source, "sigma_mid": noise.mid_grey_sigma(model), "patch": patches,
             "laplacian": {"sigma": lap, "model_sigma": lap_model, "sites": sites, "ratio": lap_model / lap},
-            "profile_sigma_mid": noise.mid_grey_sigma(prof) if prof else None}
+            "profile_sigma_mid": noise.mid_grey_sigma(prof) if prof else None,
+            "spacing_sigma": noise.sigma_by_spacing(raw, SPACINGS)}
 
 
 def noise_table(rows: list[dict]) -> None:
@@ -125,15 +130,18 @@ def noise_table(rows: list[dict]) -> None:
     f = lambda v, d=5: "n/a" if v is None or v != v else f"{v:.{d}f}"  # noqa: E731
     print("\n| file | noise source | model σ(0.18) | " + " | ".join(
         f"n = {lv:g}: model / patch (×ratio, patches)" for lv in NOISE_LEVELS)
-        + " | Laplacian at 0.18: model / Immerkær (×ratio) | NoiseProfile σ(0.18) |")
-    print("|" + "---|" * (len(NOISE_LEVELS) + 5))
+        + " | Laplacian at 0.18: model / Immerkær (×ratio) | NoiseProfile σ(0.18) | fit σ(0.18) at block spacing "
+        + " / ".join(map(str, SPACINGS)) + " (spacing 2 / 1) |")
+    print("|" + "---|" * (len(NOISE_LEVELS) + 6))
     for r in rows:
         cells = [f"{f(p['model_sigma'])} / {f(p['sigma'])} (×{f(p['ratio'], 2)}, {p['patches']})"
                  for p in (r["patch"][lv] for lv in NOISE_LEVELS)]
         lap = r["laplacian"]
         print(f"| {r['file']} | {r['source']} | {f(r['sigma_mid'])} | " + " | ".join(cells)
               + f" | {f(lap['model_sigma'])} / {f(lap['sigma'])} (×{f(lap['ratio'], 2)}) | "
-              + f"{f(r['profile_sigma_mid'])} |")
+              + f"{f(r['profile_sigma_mid'])} | "
+              + " / ".join(f(v) for v in r["spacing_sigma"])
+              + f" (×{f(r['spacing_sigma'][1] / r['spacing_sigma'][0], 2)}) |")
 
 
 #: the files the tier was tuned on (docs/noise.md); the targets count the others

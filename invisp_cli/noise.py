@@ -23,7 +23,10 @@ group's median μ. a, b come from a least-squares fit of σ̂² against μ weigh
 The same runs on blocks of sites two apart (the four sub-planes plane[u::2, v::2]) and the fit with the larger
 σ at mid-grey is kept: for white noise both agree, but noise that is spatially correlated (raw data stored after
 lossy wavelet compression, as GoPro's VC-5) hides from the 2×2 contrast of neighbours, and a per-site bound needs
-its per-site spread (docs/noise.md, the GoPro rows).
+its per-site spread. For noise correlated over d sites along each axis with ρ(d), Var e = σ²·(1 − ρ(d))² at
+spacing d, so where spacing 2 shows more than ``CORRELATED`` × the σ of spacing 1 (ρ(1) ≳ 0.5 — no sensor's own
+noise; 6–9× on the GoPro files, ≤ 1.4× on the others) the spacings ``WIDE_SCALES`` are read too and the largest σ
+at mid-grey is kept (docs/noise.md, the GoPro rows).
 Planes above ``MAX_SITES`` sites are read in bands of ``BAND`` rows spread over the frame (a 24 MP frame in
 every 6th band). ``tests/test_noise.py`` checks it on synthetic mosaics with known a, b."""
 
@@ -41,6 +44,12 @@ from .steps import cfa_index
 
 NOISE_PROFILE = 51041
 SCALES = (1, 2)  # block spacings of the estimate (plane sites); the larger σ at mid-grey is kept
+WIDE_SCALES = (3, 4)  # also read where the noise is correlated between neighbours
+CORRELATED = 2.0  # σ(spacing 2) / σ(spacing 1) at mid-grey above which the noise counts as correlated
+#: normalised level at which fits, the profile and the estimate are compared (18 % grey)
+MID_GREY = 0.18
+#: a NoiseProfile claiming more than this × the noise the mosaic shows is not used (the data was denoised)
+PROFILE_TRUST = 1.5
 LEVELS = 16
 MIN_BLOCKS = 32  # a level group needs this many flat blocks (small images get fewer groups)
 UNIT = "normalised"
@@ -168,28 +177,41 @@ def fit_line(levels: np.ndarray, variances: np.ndarray, counts: np.ndarray, floo
     return float(a), float(b)
 
 
+def fit_at_spacing(plane: np.ndarray, step: int, floor: float) -> tuple[float, float]:
+    """(a, b) from the 2×2 blocks of sites ``step`` apart: every sub-plane plane[u::step, v::step]."""
+    parts = [level_variances(plane[u::step, v::step], 0.98) for u in range(step) for v in range(step)]
+    return fit_line(*(np.concatenate(x) for x in zip(*parts, strict=True)), floor)
+
+
+def mid_variance(fit: tuple[float, float]) -> float:
+    """σ² at mid-grey of a fit (a, b)."""
+    return fit[0] * MID_GREY + fit[1]
+
+
+def sigma_by_spacing(raw: RawImage, spacings: tuple[int, ...] = SCALES + WIDE_SCALES) -> list[float]:
+    """The mean over the period's positions of σ at mid-grey of the fit at each block spacing: what ``estimate``
+    chooses from (the honesty bench reports it)."""
+    black = np.asarray(raw.black, dtype=np.float64).ravel()
+    planes = _normalised_planes(raw)
+    floors = [1.0 / (12.0 * (raw.white - b) ** 2) for b in black]
+    return [float(np.mean([math.sqrt(mid_variance(fit_at_spacing(plane, step, floor)))
+                           for plane, floor in zip(planes, floors, strict=True)])) for step in spacings]
+
+
 def estimate(raw: RawImage) -> NoiseModel:
     """The noise model estimated from ``raw``'s mosaic (module docstring, "Estimator")."""
     black = np.asarray(raw.black, dtype=np.float64).ravel()
     a, b = [], []
     for pos, plane in enumerate(_normalised_planes(raw)):
         floor = 1.0 / (12.0 * (raw.white - black[pos]) ** 2)
-        fits = []
-        for step in SCALES:  # blocks of sites `step` apart: every sub-plane plane[u::step, v::step]
-            parts = [level_variances(plane[u::step, v::step], 0.98) for u in range(step) for v in range(step)]
-            fits.append(fit_line(*(np.concatenate(x) for x in zip(*parts, strict=True)), floor))
-        ai, bi = max(fits, key=lambda f: f[0] * MID_GREY + f[1])
+        fits = [fit_at_spacing(plane, step, floor) for step in SCALES]
+        if mid_variance(fits[1]) > CORRELATED**2 * mid_variance(fits[0]):
+            fits += [fit_at_spacing(plane, step, floor) for step in WIDE_SCALES]
+        ai, bi = max(fits, key=mid_variance)
         a.append(min(ai, 0.5))
         b.append(min(max(bi, floor), 0.5))
     return NoiseModel(tuple(a), tuple(b), "estimated")
 
-
-
-
-#: normalised level at which the profile and the estimate are compared (18 % grey)
-MID_GREY = 0.18
-#: a NoiseProfile claiming more than this × the noise the mosaic shows is not used (the data was denoised)
-PROFILE_TRUST = 1.5
 
 
 def mid_grey_sigma(model: NoiseModel) -> float:

@@ -77,6 +77,19 @@ def test_independent_estimate_on_white_and_correlated_noise(kernel, patch_lo, mo
     assert model_lo < got < 1.05, got
 
 
+def test_estimator_reads_wider_spacings_on_correlated_noise():
+    """Noise correlated over three sites ((1, 2, 3, 4, 3, 2, 1) ⊗ itself: ρ(1) = 0.91, ρ(4) = 0.23, as raw data
+    after lossy wavelet compression) hides from the contrasts of neighbours (σ·(1 − ρ(d)) at spacing d: 0.09σ,
+    0.30σ at spacings 1, 2); the estimate reads spacings 3 and 4 too and finds most of it (0.77σ at spacing 4),
+    where spacings 1 and 2 alone would give under 0.35σ. White noise (test above) keeps spacings 1 and 2."""
+    a, b = (2e-4, 1e-4, 1.2e-4, 3e-4), (1e-6, 5e-7, 5e-7, 2e-6)
+    raw = noisy_raw(a, b, kernel=(1, 2, 3, 4, 3, 2, 1))
+    true = noise.mid_grey_sigma(noise.NoiseModel(a, b, "truth"))
+    narrow = noise.sigma_by_spacing(raw, (1, 2))
+    assert max(narrow) / true < 0.35 and narrow[1] > noise.CORRELATED * narrow[0], narrow
+    assert 0.65 < noise.mid_grey_sigma(noise.estimate(raw)) / true < 1.05
+
+
 def test_noise_profile_and_its_check():
     raw = noisy_raw((1e-4,) * 4, (1e-6,) * 4, h=192, w=256)
     raw.cfa = "GRBG"
