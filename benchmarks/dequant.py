@@ -5,13 +5,16 @@
         [--oracle] [--variants] [--model ID] [--subsampling 4:4:4|4:2:2|4:2:0] [FILES…]
 
 Columns per file, look and quality: bits per pixel of the JPEG, then RAW-PSNR-γ (dB) from Pillow (today's
-decode), float (bin centres, float IDCT and colour: the 8-bit rounding alone), centroids (``dequant.decode``:
-Laplacian centroids + float), shipped (``dequant.recovery_pixels``: the centroids, 255 where Pillow decodes 255),
+decode), float (bin centres, float IDCT and colour: the 8-bit rounding alone), centroids (``dequant.decode(…,
+from_luma=False)``: Laplacian centroids + float), centroids + rule 3 (255 where Pillow decodes 255: the decode
+before chroma from luma), shipped (``dequant.recovery_pixels``: centroids, chroma from luma on 4:4:4 files,
+rule 3), "Δ from luma" = shipped − (centroids + rule 3),
 and with ``--oracle`` the bound of per-frequency side information: the one offset per component and frequency
 that the encoder, knowing the true coefficients (the DCT of its own YCbCr input), would store. ``--variants`` adds
-what was tried and not shipped: the Laplacian fit per activity class of the block, a local rate per bin, decoded
-values within half a level of 0 / 255 set to them, one smoothing step kept inside the bins (``_smoothed``, with
-rule 3 on top: compare with "shipped"). Decode seconds of ``dequant.decode`` vs Pillow's.
+what was tried and not shipped (each on the centroids, without chroma from luma): the Laplacian fit per activity
+class of the block, a local rate per bin, decoded values within half a level of 0 / 255 set to them (on the
+shipped decode), one smoothing step kept inside the bins (``_smoothed``, with rule 3 on top: compare with
+"centroids + rule 3"). Decode seconds of ``dequant.decode`` vs Pillow's.
 The estimator has no constants fitted to data; the one choice made on these files (with ``--variants`` and the
 255 rule as a fourth variant) is that rule."""
 
@@ -132,11 +135,12 @@ def main() -> None:
     if a.subsampling != "4:4:4" and (a.oracle or a.variants):
         ap.error("--oracle and --variants are 4:4:4 only")
     files = a.files or sorted(str(p) for p in DATA.iterdir())
-    cols = ["Pillow", "float", "centroids", "shipped"] + (["oracle"] if a.oracle else [])
+    cols = ["Pillow", "float", "centroids", "centroids + rule 3", "shipped"] + (["oracle"] if a.oracle else [])
     cols += ["by activity", "local rate", "snap 0.5", "smoothed + rule 3"] if a.variants else []
-    print(f"| file | look | q | bpp | {' | '.join(cols)} | Δ shipped | decode s Pillow / dequant |")
-    print("|---|---|---|---|" + "---|" * (len(cols) + 2))
+    print(f"| file | look | q | bpp | {' | '.join(cols)} | Δ shipped | Δ from luma | decode s Pillow / dequant |")
+    print("|---|---|---|---|" + "---|" * (len(cols) + 3))
     gains: dict[tuple[str, int], list[float]] = {}
+    luma_gains: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
             raw = rawio.read_raw(f)
@@ -161,7 +165,9 @@ def main() -> None:
                     deq = np.ascontiguousarray(dequant.decode(bound.data))
                     t_deq = time.perf_counter() - t0
                     shipped = dequant.recovery_pixels(bound.data, integrity.Check("intact", pil)) * 255
-                    rgbs = [pil.astype(np.float32), _float_rgb(bound.data, lambda i, k, q: k * q), deq, shipped]
+                    centroids = dequant.decode(bound.data, from_luma=False)
+                    rgbs = [pil.astype(np.float32), _float_rgb(bound.data, lambda i, k, q: k * q), centroids,
+                            np.where(pil == 255, np.float32(255), centroids), shipped]
                     if a.oracle:
                         truth = pipeline.render([raw], model, [bound.params.render])
                         offs = _oracle_offsets(bound.data, truth)
@@ -172,13 +178,16 @@ def main() -> None:
                                  np.where(deq > 254.5, 255, np.where(deq < 0.5, 0, deq)),
                                  np.where(pil == 255, np.float32(255), _smoothed(bound.data))]
                     row = [score(x) for x in rgbs]
-                    gains.setdefault((look, q), []).append(row[3] - row[0])
+                    gains.setdefault((look, q), []).append(row[4] - row[0])
+                    luma_gains.setdefault((look, q), []).append(row[4] - row[3])
                     cells = " | ".join(f"{v:.2f}" for v in row)
                     print(f"| {Path(f).name} | {look} | {q} | {8 * len(bound.data) / n.size:.2f} | {cells} | "
-                          f"{row[3] - row[0]:+.2f} | {t_pil:.2f} / {t_deq:.2f} |", flush=True)
+                          f"{row[4] - row[0]:+.2f} | {row[4] - row[3]:+.2f} | {t_pil:.2f} / {t_deq:.2f} |",
+                          flush=True)
     for (look, q), g in gains.items():
-        print(f"{look} q{q}: mean Δ shipped {np.mean(g):+.2f} dB, worst {min(g):+.2f} dB, best {max(g):+.2f} dB "
-              f"({len(g)} files)")
+        lg = luma_gains[(look, q)]
+        print(f"{look} q{q}: mean Δ shipped {np.mean(g):+.2f} dB, worst {min(g):+.2f} dB, best {max(g):+.2f} dB; "
+              f"chroma from luma {np.mean(lg):+.2f} dB [{min(lg):+.2f}, {max(lg):+.2f}] ({len(g)} files)")
 
 
 if __name__ == "__main__":

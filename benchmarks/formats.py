@@ -284,6 +284,61 @@ def linear_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
     return rows
 
 
+def decode_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
+    """What a better decode could give a linear image (against the synthetic Bayer mosaic of the same scene):
+    RAW-PSNR-γ (all samples, and per colour) of the JPEG at ``quality`` as encode writes it, decoded as shipped,
+    without its chroma from luma (``dequant.decode(…, from_luma=False)``), with one smoothing step kept inside the
+    bins instead (``benchmarks/dequant.py``'s ``_smoothed``, σ = 0.5 px), and two oracles that take the chroma (or
+    the luma) planes from the quality-100 JPEG of the same render: how much of the loss each carries."""
+    import io
+
+    from dequant import _smoothed
+    from PIL import Image
+
+    from invisp_cli import pipeline
+    from invisp_cli.containers import dequant, integrity, jpeg
+
+    ycc = np.linalg.inv(dequant._YCC_TO_RGB)
+    raw, rgb = linear_source(src)
+    rows = []
+    for layout, made in (("Bayer (synthetic)", as_cfa(raw, rgb, raw.cfa)), ("linear (synthetic)", as_linear(raw, rgb))):
+        path = work / "study.dng"
+        rawio.write_dng(path, made)
+        image = rawio.read_raw(path)
+        n = metrics.normalise_mosaic(image.mosaic, image.black, image.white)
+        shipped = {}
+        for q in (quality, 100):
+            codec.encode_file(path, work / "study.jpg", quality=q, force=True, look=look)
+            data = (work / "study.jpg").read_bytes()
+            with Image.open(io.BytesIO(data)) as img:
+                params, pil = jpeg.read_params(img, path.name), np.asarray(img.convert("RGB"))
+            shipped[q] = (data, pil, dequant.recovery_pixels(data, integrity.Check("intact", pil)))
+        data, pil, pixels = shipped[quality]
+        mix = [(ycc @ pixels[..., None])[..., 0], (ycc @ shipped[100][2][..., None])[..., 0]]
+
+        def with_255(x: np.ndarray, pil=pil) -> np.ndarray:
+            return np.where(pil == 255, np.float32(1), x / np.float32(255)).astype(np.float32)
+
+        variants = {
+            "shipped": pixels,
+            "smoothed in the bins (σ 0.5 px)": with_255(_smoothed(data)),
+            "without chroma from luma": with_255(dequant.decode(data, from_luma=False)),
+            "oracle: chroma of q100": np.clip(np.concatenate([mix[0][..., :1], mix[1][..., 1:]], -1)
+                                              @ dequant._YCC_TO_RGB.T, 0, 1).astype(np.float32),
+            "oracle: luma of q100": np.clip(np.concatenate([mix[1][..., :1], mix[0][..., 1:]], -1)
+                                            @ dequant._YCC_TO_RGB.T, 0, 1).astype(np.float32),
+        }
+        for name, px in variants.items():
+            rec = pipeline.recover([px], params, None)
+            n_hat = metrics.normalise_mosaic(rec.mosaic, image.black, image.white)
+            row = {"file": src.name, "layout": layout, "decode": name, "quality": quality,
+                   "RAW-PSNR-γ": round(metrics.raw_psnr_gamma(n_hat, n), 2),
+                   **{f"{c} dB": round(v, 2) for c, v in zip("RGB", _per_colour(n_hat, n, image.cfa), strict=True)}}
+            rows.append(row)
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
 def converter_levels(src: Path, work: Path, names: list[str]) -> list[dict]:
     """Each converter's render of the Bayer file, of its X-Trans and linear DNGs and of the linear DNG with the
     black subtracted beforehand (black 0): channel means of the 8-bit render and PSNR against the Bayer file's
@@ -369,6 +424,7 @@ def main() -> None:
     ap.add_argument("--demosaic-study", action="store_true", help="plain vs colour-difference X-Trans demosaic")
     ap.add_argument("--speed", action="store_true", help="encode times of a 2 × 1 tiled scene per layout")
     ap.add_argument("--linear-study", action="store_true", help="where a linear image's error lies, options tried")
+    ap.add_argument("--decode-study", action="store_true", help="decode-side options for a linear image, oracles")
     ap.add_argument("--converter-levels", action="store_true",
                     help="each --converters' render of the Bayer file and its X-Trans and linear DNGs")
     ap.add_argument("--json", type=Path)
@@ -378,7 +434,7 @@ def main() -> None:
         print(markdown(json.loads(args.table.read_text())))
         return
     files = args.files or sorted(DATA.glob("*.dng"))
-    out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": [], "linear": [], "levels": []}
+    out: dict[str, list] = {"matrix": [], "demosaic": [], "speed": [], "linear": [], "decode": [], "levels": []}
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
             if args.speed:
@@ -387,6 +443,8 @@ def main() -> None:
                 out["levels"] += converter_levels(f, Path(tmp), [c for c in args.converters.split(",") if c])
             elif args.linear_study:
                 out["linear"] += linear_study(f, args.quality, args.look, Path(tmp))
+            elif args.decode_study:
+                out["decode"] += decode_study(f, args.quality, args.look, Path(tmp))
             elif args.demosaic_study:
                 out["demosaic"] += demosaic_study(f, args.quality, args.look, Path(tmp))
             else:

@@ -12,7 +12,14 @@ x̂ = k·Q, then rounds the integer IDCT and the YCbCr → RGB conversion to 8 b
 
    the bin |k| = m is reconstructed at its centroid  |x̂| = Q·(m − ½ + 1/θ − 1/(e^θ − 1))  (→ m·Q as θ → 0,
    → the bin's inner edge as θ → ∞); the DC and the zero bin stay where they are.
-2. The IDCT is the orthonormal float one (the JPEG DCT is orthonormal), the samples are clamped to [0, 255] as
+2. **Chroma from luma** (4:4:4 only): the chroma coefficients quantised to zero are not all zero. Where a
+   block's colour is locally uniform its chroma detail follows its luma detail (a demosaic makes it so), so each
+   zero AC chroma coefficient is predicted as c_f = α·y_f from the decoded luma coefficient y_f, with one
+   α = Σ c·y / (Σ y² + 1) per block over its AC coefficients (each block on its own, so a lossless turn of the
+   file turns the result with it), clipped into the zero bin [−Q_f/2, Q_f/2] (the JPEG's own indices are kept)
+   and shrunk by ``SHRINK`` towards the bin's centre (where a plain decoder puts it: a colour that does not
+   follow its luma loses little); the nonzero bins keep their centroids. Measured in docs/decode.md.
+3. The IDCT is the orthonormal float one (the JPEG DCT is orthonormal), the samples are clamped to [0, 255] as
    libjpeg's range limit does (the encoded samples were in it: a projection that cannot move them away), and
    YCbCr → RGB (JFIF, BT.601 full range) is computed in float, clamped to [0, 255], not rounded.
 
@@ -181,15 +188,37 @@ def idct_plane(coef: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return plane.clip(0.0, 255.0, out=plane)
 
 
+#: chroma from luma: the share of the clipped prediction kept (0: the plain zero bin; chosen on five files,
+#: docs/decode.md)
+SHRINK = 0.5
+
+
+def chroma_from_luma(y: np.ndarray, k: np.ndarray, c: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Chroma coefficients ``c`` (…, 8, 8) of indices ``k`` and quantisation ``table`` with each zero AC
+    coefficient replaced by ``SHRINK``·clip(α·y_f, ±Q_f/2), y the decoded luma coefficients of the same blocks and
+    α = Σ c·y / (Σ y² + 1) per block over its AC coefficients (module docstring, 2)."""
+    shape = (*c.shape[:-2], 64)
+    y64, c64 = y.reshape(shape)[..., 1:], c.reshape(shape)[..., 1:]
+    num = np.einsum("...f,...f->...", c64, y64, dtype=np.float64)
+    den = np.einsum("...f,...f->...", y64, y64, dtype=np.float64)
+    alpha = (num / (den + 1.0)).astype(np.float32)
+    half = (table.reshape(64)[1:] / 2).astype(np.float32)
+    pred = np.clip(alpha[..., None] * y64, -half, half)
+    pred *= np.float32(SHRINK)
+    out = c.reshape(shape).copy()
+    out[..., 1:] = np.where(k.reshape(shape)[..., 1:] == 0, pred, c64)
+    return out.reshape(c.shape)
+
+
 #: block rows decoded at a time (the temporaries of a band stay small: 16 MB per band of a 6000-pixel width)
 BAND = 16
 
 
-def decode(data: bytes) -> np.ndarray | None:
+def decode(data: bytes, from_luma: bool = True) -> np.ndarray | None:
     """Float32 RGB (H, W, 3; planar in memory) in [0, 255] of the JPEG ``data`` (as stored: no EXIF orientation
-    applied): biased dequantisation and float reconstruction, band by band of ``BAND`` block rows (the shifts are
-    the whole image's; the bands write disjoint rows, ``thread_count()`` at a time); None where
-    ``read_coefficients`` cannot read it."""
+    applied): biased dequantisation (with ``chroma_from_luma`` on 4:4:4 files if ``from_luma``) and float
+    reconstruction, band by band of ``BAND`` block rows (the shifts are the whole image's; the bands write disjoint
+    rows, ``thread_count()`` at a time); None where ``read_coefficients`` cannot read it."""
     read = read_coefficients(data)
     if read is None:
         return None
@@ -206,8 +235,11 @@ def decode(data: bytes) -> np.ndarray | None:
     def band(b0: int) -> None:
         rows = min(8 * BAND, h - 8 * b0)
         if chroma is None:
-            y, cb, cr = (idct_plane(dequantise(p[b0 : b0 + BAND], q, s), (rows, w))
-                         for p, q, s in zip(planes, tables, shifts, strict=True))
+            coef = [dequantise(p[b0 : b0 + BAND], q, s) for p, q, s in zip(planes, tables, shifts, strict=True)]
+            if from_luma:
+                coef[1:] = (chroma_from_luma(coef[0], p[b0 : b0 + BAND], c, q)
+                            for p, c, q in zip(planes[1:], coef[1:], tables[1:], strict=True))
+            y, cb, cr = (idct_plane(c, (rows, w)) for c in coef)
             cb -= np.float32(128.0)
             cr -= np.float32(128.0)
         else:
