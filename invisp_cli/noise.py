@@ -213,7 +213,6 @@ def estimate(raw: RawImage) -> NoiseModel:
     return NoiseModel(tuple(a), tuple(b), "estimated")
 
 
-
 def mid_grey_sigma(model: NoiseModel) -> float:
     """Mean over the period's positions of σ(MID_GREY), normalised."""
     return float(np.mean([model.sigma(MID_GREY, p) for p in range(len(model.a))]))
