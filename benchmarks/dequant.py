@@ -167,7 +167,7 @@ def main() -> None:
                     shipped = dequant.recovery_pixels(bound.data, integrity.Check("intact", pil)) * 255
                     centroids = dequant.decode(bound.data, from_luma=False)
                     rgbs = [pil.astype(np.float32), _float_rgb(bound.data, lambda i, k, q: k * q), centroids,
-                            np.where(pil == 255, np.float32(255), centroids), shipped]
+                            dequant.keep_white(centroids.copy(), pil), shipped]
                     if a.oracle:
                         truth = pipeline.render([raw], model, [bound.params.render])
                         offs = _oracle_offsets(bound.data, truth)
@@ -176,7 +176,7 @@ def main() -> None:
                         rgbs += [_float_rgb(bound.data, lambda i, k, q: _by_activity(k, q)),
                                  _float_rgb(bound.data, lambda i, k, q: _local_rate(k, q)),
                                  np.where(deq > 254.5, 255, np.where(deq < 0.5, 0, deq)),
-                                 np.where(pil == 255, np.float32(255), _smoothed(bound.data))]
+                                 dequant.keep_white(_smoothed(bound.data), pil)]
                     row = [score(x) for x in rgbs]
                     gains.setdefault((look, q), []).append(row[4] - row[0])
                     luma_gains.setdefault((look, q), []).append(row[4] - row[3])

@@ -292,13 +292,17 @@ def decode_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
     the luma) planes from the quality-100 JPEG of the same render: how much of the loss each carries."""
     import io
 
-    from dequant import _smoothed
+    from dequant import _RGB_TO_YCC, _smoothed
     from PIL import Image
 
     from invisp_cli import pipeline
     from invisp_cli.containers import dequant, integrity, jpeg
 
-    ycc = np.linalg.inv(dequant._YCC_TO_RGB)
+    def swapped(luma: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+        """RGB (0–1) of the Y plane of ``luma`` and the Cb, Cr planes of ``chroma`` (both RGB, 0–1)."""
+        ycc = np.concatenate([(luma @ _RGB_TO_YCC.T)[..., :1], (chroma @ _RGB_TO_YCC.T)[..., 1:]], -1)
+        return np.clip(ycc @ dequant._YCC_TO_RGB.T, 0, 1).astype(np.float32)
+
     raw, rgb = linear_source(src)
     rows = []
     for layout, made in (("Bayer (synthetic)", as_cfa(raw, rgb, raw.cfa)), ("linear (synthetic)", as_linear(raw, rgb))):
@@ -306,27 +310,22 @@ def decode_study(src: Path, quality: int, look: str, work: Path) -> list[dict]:
         rawio.write_dng(path, made)
         image = rawio.read_raw(path)
         n = metrics.normalise_mosaic(image.mosaic, image.black, image.white)
-        shipped = {}
+        decoded = {}
         for q in (quality, 100):
             codec.encode_file(path, work / "study.jpg", quality=q, force=True, look=look)
             data = (work / "study.jpg").read_bytes()
             with Image.open(io.BytesIO(data)) as img:
                 params, pil = jpeg.read_params(img, path.name), np.asarray(img.convert("RGB"))
-            shipped[q] = (data, pil, dequant.recovery_pixels(data, integrity.Check("intact", pil)))
-        data, pil, pixels = shipped[quality]
-        mix = [(ycc @ pixels[..., None])[..., 0], (ycc @ shipped[100][2][..., None])[..., 0]]
-
-        def with_255(x: np.ndarray, pil=pil) -> np.ndarray:
-            return np.where(pil == 255, np.float32(1), x / np.float32(255)).astype(np.float32)
-
+            decoded[q] = (data, pil, dequant.recovery_pixels(data, integrity.Check("intact", pil)))
+        data, pil, pixels = decoded[quality]
+        best = decoded[100][2]
         variants = {
             "shipped": pixels,
-            "smoothed in the bins (σ 0.5 px)": with_255(_smoothed(data)),
-            "without chroma from luma": with_255(dequant.decode(data, from_luma=False)),
-            "oracle: chroma of q100": np.clip(np.concatenate([mix[0][..., :1], mix[1][..., 1:]], -1)
-                                              @ dequant._YCC_TO_RGB.T, 0, 1).astype(np.float32),
-            "oracle: luma of q100": np.clip(np.concatenate([mix[1][..., :1], mix[0][..., 1:]], -1)
-                                            @ dequant._YCC_TO_RGB.T, 0, 1).astype(np.float32),
+            "smoothed in the bins (σ 0.5 px)": dequant.keep_white(_smoothed(data), pil) / np.float32(255),
+            "without chroma from luma": dequant.keep_white(dequant.decode(data, from_luma=False), pil)
+                                        / np.float32(255),
+            "oracle: chroma of q100": swapped(pixels, best),
+            "oracle: luma of q100": swapped(best, pixels),
         }
         for name, px in variants.items():
             rec = pipeline.recover([px], params, None)

@@ -188,22 +188,23 @@ def mid_variance(fit: tuple[float, float]) -> float:
     return fit[0] * MID_GREY + fit[1]
 
 
+def _floors(raw: RawImage) -> list[float]:
+    """The rounding floor 1/(12·(white − black_π)²) of σ² (normalised) at each position of the period."""
+    return [1.0 / (12.0 * (raw.white - b) ** 2) for b in np.asarray(raw.black, dtype=np.float64).ravel()]
+
+
 def sigma_by_spacing(raw: RawImage, spacings: tuple[int, ...] = SCALES + WIDE_SCALES) -> list[float]:
     """The mean over the period's positions of σ at mid-grey of the fit at each block spacing: what ``estimate``
     chooses from (the honesty bench reports it)."""
-    black = np.asarray(raw.black, dtype=np.float64).ravel()
-    planes = _normalised_planes(raw)
-    floors = [1.0 / (12.0 * (raw.white - b) ** 2) for b in black]
-    return [float(np.mean([math.sqrt(mid_variance(fit_at_spacing(plane, step, floor)))
-                           for plane, floor in zip(planes, floors, strict=True)])) for step in spacings]
+    planes = list(zip(_normalised_planes(raw), _floors(raw), strict=True))
+    return [float(np.mean([math.sqrt(mid_variance(fit_at_spacing(plane, step, floor))) for plane, floor in planes]))
+            for step in spacings]
 
 
 def estimate(raw: RawImage) -> NoiseModel:
     """The noise model estimated from ``raw``'s mosaic (module docstring, "Estimator")."""
-    black = np.asarray(raw.black, dtype=np.float64).ravel()
     a, b = [], []
-    for pos, plane in enumerate(_normalised_planes(raw)):
-        floor = 1.0 / (12.0 * (raw.white - black[pos]) ** 2)
+    for plane, floor in zip(_normalised_planes(raw), _floors(raw), strict=True):
         fits = [fit_at_spacing(plane, step, floor) for step in SCALES]
         if mid_variance(fits[1]) > CORRELATED**2 * mid_variance(fits[0]):
             fits += [fit_at_spacing(plane, step, floor) for step in WIDE_SCALES]

@@ -262,13 +262,20 @@ def _mean_difference(a: np.ndarray, b: np.ndarray, rows: int = 64, every: int = 
     return total / max(sum(x.size for x, _ in bands), 1)
 
 
+def keep_white(rgb: np.ndarray, pillow: np.ndarray) -> np.ndarray:
+    """``rgb`` (float, 0–255, Pillow's layout) set to 255 where Pillow's pixels are 255, in place: there the render
+    mostly clipped at white (a point mass of the encoded values), which the bin centres' overshoot, clamped,
+    reaches and the centroids pull below."""
+    np.copyto(rgb, np.float32(255), where=pillow == 255)
+    return rgb
+
+
 def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
     """The pixels the approximate decode recovers the RAW from: float32 RGB in [0, 1] (``decode``/255, upright:
     the lossless turn ``check.flip`` undone as on ``check.rgb``, with its ``check.imcu``) where
     ``check.state`` is one of ``STATES`` and ``decode`` reads the file; else Pillow's uint8 ``check.rgb``.
 
-    Where Pillow decodes 255 the value stays 1: there the render mostly clipped at white (a point mass of the
-    encoded values), which the bin centres' overshoot, clamped, reaches and the centroids pull below."""
+    Where Pillow decodes 255 the value stays 1 (``keep_white``)."""
     pillow = check.rgb
     rgb = decode(data) if check.state in STATES else None
     if rgb is None:
@@ -276,6 +283,6 @@ def recovery_pixels(data: bytes, check: integrity.Check) -> np.ndarray:
     out = rgb if check.flip == 0 else integrity.undo(rgb, check.flip, check.imcu)
     if out.shape != pillow.shape or _mean_difference(out, pillow) > AGREE:
         return pillow
-    np.copyto(out, np.float32(255), where=pillow == 255)
+    keep_white(out, pillow)
     out *= np.float32(1 / 255)
     return out
